@@ -1,0 +1,13 @@
+namespace Grpc.Backup.Cli;
+
+/// <summary>What the exit status of <c>grpc-backup</c> means, so scripts can act on it.</summary>
+internal static class ExitCodes
+{
+    public const int Success = 0;
+    public const int Failure = 1;
+    public const int Usage = 2;
+    /// <summary>The provider answered but cannot be used (protocol major, not ready, unhealthy).</summary>
+    public const int ProviderRefused = 3;
+    /// <summary>The provider could not be reached.</summary>
+    public const int ProviderUnreachable = 4;
+}

@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Grpc.Backup.Cli;
+
+var root = new RootCommand("grpc-backup: back up and restore VMs and containers through backup providers")
+{
+    ProvidersCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

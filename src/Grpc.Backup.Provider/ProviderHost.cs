@@ -1,0 +1,114 @@
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Provider.Internal;
+using Grpc.Backup.Transport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+
+namespace Grpc.Backup.Provider;
+
+/// <summary>
+/// Builds a provider process with the protocol's conventions. A provider is a few lines:
+/// <code>
+/// var builder = ProviderHost.CreateBuilder(args);
+/// builder.Services.AddSingleton&lt;MyRepository&gt;();
+/// var app = builder.Build();
+/// app.MapBackupProvider();              // health + reflection
+/// app.MapGrpcService&lt;MyIdentity&gt;();   // and the services it implements
+/// await app.RunAsync();
+/// </code>
+/// </summary>
+public static class ProviderHost
+{
+    /// <summary>The environment variable naming the endpoint when <c>--listen</c> is not given.</summary>
+    public const string ListenEnvironmentVariable = "BACKUP_PROVIDER_LISTEN";
+
+    /// <summary>The environment variable listing allowed peer uids when <c>--allow-uid</c> is not given.</summary>
+    public const string AllowedUidsEnvironmentVariable = "BACKUP_PROVIDER_ALLOWED_UIDS";
+
+    /// <summary>
+    /// Creates a builder that listens on the endpoint from <c>--listen unix:PATH</c>, <c>BACKUP_PROVIDER_LISTEN</c> or
+    /// systemd socket activation; binds both sockets with mode 0660; checks peer credentials on both; serves health
+    /// and reflection; logs JSON to stderr and never writes to stdout; and cancels in-flight calls at shutdown.
+    /// </summary>
+    public static WebApplicationBuilder CreateBuilder(string[] args, Action<ProviderOptions>? configure = null)
+    {
+        // The protocol reserves stdout: anything a library prints by accident goes to stderr instead.
+        Console.SetOut(Console.Error);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+        var options = new ProviderOptions();
+        ApplyCommandLine(builder.Configuration, options);
+        configure?.Invoke(options);
+        builder.Services.AddSingleton(Options.Create(options));
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Host.UseSystemd();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
+
+        builder.Services.AddSingleton(_ => ListenPlan.Create(options));
+        builder.Services.AddSingleton(sp => new FdTransferTable(options.FdTransferTimeToLive, TimeProvider.System,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<FdTransferTable>()));
+        builder.Services.AddSingleton<SidebandService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SidebandService>());
+        builder.Services.AddSingleton(sp => new PeerCredentialConnectionFilter(options.AllowedPeers,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<PeerCredentialConnectionFilter>()));
+        builder.Services.AddSingleton(sp => new ProviderFds(sp.GetRequiredService<FdTransferTable>(),
+            sp.GetRequiredService<SidebandService>(), sp.GetRequiredService<IOptions<ProviderOptions>>()));
+
+        builder.Services.AddOptions<KestrelServerOptions>()
+            .Configure<ListenPlan, PeerCredentialConnectionFilter>((kestrel, plan, filter) =>
+            {
+                kestrel.ListenHandle(plan.DetachGrpcHandle(), listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    listen.Use(filter.Wrap);
+                });
+            });
+
+        builder.Services.AddGrpc(o =>
+        {
+            o.Interceptors.Add<ProviderCallInterceptor>();
+            o.EnableDetailedErrors = false;
+        });
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddGrpcHealthChecks().AddCheck<LifetimeHealthCheck>("lifetime");
+        return builder;
+    }
+
+    /// <summary>Maps grpc.health.v1 and server reflection. Call it once, beside the provider's own services.</summary>
+    public static IEndpointRouteBuilder MapBackupProvider(this IEndpointRouteBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+
+    private static void ApplyCommandLine(ConfigurationManager configuration, ProviderOptions options)
+    {
+        string? listen = configuration["listen"] ?? Environment.GetEnvironmentVariable(ListenEnvironmentVariable);
+        if (!string.IsNullOrEmpty(listen))
+        {
+            options.Endpoint = ProviderEndpoint.Parse(listen);
+        }
+        string? uids = configuration["allow-uid"] ?? Environment.GetEnvironmentVariable(AllowedUidsEnvironmentVariable);
+        if (!string.IsNullOrEmpty(uids))
+        {
+            options.AllowedPeers = PeerCredentialPolicy.Parse(uids);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
+using Grpc.Backup.Transport;
+using Grpc.Core;
+
+namespace Grpc.Backup.Tests.Infrastructure;
+
+/// <summary>A Backup service that fails, hangs or records exactly as a test asks.</summary>
+internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.BackupBase
+{
+    /// <summary>How many JobInit calls fail with UNAVAILABLE before one succeeds.</summary>
+    public int JobInitFailures;
+    public int JobInitCalls;
+    public int BackupContainerCalls;
+    public int BackupCleanupCalls;
+
+    /// <summary>When set, BackupCleanup always fails with UNAVAILABLE.</summary>
+    public bool BackupCleanupAlwaysUnavailable;
+
+    /// <summary>When set, BackupContainer waits until its call is cancelled and records that it saw it.</summary>
+    public bool BackupContainerHangs;
+    public TaskCompletionSource BackupContainerStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource<bool> BackupContainerSawCancellation { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ConcurrentQueue<DateTime> Deadlines { get; } = new();
+    public ConcurrentQueue<string> ReceivedLogs { get; } = new();
+
+    public override Task<JobInitResponse> JobInit(JobInitRequest request, ServerCallContext context)
+    {
+        Deadlines.Enqueue(context.Deadline);
+        Interlocked.Increment(ref JobInitCalls);
+        if (Interlocked.Decrement(ref JobInitFailures) >= 0)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "transient: repository reconnecting"));
+        }
+        return Task.FromResult(new JobInitResponse());
+    }
+
+    public override Task<BackupCleanupResponse> BackupCleanup(BackupCleanupRequest request, ServerCallContext context)
+    {
+        Interlocked.Increment(ref BackupCleanupCalls);
+        if (BackupCleanupAlwaysUnavailable)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "provider backend down"));
+        }
+        return Task.FromResult(new BackupCleanupResponse { Stats = new BackupStats() });
+    }
+
+    public override async Task BackupContainer(BackupContainerRequest request, IServerStreamWriter<BackupContainerEvent> responseStream,
+        ServerCallContext context)
+    {
+        Interlocked.Increment(ref BackupContainerCalls);
+        if (!BackupContainerHangs)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "transient failure in a non-idempotent call"));
+        }
+        await responseStream.WriteAsync(new BackupContainerEvent { Progress = new Progress { BytesDone = 1 } });
+        BackupContainerStarted.TrySetResult();
+        try
+        {
+            await Task.Delay(Timeout.Infinite, context.CancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            BackupContainerSawCancellation.TrySetResult(true);
+            throw;
+        }
+    }
+
+    public override async Task<BackupHandleLogFileResponse> BackupHandleLogFile(BackupHandleLogFileRequest request, ServerCallContext context)
+    {
+        using PassedFd passed = await fds.ClaimAsync(request.LogFile, context.CancellationToken);
+        using var stream = new FileStream(passed.TakeFileHandle(), FileAccess.Read);
+        using var reader = new StreamReader(stream);
+        ReceivedLogs.Enqueue(await reader.ReadToEndAsync(context.CancellationToken));
+        return new BackupHandleLogFileResponse();
+    }
+}
