@@ -9,7 +9,7 @@ namespace Grpc.Backup.Host.Internal;
 internal sealed class ProviderResilience
 {
     private readonly ResiliencePipeline _breaker;
-    private readonly ResiliencePipeline _retry;
+    private readonly ResiliencePipeline _retryThenBreaker;
     private readonly CircuitBreakerStateProvider _breakerState = new();
     private readonly string _providerLabel;
 
@@ -27,7 +27,9 @@ internal sealed class ProviderResilience
                 StateProvider = _breakerState,
             })
             .Build();
-        _retry = options.MaxRetries == 0 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder { TimeProvider = timeProvider }
+        // One pipeline for idempotent calls: each retry attempt passes through the shared breaker, so attempts count
+        // toward it and an open circuit ends the retries.
+        _retryThenBreaker = options.MaxRetries == 0 ? _breaker : new ResiliencePipelineBuilder { TimeProvider = timeProvider }
             .AddRetry(new RetryStrategyOptions
             {
                 // Only UNAVAILABLE: the request did not run, or ran on a provider that is going away. An open circuit
@@ -38,21 +40,19 @@ internal sealed class ProviderResilience
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
             })
+            .AddPipeline(_breaker)
             .Build();
     }
 
     public CircuitState CircuitState => _breakerState.CircuitState;
 
-    public async Task<T> ExecuteUnaryAsync<T>(bool retryable, Func<Task<T>> attempt, CancellationToken cancellationToken)
+    public async Task<T> ExecuteUnaryAsync<T, TState>(bool retryable, Func<TState, Task<T>> attempt, TState state,
+        CancellationToken cancellationToken)
     {
         try
         {
-            if (!retryable)
-            {
-                return await _breaker.ExecuteAsync(async _ => await attempt(), cancellationToken);
-            }
-            return await _retry.ExecuteAsync(
-                async ct => await _breaker.ExecuteAsync(async _ => await attempt(), ct), cancellationToken);
+            ResiliencePipeline pipeline = retryable ? _retryThenBreaker : _breaker;
+            return await pipeline.ExecuteAsync(static async (s, _) => await s.attempt(s.state), (attempt, state), cancellationToken);
         }
         catch (BrokenCircuitException e)
         {

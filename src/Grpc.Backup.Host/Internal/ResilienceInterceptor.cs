@@ -18,15 +18,14 @@ internal sealed class ResilienceInterceptor(ProviderResilience resilience) : Int
         ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
         bool retryable = MethodIdempotency.IsIdempotent(context.Method.FullName);
-        var attempts = new AttemptTracker<TResponse>();
-        Task<TResponse> response = resilience.ExecuteUnaryAsync(retryable, async () =>
-        {
-            AsyncUnaryCall<TResponse> call = continuation(request, context);
-            attempts.Track(call);
-            return await call.ResponseAsync;
-        }, context.Options.CancellationToken);
-        return new AsyncUnaryCall<TResponse>(response, attempts.GetHeadersAsync(response), attempts.GetStatus,
-            attempts.GetTrailers, attempts.Dispose);
+        var attempts = new AttemptTracker<TRequest, TResponse>(request, context, continuation);
+        Task<TResponse> response = resilience.ExecuteUnaryAsync(retryable, static a => a.RunAttemptAsync(), attempts,
+            context.Options.CancellationToken);
+        attempts.Response = response;
+        return new AsyncUnaryCall<TResponse>(response, static s => ((AttemptTracker<TRequest, TResponse>)s).GetHeadersAsync(),
+            static s => ((AttemptTracker<TRequest, TResponse>)s).GetStatus(),
+            static s => ((AttemptTracker<TRequest, TResponse>)s).GetTrailers(),
+            static s => ((AttemptTracker<TRequest, TResponse>)s).Dispose(), attempts);
     }
 
     public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
@@ -51,21 +50,32 @@ internal sealed class ResilienceInterceptor(ProviderResilience resilience) : Int
         return continuation(context);
     }
 
-    /// <summary>Remembers the latest attempt, whose headers, status and trailers the caller sees.</summary>
-    private sealed class AttemptTracker<TResponse>
+    /// <summary>Starts attempts and remembers the latest, whose headers, status and trailers the caller sees.</summary>
+    private sealed class AttemptTracker<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
+        AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        where TRequest : class
+        where TResponse : class
     {
         private AsyncUnaryCall<TResponse>? _current;
 
-        public void Track(AsyncUnaryCall<TResponse> call)
+        public Task<TResponse>? Response { get; set; }
+
+        public Task<TResponse> RunAttemptAsync()
         {
+            AsyncUnaryCall<TResponse> call = continuation(request, context);
             Interlocked.Exchange(ref _current, call)?.Dispose();
+            return call.ResponseAsync;
         }
 
-        public async Task<Metadata> GetHeadersAsync(Task<TResponse> response)
+        // Built only when a caller asks for headers, which the host rarely does.
+        public async Task<Metadata> GetHeadersAsync()
         {
             try
             {
-                await response;
+                if (Response is not null)
+                {
+                    await Response;
+                }
             }
             catch (RpcException)
             {

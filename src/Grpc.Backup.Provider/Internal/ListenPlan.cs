@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Grpc.Backup.Protocol;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Provider.Internal;
 
@@ -9,12 +10,14 @@ namespace Grpc.Backup.Provider.Internal;
 /// </summary>
 internal sealed class ListenPlan
 {
-    private ListenPlan(Socket grpcSocket, Socket sidebandSocket, ProviderEndpoint endpoint, bool ownsSocketFiles)
+    private readonly IReadOnlyList<UnixListeningSocket> _bound;
+
+    private ListenPlan(Socket grpcSocket, Socket sidebandSocket, ProviderEndpoint endpoint, IReadOnlyList<UnixListeningSocket> bound)
     {
         GrpcSocket = grpcSocket;
         SidebandSocket = sidebandSocket;
         Endpoint = endpoint;
-        OwnsSocketFiles = ownsSocketFiles;
+        _bound = bound;
     }
 
     public Socket GrpcSocket { get; }
@@ -22,9 +25,6 @@ internal sealed class ListenPlan
     public Socket SidebandSocket { get; }
 
     public ProviderEndpoint Endpoint { get; }
-
-    /// <summary>False for systemd-passed sockets: their files belong to the socket unit.</summary>
-    public bool OwnsSocketFiles { get; }
 
     public static ListenPlan Create(ProviderOptions options)
     {
@@ -37,23 +37,25 @@ internal sealed class ListenPlan
             var endpoint = ProviderEndpoint.Parse("unix:" + path);
             // A unit that passes only the gRPC socket (e.g. systemd-socket-activate, which passes one socket type)
             // still gets a sideband: the provider binds it beside the gRPC socket.
-            Socket sideband = activated.Seqpacket.Count == 1
-                ? activated.Seqpacket[0]
-                : UnixListeningSocket.Bind(endpoint.SidebandPath, SocketType.Seqpacket, options.SocketMode);
-            return new ListenPlan(grpc, sideband, endpoint, ownsSocketFiles: activated.Seqpacket.Count == 0);
+            if (activated.Seqpacket.Count == 1)
+            {
+                return new ListenPlan(grpc, activated.Seqpacket[0], endpoint, []);
+            }
+            var sideband = UnixListeningSocket.Bind(endpoint.SidebandPath, SocketType.Seqpacket, options.SocketMode);
+            return new ListenPlan(grpc, sideband.Socket, endpoint, [sideband]);
         }
         ProviderEndpoint configured = options.Endpoint
             ?? throw new InvalidOperationException("no endpoint: pass --listen unix:PATH, set BACKUP_PROVIDER_LISTEN, or use systemd socket activation");
-        Socket grpcSocket = UnixListeningSocket.Bind(configured.SocketPath, SocketType.Stream, options.SocketMode);
+        var grpcSocket = UnixListeningSocket.Bind(configured.SocketPath, SocketType.Stream, options.SocketMode);
         try
         {
-            Socket sidebandSocket = UnixListeningSocket.Bind(configured.SidebandPath, SocketType.Seqpacket, options.SocketMode);
-            return new ListenPlan(grpcSocket, sidebandSocket, configured, ownsSocketFiles: true);
+            var sidebandSocket = UnixListeningSocket.Bind(configured.SidebandPath, SocketType.Seqpacket, options.SocketMode);
+            return new ListenPlan(grpcSocket.Socket, sidebandSocket.Socket, configured, [grpcSocket, sidebandSocket]);
         }
         catch
         {
-            grpcSocket.Dispose();
-            UnixListeningSocket.TryDelete(configured.SocketPath);
+            grpcSocket.Socket.Dispose();
+            grpcSocket.DeleteFileIfOurs();
             throw;
         }
     }
@@ -68,12 +70,12 @@ internal sealed class ListenPlan
         return handle;
     }
 
+    /// <summary>Removes the socket files this provider bound; systemd's belong to the socket unit.</summary>
     public void DeleteSocketFiles()
     {
-        if (OwnsSocketFiles)
+        foreach (UnixListeningSocket socket in _bound)
         {
-            UnixListeningSocket.TryDelete(Endpoint.SocketPath);
+            socket.DeleteFileIfOurs();
         }
-        UnixListeningSocket.TryDelete(Endpoint.SidebandPath);
     }
 }

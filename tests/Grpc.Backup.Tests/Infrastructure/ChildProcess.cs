@@ -110,7 +110,11 @@ internal sealed class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>Sends SIGTERM, as systemd does on stop.</summary>
-    public void Terminate() => _ = Tmds.Linux.LibC.kill(_process.Id, Tmds.Linux.LibC.SIGTERM);
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -1,0 +1,32 @@
+using System.Globalization;
+using System.Text.Json;
+using Grpc.Backup.Bench;
+using Grpc.Backup.Protocol;
+
+// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json
+string endpointText = Argument("--endpoint") ?? throw new ArgumentException("--endpoint unix:PATH is required");
+string output = Argument("--out") ?? "artifacts/bench/results.json";
+int calls = int.Parse(Argument("--calls") ?? "5000", CultureInfo.InvariantCulture);
+
+var results = new List<BenchResult>();
+results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
+
+Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+await File.WriteAllTextAsync(output, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+Console.WriteLine($"{"name",-22} {"ours",12} {"peer",12} {"ratio",7}  peer tool");
+foreach (BenchResult r in results)
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{r.Name,-22} {Format(r.OursSeconds),12} {Format(r.PeerSeconds),12} {r.Ratio,7:0.00}  {r.Peer}"));
+}
+return 0;
+
+static string Format(double seconds) => seconds < 1e-3
+    ? string.Create(CultureInfo.InvariantCulture, $"{seconds * 1e6:0.0} us")
+    : string.Create(CultureInfo.InvariantCulture, $"{seconds * 1e3:0.00} ms");
+
+string? Argument(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
