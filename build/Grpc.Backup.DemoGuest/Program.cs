@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Grpc.Backup.DemoGuest;
+using Grpc.Backup.Qemu;
+using Microsoft.Win32.SafeHandles;
+
+// grpc-backup-demo-guest --dir DIR [--guest-id 100] [--disk NAME:raw|qcow2:MIB ...] [--write-interval-ms 2]
+//                        [--no-writer] [--hang-on-freeze]
+// Runs until SIGTERM or SIGINT; then quits qemu-storage-daemon cleanly so qcow2 bitmaps are stored.
+string dir = Path.GetFullPath(Argument("--dir") ?? throw new ArgumentException("--dir DIR is required"));
+string guestId = Argument("--guest-id") ?? "100";
+var diskArgs = Arguments("--disk").ToList();
+if (diskArgs.Count == 0)
+{
+    diskArgs = ["drive-virtio0:qcow2:64", "drive-virtio1:raw:64"];
+}
+var disks = diskArgs.Select(DemoDisk.Parse).ToList();
+var interval = TimeSpan.FromMilliseconds(double.Parse(Argument("--write-interval-ms") ?? "2", System.Globalization.CultureInfo.InvariantCulture));
+
+Directory.CreateDirectory(dir);
+Directory.CreateDirectory(Path.Combine(dir, "guest"));
+Directory.CreateDirectory(Path.Combine(dir, "inventory"));
+foreach (DemoDisk disk in disks)
+{
+    Run("qemu-img", "create", "-q", "-f", disk.Format, Path.Combine(dir, disk.FileName), disk.SizeBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    File.WriteAllBytes(Path.Combine(dir, "guest", disk.DeviceName), []);
+}
+
+var qsdArgs = new List<string>
+{
+    "--chardev", $"socket,id=qmp0,path={dir}/qmp.sock,server=on,wait=off", "--monitor", "chardev=qmp0",
+    "--pidfile", $"{dir}/qsd.pid",
+};
+foreach (DemoDisk disk in disks)
+{
+    qsdArgs.AddRange([
+        "--object", $"throttle-group,id={disk.ThrottleGroup}",
+        "--blockdev", $"driver=file,node-name=file{disk.Index},filename={dir}/{disk.FileName},discard=unmap",
+        "--blockdev", $"driver={disk.Format},node-name={disk.FormatNode},file=file{disk.Index},discard=unmap",
+        "--blockdev", $"driver=throttle,node-name={disk.FilterNode},throttle-group={disk.ThrottleGroup},file={disk.FormatNode}",
+        // The guest's view of the disk: its writes go through the filter node, where copy-before-write is inserted.
+        "--export", $"type=fuse,id=guest{disk.Index},node-name={disk.FilterNode},mountpoint={dir}/guest/{disk.DeviceName},writable=on",
+    ]);
+}
+using var qsd = Process.Start(new ProcessStartInfo("qemu-storage-daemon", qsdArgs) { RedirectStandardError = false })!;
+await WaitForAsync(() => File.Exists($"{dir}/qmp.sock") && File.Exists($"{dir}/qsd.pid"), qsd);
+await using var qmp = await QmpClient.ConnectAsync($"{dir}/qmp.sock");
+
+var handles = new List<(string Name, SafeFileHandle Handle, long Size)>();
+foreach (DemoDisk disk in disks)
+{
+    var handle = File.OpenHandle(Path.Combine(dir, "guest", disk.DeviceName), FileMode.Open, FileAccess.ReadWrite,
+        FileShare.ReadWrite, FileOptions.WriteThrough);
+    handles.Add((disk.DeviceName, handle, disk.SizeBytes));
+    // Generated data: 60% of the 1 MiB chunks random, the rest left as holes.
+    byte[] chunk = new byte[1024 * 1024];
+    var seeded = new Random(disk.Index + 1);
+    for (long offset = 0; offset < disk.SizeBytes; offset += chunk.Length)
+    {
+        if (seeded.NextDouble() < 0.6)
+        {
+            RandomNumberGenerator.Fill(chunk);
+            RandomAccess.Write(handle, chunk, offset);
+        }
+    }
+}
+
+string config = $"""
+    # Demo guest {guestId}, written by grpc-backup-demo-guest.
+    type: vm
+    name: demo-{guestId}
+    qmp: {dir}/qmp.sock
+    agent: {dir}/agent.sock
+
+    """ + string.Concat(disks.Select(d =>
+        $"disk: {d.DeviceName} file={dir}/{d.FileName} format={d.Format} node={d.FormatNode} filter={d.FilterNode} throttle-group={d.ThrottleGroup}\n"))
+    + "memory: 64\ncores: 1\n";
+File.WriteAllText(Path.Combine(dir, "inventory", guestId + ".conf"), config);
+
+using var stop = new CancellationTokenSource();
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+using var writer = new GuestWriter(handles, interval);
+using var agent = new GuestAgentServer($"{dir}/agent.sock", writer, $"{dir}/instants.jsonl", args.Contains("--hang-on-freeze"));
+Task agentTask = agent.RunAsync(stop.Token);
+Task writerTask = args.Contains("--no-writer") ? Task.CompletedTask : writer.RunAsync(stop.Token);
+File.WriteAllText(Path.Combine(dir, "ready"), $"{Environment.ProcessId}\n");
+
+try
+{
+    await Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), agentTask, writerTask, qsd.WaitForExitAsync());
+}
+catch (OperationCanceledException)
+{
+}
+stop.Cancel();
+await Task.WhenAll(agentTask, writerTask).ContinueWith(_ => { }, TaskScheduler.Default);
+foreach (var (_, handle, _) in handles)
+{
+    handle.Dispose();
+}
+if (!qsd.HasExited)
+{
+    try
+    {
+        await qmp.ExecuteAsync("quit");
+    }
+    catch (QmpException)
+    {
+    }
+    catch (IOException)
+    {
+    }
+    if (!qsd.WaitForExit(10_000))
+    {
+        qsd.Kill();
+    }
+}
+File.Delete(Path.Combine(dir, "agent.sock"));
+File.Delete(Path.Combine(dir, "ready"));
+Console.WriteLine($"demo guest stopped after {writer.Writes} writes");
+return 0;
+
+string? Argument(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+IEnumerable<string> Arguments(string name)
+{
+    for (int i = 0; i < args.Length - 1; i++)
+    {
+        if (args[i] == name && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+        {
+            yield return args[i + 1];
+        }
+    }
+}
+
+static void Run(string file, params string[] arguments)
+{
+    using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardError = true })!;
+    string error = process.StandardError.ReadToEnd();
+    process.WaitForExit();
+    if (process.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"{file} failed: {error}");
+    }
+}
+
+static async Task WaitForAsync(Func<bool> condition, Process process)
+{
+    for (int i = 0; i < 200 && !condition(); i++)
+    {
+        if (process.HasExited)
+        {
+            throw new InvalidOperationException($"qemu-storage-daemon exited with {process.ExitCode}");
+        }
+        await Task.Delay(50);
+    }
+    if (!condition())
+    {
+        throw new TimeoutException("qemu-storage-daemon did not come up");
+    }
+}
