@@ -45,7 +45,6 @@ foreach (DemoDisk disk in disks)
 }
 using var qsd = Process.Start(new ProcessStartInfo("qemu-storage-daemon", qsdArgs) { RedirectStandardError = false })!;
 await WaitForAsync(() => File.Exists($"{dir}/qmp.sock") && File.Exists($"{dir}/qsd.pid"), qsd);
-await using var qmp = await QmpClient.ConnectAsync($"{dir}/qmp.sock");
 
 var handles = new List<(string Name, SafeFileHandle Handle, long Size)>();
 foreach (DemoDisk disk in disks)
@@ -102,8 +101,10 @@ foreach (var (_, handle, _) in handles)
 }
 if (!qsd.HasExited)
 {
+    // QEMU's monitor serves one client at a time: the guest connects only now, to quit, so the host can use QMP.
     try
     {
+        await using var qmp = await QmpClient.ConnectAsync($"{dir}/qmp.sock");
         await qmp.ExecuteAsync("quit");
     }
     catch (QmpException)

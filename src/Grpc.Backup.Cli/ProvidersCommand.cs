@@ -12,12 +12,8 @@ internal static class ProvidersCommand
 {
     public static Command Create()
     {
-        var endpoint = new Option<string>("--endpoint")
-        {
-            Description = "The provider's gRPC socket, e.g. unix:/run/grpc-backup/directory.sock",
-            Required = true,
-        };
-        var json = new Option<bool>("--json") { Description = "Print JSON for scripts instead of text" };
+        var endpoint = CommonOptions.Endpoint();
+        var json = CommonOptions.Json();
         var info = new Command("info", "Run the handshake with a provider and show its identity, capabilities and health")
         {
             endpoint,

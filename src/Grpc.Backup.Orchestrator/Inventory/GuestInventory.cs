@@ -92,7 +92,7 @@ public sealed partial class GuestInventory
     private static VmDisk ParseDisk(ConfigLine line, List<VmDisk> earlier)
     {
         var (device, options) = line.SplitOptions();
-        if (!DeviceNamePattern().IsMatch(device))
+        if (!Protocol.DeviceName.IsValid(device))
         {
             throw line.Error($"device name '{device}' must match [A-Za-z0-9._+=-]{{1,128}}");
         }
@@ -142,9 +142,6 @@ public sealed partial class GuestInventory
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
     private static partial Regex GuestIdPattern();
-
-    [GeneratedRegex("^[A-Za-z0-9._+=-]{1,128}$")]
-    private static partial Regex DeviceNamePattern();
 
     // QEMU node names: a letter first, then letters, digits, '-', '.', '_'; at most 31 characters.
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9._-]{0,30}$")]

@@ -14,14 +14,15 @@ public sealed class GuestAgentClient : IAsyncDisposable
 {
     private const int MaxReplyBytes = 1024 * 1024;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private NetworkStream? _connected;
 
     private GuestAgentClient(Socket socket)
     {
         _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: false);
     }
+
+    private NetworkStream Stream => _connected ?? throw new InvalidOperationException("not connected");
 
     /// <summary>Connects and synchronises. An agent that does not answer within the token's time fails here.</summary>
     public static async Task<GuestAgentClient> ConnectAsync(string socketPath, CancellationToken cancellationToken)
@@ -31,6 +32,7 @@ public sealed class GuestAgentClient : IAsyncDisposable
         try
         {
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+            client._connected = new NetworkStream(socket, ownsSocket: false);
             await client.SyncAsync(cancellationToken);
             return client;
         }
@@ -76,7 +78,10 @@ public sealed class GuestAgentClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stream.DisposeAsync();
+        if (_connected is not null)
+        {
+            await _connected.DisposeAsync();
+        }
         _socket.Dispose();
         _lock.Dispose();
     }
@@ -84,7 +89,7 @@ public sealed class GuestAgentClient : IAsyncDisposable
     private async Task SyncAsync(CancellationToken cancellationToken)
     {
         long id = Random.Shared.NextInt64(1, long.MaxValue);
-        await _stream.WriteAsync(new byte[] { 0xff }, cancellationToken);
+        await Stream.WriteAsync(new byte[] { 0xff }, cancellationToken);
         await WriteAsync(new JsonObject { ["execute"] = "guest-sync-delimited", ["arguments"] = new JsonObject { ["id"] = id } },
             cancellationToken);
         // Replies to earlier clients' requests may still be queued; the one that echoes our id is ours.
@@ -102,7 +107,7 @@ public sealed class GuestAgentClient : IAsyncDisposable
     private async Task WriteAsync(JsonObject request, CancellationToken cancellationToken)
     {
         byte[] bytes = Encoding.UTF8.GetBytes(request.ToJsonString() + "\n");
-        await _stream.WriteAsync(bytes, cancellationToken);
+        await Stream.WriteAsync(bytes, cancellationToken);
     }
 
     private async Task<JsonObject> ReadReplyAsync(bool skipToDelimiter, CancellationToken cancellationToken)
@@ -112,7 +117,7 @@ public sealed class GuestAgentClient : IAsyncDisposable
         bool seenDelimiter = !skipToDelimiter;
         while (true)
         {
-            if (await _stream.ReadAsync(one, cancellationToken) == 0)
+            if (await Stream.ReadAsync(one, cancellationToken) == 0)
             {
                 throw new QmpConnectionClosedException("the guest agent closed the connection");
             }

@@ -31,6 +31,8 @@ internal static unsafe partial class Libc
     internal const int AtEmptyPath = 0x1000;
     internal const uint StatxType = 0x1;
     internal const uint StatxIno = 0x100;
+    internal const uint StatxUid = 0x8;
+    internal const uint StatxSize = 0x200;
 
     internal const int Eintr = 4;
     internal const int Eagain = 11;

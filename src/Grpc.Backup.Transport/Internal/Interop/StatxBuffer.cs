@@ -9,8 +9,10 @@ namespace Grpc.Backup.Transport.Internal.Interop;
 [StructLayout(LayoutKind.Explicit, Size = 256)]
 internal struct StatxBuffer
 {
+    [FieldOffset(20)] public uint Uid;
     [FieldOffset(28)] public ushort Mode;
     [FieldOffset(32)] public ulong Inode;
+    [FieldOffset(40)] public ulong Size;
     [FieldOffset(136)] public uint DeviceMajor;
     [FieldOffset(140)] public uint DeviceMinor;
 

@@ -1,0 +1,50 @@
+using System.CommandLine;
+using System.Text.Json;
+using Grpc.Backup.Host;
+using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Orchestrator.Inventory;
+using Grpc.Backup.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Cli;
+
+/// <summary><c>grpc-backup restore</c>: restores a VM archive into new disk images and its config.</summary>
+internal static class RestoreCommand
+{
+    public static Command Create()
+    {
+        var endpoint = CommonOptions.Endpoint();
+        var json = CommonOptions.Json();
+        var bwlimit = CommonOptions.BandwidthLimit();
+        var archive = new Option<string>("--archive") { Description = "The archive name, as listed by the provider", Required = true };
+        var target = new Option<string>("--target") { Description = "A new directory for the restored disks and configs", Required = true };
+        var format = new Option<string>("--format") { Description = "raw or qcow2", DefaultValueFactory = _ => "raw" };
+        var command = new Command("restore", "Restore a VM archive into new disk images") { endpoint, archive, target, format, bwlimit, json };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            using ILoggerFactory loggers = CliLogging.Create(verbose: false);
+            await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
+                loggerFactory: loggers, cancellationToken: cancellationToken);
+            var runner = new VmRestoreRunner(connection, loggers.CreateLogger<VmRestoreRunner>());
+            var restored = await runner.RestoreAsync(result.GetValue(archive)!, new VmRestoreOptions
+            {
+                TargetDirectory = result.GetValue(target)!,
+                TargetFormat = result.GetValue(format) == "qcow2" ? DiskFormat.Qcow2 : DiskFormat.Raw,
+                BandwidthLimit = result.GetValue(bwlimit),
+            }, cancellationToken);
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new { disks = restored.Disks }));
+            }
+            else
+            {
+                foreach (var (device, path) in restored.Disks)
+                {
+                    Console.WriteLine($"{device}: {path}");
+                }
+            }
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}

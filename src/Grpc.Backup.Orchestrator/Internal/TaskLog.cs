@@ -1,0 +1,49 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Orchestrator.Internal;
+
+/// <summary>
+/// The task log of one guest's backup: every line goes to the host's logger and to a private file that is handed to
+/// the provider at the end (BackupHandleLogFile), as vzdump's per-guest log is.
+/// </summary>
+internal sealed class TaskLog : IDisposable
+{
+    private readonly ILogger _logger;
+    private readonly StreamWriter _writer;
+    private readonly Lock _lock = new();
+
+    public TaskLog(string path, ILogger logger)
+    {
+        Path = path;
+        _logger = logger;
+        var stream = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        _writer = new StreamWriter(stream) { AutoFlush = true };
+    }
+
+    public string Path { get; }
+
+    public void Info(string message) => Write(LogLevel.Information, "INFO", message);
+
+    public void Warn(string message) => Write(LogLevel.Warning, "WARN", message);
+
+    public void Error(string message) => Write(LogLevel.Error, "ERROR", message);
+
+    public void Dispose() => _writer.Dispose();
+
+    private void Write(LogLevel level, string tag, string message)
+    {
+#pragma warning disable CA2254 // the task log line is the message; it has no template
+        _logger.Log(level, message);
+#pragma warning restore CA2254
+        lock (_lock)
+        {
+            _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {tag}: {message}"));
+        }
+    }
+}

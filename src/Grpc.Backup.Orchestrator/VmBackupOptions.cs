@@ -1,0 +1,23 @@
+namespace Grpc.Backup.Orchestrator;
+
+/// <summary>How one VM is backed up.</summary>
+public sealed class VmBackupOptions
+{
+    /// <summary>Where fleecing images go; must support punch-hole (a local filesystem, not tmpfs when space matters).</summary>
+    public required string FleecingDirectory { get; init; }
+
+    /// <summary>A private, root-only directory for the snapshot NBD socket.</summary>
+    public required string RuntimeDirectory { get; init; }
+
+    /// <summary>The storage's id: each storage keeps its own dirty bitmap, so two providers never share a chain.</summary>
+    public required string StorageId { get; init; }
+
+    /// <summary>The job's bandwidth limit in bytes per second; 0 is unlimited.</summary>
+    public ulong BandwidthLimit { get; init; }
+
+    /// <summary>How long a guest write may wait for its copy-before-write before the snapshot breaks.</summary>
+    public TimeSpan CbwTimeout { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>How long the guest agent has to answer before the host falls back to a crash-consistent switch.</summary>
+    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}

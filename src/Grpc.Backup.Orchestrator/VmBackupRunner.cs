@@ -1,0 +1,246 @@
+using System.Net.Sockets;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Orchestrator.Internal;
+using Grpc.Backup.Orchestrator.Inventory;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Qemu;
+using Grpc.Backup.Transport;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Orchestrator;
+
+/// <summary>
+/// Backs up one running VM through one provider, in the contract's order: BackupInit, BackupGetMechanism,
+/// BackupVmQueryIncremental, snapshot access, BackupVm with the NBD sockets passed on the sideband, teardown, log
+/// hand-off, and BackupCleanup, which runs on every path.
+/// </summary>
+public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackupRunner> logger)
+{
+    public async Task<VmBackupResult> BackupAsync(string jobId, VmGuest guest, VmBackupOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(guest);
+        ArgumentNullException.ThrowIfNull(options);
+        string backupId = Guid.NewGuid().ToString();
+        string logPath = Path.Combine(options.RuntimeDirectory, $"task-{backupId}.log");
+        using var log = new TaskLog(logPath, logger);
+        bool success = false;
+        string error = "";
+        string? archiveName = null;
+        try
+        {
+            log.Info($"starting backup of VM {guest.GuestId} ({guest.Name}) to {provider.Info.Name}");
+            var init = await provider.Backup.BackupInitAsync(new BackupInitRequest
+            {
+                JobId = jobId,
+                BackupId = backupId,
+                GuestId = guest.GuestId,
+                GuestType = GuestType.Vm,
+                BackupTime = Timestamp.FromDateTime(DateTime.UtcNow),
+                GuestName = guest.Name,
+            }, cancellationToken: cancellationToken);
+            if (ArchiveName.Check(init.ArchiveName) is { } problem)
+            {
+                throw new BackupException($"provider {provider.Info.Name} returned an invalid archive name: {problem}");
+            }
+            archiveName = init.ArchiveName;
+            log.Info($"archive {archiveName}");
+            VmBackupResult result = await RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken);
+            success = true;
+            return result with { Stats = await CleanupAsync(jobId, backupId, success, error, log, logPath) ?? new BackupStats() };
+        }
+        catch (Exception e)
+        {
+            error = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
+            log.Error($"backup failed: {error}");
+            // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
+            await CleanupAsync(jobId, backupId, false, error, log, logPath);
+            throw;
+        }
+        finally
+        {
+            log.Dispose();
+            File.Delete(logPath);
+        }
+    }
+
+    private async Task<VmBackupResult> RunAsync(string jobId, string backupId, string archiveName, VmGuest guest,
+        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+    {
+        var mechanism = await provider.Backup.BackupGetMechanismAsync(
+            new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }, cancellationToken: cancellationToken);
+        if (mechanism.MechanismCase != BackupGetMechanismResponse.MechanismOneofCase.Vm
+            || mechanism.Vm != VmBackupMechanism.Nbd || !provider.Capabilities.VmBackupMechanisms.Contains(VmBackupMechanism.Nbd))
+        {
+            throw new BackupException($"provider chose VM mechanism {mechanism.Vm}, which this host does not offer or the provider did not advertise");
+        }
+        var disks = guest.BackedUpDisks.ToList();
+        foreach (VmDisk excluded in guest.Disks.Where(d => !d.Backup))
+        {
+            log.Info($"{excluded.DeviceName}: excluded from backup");
+        }
+        await using var qmp = await QmpClient.ConnectAsync(guest.QmpSocket, cancellationToken);
+        IReadOnlyDictionary<string, ulong> sizes = await BlockNodes.GetVirtualSizesAsync(qmp, disks.Select(d => d.FormatNode), cancellationToken);
+        var query = new BackupVmQueryIncrementalRequest { BackupId = backupId };
+        query.Volumes.AddRange(disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }));
+        var choices = (await provider.Backup.BackupVmQueryIncrementalAsync(query, cancellationToken: cancellationToken))
+            .Choices.ToDictionary(c => c.DeviceName, c => c.Choice_, StringComparer.Ordinal);
+
+        var quiescer = new GuestQuiescer(qmp, guest.AgentSocket, options.AgentTimeout, log);
+        var snapshotDisks = disks.Select(d => new SnapshotDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
+            d.Format == DiskFormat.Qcow2, ToRequest(choices.GetValueOrDefault(d.DeviceName)))).ToList();
+        bool stored = false;
+        var access = await VmSnapshotAccess.SetupAsync(qmp, snapshotDisks, new SnapshotAccessOptions
+        {
+            FleecingDirectory = options.FleecingDirectory,
+            NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
+            StorageId = options.StorageId,
+            CbwTimeout = options.CbwTimeout,
+            Quiesce = quiescer.QuiesceAsync,
+            Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
+        }, cancellationToken);
+        try
+        {
+            var completed = await StreamAsync(backupId, guest, access, quiescer.Achieved, options, log, cancellationToken);
+            stored = true;
+            return new VmBackupResult(archiveName, completed, new BackupStats(), quiescer.Achieved);
+        }
+        finally
+        {
+            // Teardown runs in the required order whatever happened; the bitmap transaction follows the outcome.
+            await access.TeardownAsync(stored, CancellationToken.None);
+            log.Info($"snapshot access torn down ({(stored ? "success" : "failure")} bitmap transaction)");
+        }
+    }
+
+    private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, VmSnapshotAccess access,
+        Consistency consistency, VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+    {
+        // One connected socket per export, passed in one sideband transfer; the host's copies close when the call ends.
+        var sockets = new List<Socket>();
+        try
+        {
+            foreach (SnapshotExport export in access.Exports)
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                sockets.Add(socket);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(export.NbdSocketPath), cancellationToken);
+            }
+            IReadOnlyList<FdRef> refs = await provider.SendFdsAsync(
+                sockets.Select(s => new FdToSend(s.SafeHandle, Transport.FdKind.NbdSocket)).ToList(), cancellationToken);
+            var start = new BackupVmStart
+            {
+                BackupId = backupId,
+                GuestConfig = Google.Protobuf.ByteString.CopyFrom(guest.RawConfig.Span),
+                BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
+                Consistency = consistency,
+            };
+            for (int i = 0; i < access.Exports.Count; i++)
+            {
+                SnapshotExport export = access.Exports[i];
+                start.Volumes.Add(new VmVolume
+                {
+                    DeviceName = export.DeviceName,
+                    SizeBytes = export.SizeBytes,
+                    BitmapMode = ToMode(export.Bitmap),
+                    Nbd = new NbdVolumeSource { Socket = refs[i], ExportName = export.ExportName, BitmapContext = export.BitmapContext ?? "" },
+                });
+                log.Info($"{export.DeviceName}: {export.SizeBytes} bytes, bitmap {export.Bitmap}");
+            }
+            using var call = provider.Backup.BackupVm(cancellationToken: cancellationToken);
+            await call.RequestStream.WriteAsync(new BackupVmRequest { Start = start }, cancellationToken);
+            await call.RequestStream.CompleteAsync();
+            var completed = new List<VolumeCompleted>();
+            var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                BackupVmEvent e = call.ResponseStream.Current;
+                switch (e.EventCase)
+                {
+                    case BackupVmEvent.EventOneofCase.Progress:
+                        if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
+                        {
+                            lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;
+                            log.Info($"{e.Progress.DeviceName}: {e.Progress.BytesDone} of {e.Progress.BytesTotal} bytes");
+                        }
+                        break;
+                    case BackupVmEvent.EventOneofCase.Log:
+                        log.Info($"provider: {e.Log.Message}");
+                        break;
+                    case BackupVmEvent.EventOneofCase.VolumeCompleted:
+                        VolumeCompleted done = e.VolumeCompleted;
+                        if (access.Exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
+                        {
+                            throw new BackupException($"provider reported completion of unknown or repeated volume '{done.DeviceName}'");
+                        }
+                        completed.Add(done);
+                        log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
+                        break;
+                }
+            }
+            if (completed.Count != access.Exports.Count)
+            {
+                throw new BackupException($"provider ended BackupVm after {completed.Count} of {access.Exports.Count} volumes");
+            }
+            return completed;
+        }
+        finally
+        {
+            foreach (Socket socket in sockets)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private async Task<BackupStats?> CleanupAsync(string jobId, string backupId, bool success, string error, TaskLog log, string logPath)
+    {
+        // The log and the cleanup must reach the provider even when the backup was cancelled.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            using (var handle = File.OpenHandle(logPath, FileMode.Open, FileAccess.Read))
+            {
+                var refs = await provider.SendFdsAsync([new FdToSend(handle, Transport.FdKind.File)], timeout.Token);
+                await provider.Backup.BackupHandleLogFileAsync(new BackupHandleLogFileRequest { BackupId = backupId, LogFile = refs[0] },
+                    cancellationToken: timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is RpcException or IOException)
+        {
+            log.Warn($"handing the task log to the provider failed: {e.Message}");
+        }
+        try
+        {
+            var response = await provider.Backup.BackupCleanupAsync(new BackupCleanupRequest
+            {
+                JobId = jobId,
+                BackupId = backupId,
+                Success = success,
+                Error = error,
+            }, cancellationToken: timeout.Token);
+            return response.Stats;
+        }
+        catch (RpcException e) when (!success)
+        {
+            log.Warn($"BackupCleanup after a failure also failed: {e.Status.Detail}");
+            return null;
+        }
+    }
+
+    private static BitmapRequest ToRequest(IncrementalChoice choice) => choice switch
+    {
+        IncrementalChoice.Use => BitmapRequest.Use,
+        IncrementalChoice.New => BitmapRequest.New,
+        _ => BitmapRequest.None,
+    };
+
+    private static BitmapMode ToMode(BitmapOutcome outcome) => outcome switch
+    {
+        BitmapOutcome.Reuse => BitmapMode.Reuse,
+        BitmapOutcome.New => BitmapMode.New,
+        _ => BitmapMode.None,
+    };
+}

@@ -1,0 +1,5 @@
+namespace Grpc.Backup.Orchestrator;
+
+/// <summary>A restored VM: its disks (device name to image path) and its configs, byte-exact.</summary>
+public sealed record VmRestoreResult(IReadOnlyDictionary<string, string> Disks, ReadOnlyMemory<byte> GuestConfig,
+    ReadOnlyMemory<byte>? FirewallConfig);

@@ -1,0 +1,23 @@
+namespace Grpc.Backup.Qemu.Internal;
+
+/// <summary>
+/// What setup has created for one disk, so that teardown undoes exactly that, in the required order,
+/// whichever step failed. Teardown clears each flag once its step is undone.
+/// </summary>
+internal sealed class DiskProgress
+{
+    public bool FleecingFileCreated { get; set; }
+
+    public bool FleeceNodeAdded { get; set; }
+
+    /// <summary>The background bitmap (Reuse) or the new stable bitmap (New) was added.</summary>
+    public bool RecordingBitmapAdded { get; set; }
+
+    public bool CbwAdded { get; set; }
+
+    public bool FilterSwitched { get; set; }
+
+    public bool SnapshotNodeAdded { get; set; }
+
+    public bool ExportAdded { get; set; }
+}
