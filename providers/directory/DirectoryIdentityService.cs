@@ -5,8 +5,9 @@ using Grpc.Core;
 namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
-/// Identity of the directory provider. Its capabilities list only what this build implements; the rest of the
-/// contract answers UNIMPLEMENTED until it lands.
+/// Identity of the directory provider. The capabilities are those of this build and never depend on the state of the
+/// repository: VM backup over NBD (full and incremental), VM restore through qemu-img, every repository operation.
+/// Containers and the FILE_HANDLE mechanism are not implemented.
 /// </summary>
 public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options) : Identity.IdentityBase
 {
@@ -19,9 +20,26 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         ProtocolMajors = { ProtocolVersion.CurrentMajor },
         Capabilities = new Capabilities
         {
-            Limits = new Limits { MaxConcurrentBackups = 4, MaxFdsPerTransfer = 64, PreferredReadSizeBytes = 4 * 1024 * 1024 },
+            VmBackupMechanisms = { VmBackupMechanism.Nbd },
+            VmRestoreMechanisms = { VmRestoreMechanism.QemuImg },
+            IncrementalVmBackup = true,
+            RepositoryOperations =
+            {
+                RepositoryOperation.ListBackups,
+                RepositoryOperation.StatBackup,
+                RepositoryOperation.DeleteBackup,
+                RepositoryOperation.PruneBackups,
+                RepositoryOperation.UpdateBackupAttributes,
+                RepositoryOperation.GetCapacity,
+            },
+            Limits = new Limits
+            {
+                MaxConcurrentBackups = 4,
+                MaxFdsPerTransfer = 64,
+                PreferredReadSizeBytes = DirectoryRepositoryOptions.DefaultCopyRequestSize,
+            },
         },
-        Manifest = { ["storage"] = "directory" },
+        Manifest = { ["storage"] = "directory", ["layout"] = "raw full + qcow2 incremental overlays" },
     };
 
     public override Task<GetProviderInfoResponse> GetProviderInfo(GetProviderInfoRequest request, ServerCallContext context) =>
@@ -32,12 +50,18 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         string path = options.RepositoryPath;
         if (!System.IO.Directory.Exists(path))
         {
-            return Task.FromResult(new ProbeResponse
+            return Task.FromResult(Unhealthy($"repository directory {path} does not exist"));
+        }
+        foreach (string tool in new[] { options.QemuImgPath, options.QemuNbdPath })
+        {
+            if (!File.Exists(tool))
             {
-                State = ProbeResponse.Types.State.Unhealthy,
-                Message = $"repository directory {path} does not exist",
-            });
+                return Task.FromResult(Unhealthy($"{tool} is not installed (Debian package qemu-utils)"));
+            }
         }
         return Task.FromResult(new ProbeResponse { State = ProbeResponse.Types.State.Ready });
     }
+
+    private static ProbeResponse Unhealthy(string message) =>
+        new() { State = ProbeResponse.Types.State.Unhealthy, Message = message };
 }

@@ -1,9 +1,35 @@
+using System.Globalization;
+
 namespace Grpc.Backup.Providers.Directory;
 
-/// <summary>Where the directory provider keeps its backups: <c>--repository PATH</c> or <c>BACKUP_DIRECTORY_REPOSITORY</c>.</summary>
+/// <summary>
+/// How the directory provider runs: where it keeps its backups (<c>--repository PATH</c> or
+/// <c>BACKUP_DIRECTORY_REPOSITORY</c>), where the QEMU tools are, and the copy loop's tuning.
+/// </summary>
 public sealed record DirectoryRepositoryOptions(string RepositoryPath)
 {
     public const string EnvironmentVariable = "BACKUP_DIRECTORY_REPOSITORY";
+
+    /// <summary>
+    /// Default NBD request size of the copy loop. Measured against qemu-nbd on a 2 GiB image: 256-512 KiB requests copy
+    /// as fast as nbdcopy, while 1 MiB and more are about three times slower (qemu's NBD server answers large reads in
+    /// pieces and stalls on the socket buffer). 256 KiB is nbdcopy's own default.
+    /// </summary>
+    public const int DefaultCopyRequestSize = 256 * 1024;
+
+    /// <summary>Default number of chunk copies in flight per volume (4 MiB in flight with the default request size).</summary>
+    public const int DefaultCopyDepth = 16;
+
+    public string QemuImgPath { get; init; } = "/usr/bin/qemu-img";
+
+    public string QemuNbdPath { get; init; } = "/usr/bin/qemu-nbd";
+
+    /// <summary>Where the private qemu-nbd sockets go: systemd's RuntimeDirectory= when set, else the temp directory.</summary>
+    public string RuntimeDirectory { get; init; } = DefaultRuntimeDirectory();
+
+    public int CopyRequestSize { get; init; } = DefaultCopyRequestSize;
+
+    public int CopyDepth { get; init; } = DefaultCopyDepth;
 
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
@@ -14,6 +40,34 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             throw new InvalidOperationException(
                 $"the directory provider needs an absolute repository path: --repository PATH or {EnvironmentVariable}");
         }
-        return new DirectoryRepositoryOptions(path);
+        var options = new DirectoryRepositoryOptions(Path.TrimEndingDirectorySeparator(path));
+        return options with
+        {
+            QemuImgPath = configuration["qemu-img"] ?? options.QemuImgPath,
+            QemuNbdPath = configuration["qemu-nbd"] ?? options.QemuNbdPath,
+            RuntimeDirectory = configuration["runtime-directory"] ?? options.RuntimeDirectory,
+            CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
+            CopyDepth = ReadInt(configuration, "copy-depth", options.CopyDepth, 1, 64),
+        };
+    }
+
+    private static int ReadInt(IConfiguration configuration, string key, int fallback, int min, int max)
+    {
+        string? text = configuration[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
+        {
+            throw new InvalidOperationException($"--{key} must be a number from {min} to {max}, not '{text}'");
+        }
+        return value;
+    }
+
+    private static string DefaultRuntimeDirectory()
+    {
+        string? systemd = Environment.GetEnvironmentVariable("RUNTIME_DIRECTORY");
+        return string.IsNullOrEmpty(systemd) ? Path.GetTempPath() : systemd.Split(':')[0];
     }
 }

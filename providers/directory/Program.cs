@@ -1,9 +1,22 @@
 using Grpc.Backup.Provider;
 using Grpc.Backup.Providers.Directory;
+using Grpc.Backup.Providers.Directory.Internal;
 
 var builder = ProviderHost.CreateBuilder(args);
 builder.Services.AddSingleton(DirectoryRepositoryOptions.FromConfiguration(builder.Configuration));
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<ArchiveStore>();
+builder.Services.AddSingleton<GuestLocks>();
+builder.Services.AddSingleton<QemuTools>();
+builder.Services.AddSingleton<BackupSessionTable>();
+builder.Services.AddSingleton<RestoreSessionTable>();
+builder.Services.AddSingleton<BackupCoordinator>();
+builder.Services.AddSingleton<ArchiveDeleter>();
+builder.Services.AddSingleton<VmBackupRun>();
 var app = builder.Build();
 app.MapBackupProvider();
 app.MapGrpcService<DirectoryIdentityService>();
+app.MapGrpcService<DirectoryBackupService>();
+app.MapGrpcService<DirectoryRestoreService>();
+app.MapGrpcService<DirectoryRepositoryService>();
 await app.RunAsync();

@@ -1,0 +1,51 @@
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Core;
+
+namespace Grpc.Backup.Providers.Directory.Internal;
+
+/// <summary>The failures this provider answers most often, with the contract's codes and reasons.</summary>
+internal static class DirectoryErrors
+{
+    private const int Enospc = 28;
+    private const int Edquot = 122;
+
+    public static RpcException InvalidArgument(string message) => ProviderErrors.Create(StatusCode.InvalidArgument, message);
+
+    public static RpcException ArchiveNotFound(string name) =>
+        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
+
+    public static RpcException UnknownBackup(string backupId) =>
+        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+            $"backup_id '{backupId}' is unknown to this provider (never started, or lost in a restart)");
+
+    public static RpcException UnknownRestore(string restoreId) =>
+        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+            $"restore_id '{restoreId}' is unknown: call RestoreVmInit first");
+
+    public static RpcException ArchiveCorrupt(string name, string why) =>
+        ProviderErrors.Create(StatusCode.DataLoss, ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
+
+    public static RpcException RepositoryLocked(string message) =>
+        ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked, message);
+
+    /// <summary>
+    /// The status for a failure of the repository's file system: full or over quota is RESOURCE_EXHAUSTED, anything
+    /// else UNAVAILABLE (a mount that went away, permissions changed under us).
+    /// </summary>
+    public static RpcException FromStorage(Exception exception, string what)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        if (exception.HResult is Enospc or Edquot)
+        {
+            return ProviderErrors.Create(StatusCode.ResourceExhausted, ErrorReason.QuotaExceeded,
+                $"the repository is full while {what}: {exception.Message}");
+        }
+        return ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.RepositoryUnreachable,
+            $"the repository failed while {what}: {exception.Message}");
+    }
+
+    /// <summary>True for the exceptions that mean the repository's file system failed.</summary>
+    public static bool IsStorageFailure(Exception exception) =>
+        exception is IOException or UnauthorizedAccessException;
+}

@@ -1,0 +1,28 @@
+namespace Grpc.Backup.Providers.Directory.Internal;
+
+/// <summary>One stored device of an archive, as recorded in its manifest.</summary>
+internal sealed class ManifestVolume
+{
+    public const string FormatRaw = "raw";
+    public const string FormatQcow2 = "qcow2";
+
+    public required string Device { get; init; }
+
+    public required long SizeBytes { get; init; }
+
+    /// <summary>The image file inside the archive directory, e.g. <c>drive-scsi0.raw</c>.</summary>
+    public required string File { get; init; }
+
+    /// <summary><see cref="FormatRaw"/> (a sparse full image) or <see cref="FormatQcow2"/> (an overlay, or a flattened one).</summary>
+    public required string Format { get; set; }
+
+    /// <summary>The archive whose image of this device backs this one, or null when the image stands alone.</summary>
+    public string? Parent { get; set; }
+
+    /// <summary>The bitmap mode the host reported: none, new or reuse.</summary>
+    public required string BitmapMode { get; init; }
+
+    public long BytesRead { get; init; }
+
+    public long BytesStored { get; init; }
+}

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Grpc.Backup.Providers.Directory.Internal;
+
+/// <summary>
+/// A qemu-nbd process serving one image on a Unix socket in a private directory (mode 0700), so no other user can
+/// reach the export. Disposing kills it (and anything it started) and removes the directory, on every path.
+/// </summary>
+internal sealed class QemuNbdServer : IAsyncDisposable
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly Process _process;
+    private readonly string _directory;
+    private readonly StringBuilder _stderr = new();
+    private Socket? _firstConnection;
+
+    private QemuNbdServer(Process process, string directory, string socketPath, string exportName)
+    {
+        _process = process;
+        _directory = directory;
+        SocketPath = socketPath;
+        ExportName = exportName;
+    }
+
+    public string SocketPath { get; }
+
+    public string ExportName { get; }
+
+    public int ProcessId => _process.Id;
+
+    /// <summary>What qemu-nbd wrote to stderr so far (bounded).</summary>
+    public string ErrorOutput
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return ExternalTool.Trim(_stderr.ToString());
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts <c>qemu-nbd OPTIONS -x EXPORT -k SOCKET IMAGE</c> and waits until it accepts a connection, which is kept
+    /// for the first <see cref="ConnectAsync"/>: without --persistent, qemu-nbd exits when its first client leaves.
+    /// </summary>
+    public static async Task<QemuNbdServer> StartAsync(string qemuNbd, string runtimeDirectory, IEnumerable<string> options,
+        string exportName, string imagePath, CancellationToken cancellationToken)
+    {
+        string directory = CreatePrivateDirectory(runtimeDirectory);
+        string socketPath = Path.Join(directory, "nbd.sock");
+        var process = new Process
+        {
+            StartInfo = ExternalTool.StartInfo(qemuNbd, [.. options, "-x", exportName, "-k", socketPath, imagePath],
+                Path.GetDirectoryName(imagePath)),
+            EnableRaisingEvents = true,
+        };
+        var server = new QemuNbdServer(process, directory, socketPath, exportName);
+        process.ErrorDataReceived += (_, e) => server.AppendError(e.Data);
+        // stdout is read and dropped: the provider's own stdout is reserved by the protocol.
+        process.OutputDataReceived += (_, _) => { };
+        try
+        {
+            process.Start();
+            process.StandardInput.Close();
+            process.BeginErrorReadLine();
+            process.BeginOutputReadLine();
+            server._firstConnection = await server.WaitUntilListeningAsync(cancellationToken);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A connected stream socket to the export (the NBD handshake has not run on it).</summary>
+    public async Task<Socket> ConnectAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _firstConnection, null) is { } first)
+        {
+            return first;
+        }
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits for qemu-nbd to exit on its own (after its last client disconnected), which closes the image cleanly;
+    /// throws with its stderr if it fails or takes too long.
+    /// </summary>
+    public async Task WaitForCleanExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ExternalToolException($"qemu-nbd did not exit within {timeout} after its client left: {ErrorOutput}");
+        }
+        _process.WaitForExit();
+        if (_process.ExitCode != 0)
+        {
+            throw new ExternalToolException($"qemu-nbd exited with {_process.ExitCode}: {ErrorOutput}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Interlocked.Exchange(ref _firstConnection, null)?.Dispose();
+        try
+        {
+            if (!_process.HasExited)
+            {
+                ExternalTool.Kill(_process);
+                await _process.WaitForExitAsync(CancellationToken.None);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started.
+        }
+        _process.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(_directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+
+    /// <summary>A fresh directory only this user can enter: the socket inside is reachable by no one else.</summary>
+    private static string CreatePrivateDirectory(string parent)
+    {
+        string directory = Path.Join(parent,
+            "gbd-qemu-nbd-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)));
+        if (Path.Exists(directory))
+        {
+            throw new IOException($"{directory} exists already");
+        }
+        System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return directory;
+    }
+
+    private async Task<Socket> WaitUntilListeningAsync(CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_process.HasExited)
+            {
+                await _process.WaitForExitAsync(cancellationToken);
+                throw new ExternalToolException($"qemu-nbd exited with {_process.ExitCode} before it listened: {ErrorOutput}");
+            }
+            if (File.Exists(SocketPath))
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), cancellationToken);
+                    return socket;
+                }
+                catch (SocketException)
+                {
+                    socket.Dispose();
+                }
+            }
+            if (deadline.Elapsed > StartTimeout)
+            {
+                throw new ExternalToolException($"qemu-nbd did not listen within {StartTimeout}: {ErrorOutput}");
+            }
+            await Task.Delay(10, cancellationToken);
+        }
+    }
+
+    private void AppendError(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lock (_stderr)
+        {
+            if (_stderr.Length < 16 * 1024)
+            {
+                _stderr.AppendLine(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Grpc.Backup.Providers.Directory.Internal;
+
+/// <summary>
+/// A full backup's image: a new sparse raw file of the volume's size, written with pwrite. Zero ranges are never
+/// written, so they stay holes. Durability comes later: BackupCleanup fsyncs before it marks the archive complete.
+/// </summary>
+internal sealed class RawFileTarget : IVolumeTarget
+{
+    private readonly SafeFileHandle _handle;
+
+    private RawFileTarget(SafeFileHandle handle)
+    {
+        _handle = handle;
+    }
+
+    public static RawFileTarget Create(string path, long size)
+    {
+        SafeFileHandle handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
+        try
+        {
+            RandomAccess.SetLength(handle, size);
+            return new RawFileTarget(handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        RandomAccess.WriteAsync(_handle, data, offset, cancellationToken);
+
+    public ValueTask WriteZeroesAsync(long offset, long length, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public Task FinishAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public ValueTask DisposeAsync()
+    {
+        _handle.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

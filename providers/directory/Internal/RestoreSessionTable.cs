@@ -1,0 +1,21 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+
+namespace Grpc.Backup.Providers.Directory.Internal;
+
+/// <summary>The restores in progress. Deleting or pruning asks it whether an archive is in use.</summary>
+internal sealed class RestoreSessionTable
+{
+    private readonly ConcurrentDictionary<string, RestoreSession> _sessions = new(StringComparer.Ordinal);
+
+    public RestoreSession GetOrAdd(RestoreSession session) => _sessions.GetOrAdd(session.RestoreId, session);
+
+    public bool TryGet(string restoreId, [NotNullWhen(true)] out RestoreSession? session) =>
+        _sessions.TryGetValue(restoreId, out session);
+
+    public bool TryRemove(string restoreId, [NotNullWhen(true)] out RestoreSession? session) =>
+        _sessions.TryRemove(restoreId, out session);
+
+    /// <summary>True while a restore reads <paramref name="archive"/>'s images or images backed by them.</summary>
+    public bool IsInUse(ArchiveRef archive) => _sessions.Values.Any(s => s.Chain.Contains(archive.Name));
+}

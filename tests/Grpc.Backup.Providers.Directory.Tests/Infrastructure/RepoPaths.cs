@@ -1,0 +1,31 @@
+namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
+
+/// <summary>Paths inside the repository, found from the test assembly's location.</summary>
+internal static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Protos => Path.Combine(Root, "protos");
+
+    /// <summary>"Debug" or "Release": the configuration the tests were built in, so they start the same build of a provider.</summary>
+    public static string Configuration { get; } =
+        AppContext.BaseDirectory.Contains("/bin/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+
+    public static string DirectoryProviderDll =>
+        Path.Combine(Root, "providers", "directory", "bin", Configuration, "net10.0", "grpc-backup-provider-directory.dll");
+
+    public static string DemoGuestDll =>
+        Path.Combine(Root, "build", "Grpc.Backup.DemoGuest", "bin", Configuration, "net10.0", "grpc-backup-demo-guest.dll");
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Grpc.Backup.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
+    }
+}
