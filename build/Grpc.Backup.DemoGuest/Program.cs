@@ -21,10 +21,26 @@ var interval = TimeSpan.FromMilliseconds(double.Parse(Argument("--write-interval
 Directory.CreateDirectory(dir);
 Directory.CreateDirectory(Path.Combine(dir, "guest"));
 Directory.CreateDirectory(Path.Combine(dir, "inventory"));
-foreach (DemoDisk disk in disks)
+// A restart of the guest (same --dir) keeps its disks, and with them the qcow2 disk's persistent bitmaps.
+bool restarted = disks.All(d => File.Exists(Path.Combine(dir, d.FileName)));
+foreach (DemoDisk disk in disks.Where(_ => !restarted))
 {
     Run("qemu-img", "create", "-q", "-f", disk.Format, Path.Combine(dir, disk.FileName), disk.SizeBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
-    File.WriteAllBytes(Path.Combine(dir, "guest", disk.DeviceName), []);
+}
+string mounts = File.ReadAllText("/proc/self/mounts");
+foreach (DemoDisk disk in disks)
+{
+    string mountpoint = Path.Combine(dir, "guest", disk.DeviceName);
+    // A FUSE export whose qemu-storage-daemon was killed stays mounted but dead; detach it before reusing the path.
+    if (mounts.Contains($" {mountpoint} ", StringComparison.Ordinal))
+    {
+        Run("umount", "-l", mountpoint);
+    }
+    File.WriteAllBytes(mountpoint, []);
+}
+foreach (string stale in (string[])["qmp.sock", "agent.sock", "qsd.pid", "ready"])
+{
+    File.Delete(Path.Combine(dir, stale));
 }
 
 var qsdArgs = new List<string>
@@ -55,7 +71,7 @@ foreach (DemoDisk disk in disks)
     // Generated data: 60% of the 1 MiB chunks random, the rest left as holes.
     byte[] chunk = new byte[1024 * 1024];
     var seeded = new Random(disk.Index + 1);
-    for (long offset = 0; offset < disk.SizeBytes; offset += chunk.Length)
+    for (long offset = 0; offset < disk.SizeBytes && !restarted; offset += chunk.Length)
     {
         if (seeded.NextDouble() < 0.6)
         {
@@ -119,6 +135,7 @@ if (!qsd.HasExited)
     }
 }
 File.Delete(Path.Combine(dir, "agent.sock"));
+File.Delete(Path.Combine(dir, "qmp.sock"));
 File.Delete(Path.Combine(dir, "ready"));
 Console.WriteLine($"demo guest stopped after {writer.Writes} writes");
 return 0;

@@ -190,6 +190,15 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         {
             foreach (Socket socket in sockets)
             {
+                // shutdown() acts on the connection, not on this fd: the provider's copies go dead too, so QEMU sees
+                // its NBD clients end now even if a provider (or a transfer still in flight) holds the other fds.
+                try
+                {
+                    socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (SocketException)
+                {
+                }
                 socket.Dispose();
             }
         }

@@ -49,7 +49,95 @@ public sealed class VmBackupTests
         Assert.Empty(Directory.GetFiles(work.File("fleece")));
     }
 
-    internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work)
+    [Fact]
+    public async Task A_provider_killed_mid_backup_leaves_nothing_behind_and_the_next_incremental_is_exact()
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using (var first = await ProviderConnection.ConnectAsync(provider.Endpoint))
+        {
+            await BackupAsync(first, guest, work);
+            // The provider paces itself to the job's limit, so this backup is still running when it is killed.
+            Task<VmBackupResult> slow = BackupAsync(first, guest, work, bandwidthLimit: 1024 * 1024);
+            await WaitUntilAsync(() => Directory.GetFiles(work.File("fleece")).Length > 0, TimeSpan.FromSeconds(30));
+            await Task.Delay(500);
+            await provider.KillAndRestartAsync();
+            await Assert.ThrowsAnyAsync<Exception>(() => slow);
+        }
+
+        Assert.Empty(Directory.GetFiles(work.File("fleece")));
+        Assert.False(guest.Process.HasExited, "the guest kept running");
+        await using (var qmp = await Qemu.QmpClient.ConnectAsync(guest.Guest.QmpSocket))
+        {
+            // Only the guest's own FUSE exports remain; every snapshot (NBD) export is gone.
+            var exports = (await qmp.ExecuteAsync("query-block-exports"))!.AsArray();
+            Assert.All(exports, e => Assert.Equal("fuse", (string?)e!["type"]));
+            var nodes = (await qmp.ExecuteAsync("query-named-block-nodes", new System.Text.Json.Nodes.JsonObject { ["flat"] = true }))!
+                .AsArray().Select(n => (string)n!["node-name"]!).Order(StringComparer.Ordinal);
+            Assert.Equal(["file0", "file1", "fmt0", "fmt1", "top0", "top1"], nodes);
+        }
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        VmBackupResult next = await BackupAsync(connection, guest, work);
+        Assert.All(next.Volumes, v => Assert.Equal(BitmapMode.Reuse, v.BitmapMode));
+        await AssertRestoresToAsync(connection, next, guest.LastInstant(), work.File("restore"));
+    }
+
+    [Fact]
+    public async Task The_qcow2_bitmap_survives_a_guest_restart_and_a_crash_forces_a_full_backup()
+    {
+        using var work = new TempDirectory();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        await using (var guest = await DemoGuestProcess.StartAsync(work.File("guest")))
+        {
+            await BackupAsync(connection, guest, work);
+            await guest.StopAsync();
+        }
+
+        // A clean restart: the qcow2 disk's persistent bitmap is still valid; the raw disk's in-memory one is gone.
+        await using (var guest = await DemoGuestProcess.StartAsync(work.File("guest")))
+        {
+            VmBackupResult afterRestart = await BackupAsync(connection, guest, work);
+            Assert.Equal(BitmapMode.Reuse, afterRestart.Volumes.Single(v => v.DeviceName == "drive-virtio0").BitmapMode);
+            Assert.Equal(BitmapMode.New, afterRestart.Volumes.Single(v => v.DeviceName == "drive-virtio1").BitmapMode);
+            await AssertRestoresToAsync(connection, afterRestart, guest.LastInstant(), work.File("restore1"));
+            // A crash: kill -9 of QEMU leaves the qcow2 bitmap marked in-use, so it cannot be trusted.
+            int qsd = int.Parse(File.ReadAllText(Path.Combine(guest.Directory, "qsd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            System.Diagnostics.Process.GetProcessById(qsd).Kill();
+            await guest.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        }
+        await using (var guest = await DemoGuestProcess.StartAsync(work.File("guest")))
+        {
+            VmBackupResult afterCrash = await BackupAsync(connection, guest, work);
+            Assert.All(afterCrash.Volumes, v => Assert.Equal(BitmapMode.New, v.BitmapMode));
+            await AssertRestoresToAsync(connection, afterCrash, guest.LastInstant(), work.File("restore2"));
+        }
+    }
+
+    private static async Task AssertRestoresToAsync(ProviderConnection connection, VmBackupResult backup,
+        IReadOnlyDictionary<string, string> expected, string target)
+    {
+        var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
+            .RestoreAsync(backup.ArchiveName, new VmRestoreOptions { TargetDirectory = target }, CancellationToken.None);
+        foreach (var (device, sha) in expected)
+        {
+            Assert.Equal(sha, Checksums.Sha256File(restored.Disks[device]));
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting");
+            await Task.Delay(20);
+        }
+    }
+
+    internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work,
+        ulong bandwidthLimit = 0)
     {
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
@@ -58,7 +146,11 @@ public sealed class VmBackupTests
         try
         {
             return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest.Guest,
-                new VmBackupOptions { FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test" },
+                new VmBackupOptions
+                {
+                    FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
+                    BandwidthLimit = bandwidthLimit,
+                },
                 CancellationToken.None);
         }
         finally

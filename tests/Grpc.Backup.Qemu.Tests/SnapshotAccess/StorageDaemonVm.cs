@@ -99,7 +99,7 @@ internal sealed class StorageDaemonVm : IAsyncDisposable
         FleecingDirectory = fleecingDirectory ?? FleecingDirectory,
         NbdSocketPath = SnapshotSocket,
         StorageId = StorageId,
-        Quiesce = quiesce ? _ => Task.FromResult<IAsyncDisposable>(new NoQuiesce()) : null,
+        Quiesce = quiesce ? _ => Task.FromResult<IAsyncDisposable?>(new NoQuiesce()) : null,
         Log = output is null ? null : (level, message) => output.WriteLine($"{level}: {message}"),
     };
 

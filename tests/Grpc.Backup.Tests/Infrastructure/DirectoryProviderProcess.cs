@@ -14,25 +14,22 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
         Endpoint = endpoint;
     }
 
-    public ChildProcess Process { get; }
+    public ChildProcess Process { get; private set; }
 
     public ProviderEndpoint Endpoint { get; }
 
     public string RepositoryPath => _directory.File("repo");
 
-    public static async Task<DirectoryProviderProcess> StartAsync(UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
-        params string[] extraArguments)
+    public static async Task<DirectoryProviderProcess> StartAsync(
+        UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute)
     {
         var directory = new TempDirectory(directoryMode);
         Directory.CreateDirectory(directory.File("repo"));
         var endpoint = ProviderEndpoint.Parse("unix:" + directory.File("provider.sock"));
-        ChildProcess process = ChildProcess.Start("dotnet",
-            [RepoPaths.DirectoryProviderDll, "--listen", endpoint.ToString(), "--repository", directory.File("repo"), .. extraArguments]);
-        var provider = new DirectoryProviderProcess(directory, process, endpoint);
+        var provider = new DirectoryProviderProcess(directory, Launch(directory, endpoint), endpoint);
         try
         {
-            await process.WaitForFileAsync(endpoint.SidebandPath, TimeSpan.FromSeconds(30));
-            await process.WaitForFileAsync(endpoint.SocketPath, TimeSpan.FromSeconds(30));
+            await provider.WaitUntilListeningAsync();
             return provider;
         }
         catch
@@ -40,6 +37,23 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
             await provider.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Kills the provider with SIGKILL, as a crash would, and starts a new one on the same repository and socket.</summary>
+    public async Task KillAndRestartAsync()
+    {
+        await Process.DisposeAsync();
+        Process = Launch(_directory, Endpoint);
+        await WaitUntilListeningAsync();
+    }
+
+    private static ChildProcess Launch(TempDirectory directory, ProviderEndpoint endpoint) => ChildProcess.Start("dotnet",
+        [RepoPaths.DirectoryProviderDll, "--listen", endpoint.ToString(), "--repository", directory.File("repo")]);
+
+    private async Task WaitUntilListeningAsync()
+    {
+        await Process.WaitForFileAsync(Endpoint.SidebandPath, TimeSpan.FromSeconds(30));
+        await Process.WaitForFileAsync(Endpoint.SocketPath, TimeSpan.FromSeconds(30));
     }
 
     public async ValueTask DisposeAsync()

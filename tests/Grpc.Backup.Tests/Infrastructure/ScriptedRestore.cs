@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
 using Grpc.Backup.Transport;
@@ -5,18 +6,53 @@ using Grpc.Core;
 
 namespace Grpc.Backup.Tests.Infrastructure;
 
-/// <summary>A Restore service that hands the host a file through the fd sideband, as a real provider does for a volume.</summary>
+/// <summary>
+/// A Restore service that serves one VM archive with one device whose data is <see cref="VolumeFile"/>, handed to the
+/// host as an fd on the sideband: a test makes it any file, hostile ones included.
+/// </summary>
 internal sealed class ScriptedRestore(ProviderFds fds) : Protocol.V1.Restore.RestoreBase
 {
-    /// <summary>The file whose fd RestoreVmVolumeInit passes back.</summary>
+    public const string Device = "drive-scsi0";
+
     public string? VolumeFile { get; set; }
+
+    public int VolumeCleanups;
+    public int VmCleanups;
+
+    public override Task<RestoreGetMechanismResponse> RestoreGetMechanism(RestoreGetMechanismRequest request, ServerCallContext context) =>
+        Task.FromResult(new RestoreGetMechanismResponse { GuestType = GuestType.Vm, Vm = VmRestoreMechanism.QemuImg });
+
+    public override Task<ArchiveGetGuestConfigResponse> ArchiveGetGuestConfig(ArchiveGetGuestConfigRequest request, ServerCallContext context) =>
+        Task.FromResult(new ArchiveGetGuestConfigResponse { GuestConfig = ByteString.CopyFromUtf8("type: vm\n") });
+
+    public override Task<ArchiveGetFirewallConfigResponse> ArchiveGetFirewallConfig(ArchiveGetFirewallConfigRequest request, ServerCallContext context) =>
+        Task.FromResult(new ArchiveGetFirewallConfigResponse { Present = false });
+
+    public override Task<RestoreVmInitResponse> RestoreVmInit(RestoreVmInitRequest request, ServerCallContext context) =>
+        Task.FromResult(new RestoreVmInitResponse
+        {
+            Volumes = { new VolumeSize { DeviceName = Device, SizeBytes = (ulong)new FileInfo(RequireFile()).Length } },
+        });
 
     public override async Task<RestoreVmVolumeInitResponse> RestoreVmVolumeInit(RestoreVmVolumeInitRequest request, ServerCallContext context)
     {
-        string path = VolumeFile ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "no volume file set"));
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        using var handle = File.OpenHandle(RequireFile(), FileMode.Open, FileAccess.Read);
         IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(handle, Transport.FdKind.File)],
             context.CancellationToken);
         return new RestoreVmVolumeInitResponse { Fd = refs[0] };
     }
+
+    public override Task<RestoreVmVolumeCleanupResponse> RestoreVmVolumeCleanup(RestoreVmVolumeCleanupRequest request, ServerCallContext context)
+    {
+        Interlocked.Increment(ref VolumeCleanups);
+        return Task.FromResult(new RestoreVmVolumeCleanupResponse());
+    }
+
+    public override Task<RestoreVmCleanupResponse> RestoreVmCleanup(RestoreVmCleanupRequest request, ServerCallContext context)
+    {
+        Interlocked.Increment(ref VmCleanups);
+        return Task.FromResult(new RestoreVmCleanupResponse());
+    }
+
+    private string RequireFile() => VolumeFile ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "no volume file set"));
 }

@@ -1,0 +1,17 @@
+namespace Grpc.Backup.Containers;
+
+/// <summary>Where and how to restore a container's tree from a tar archive.</summary>
+public sealed class ContainerRestoreOptions
+{
+    /// <summary>The target container's id map. A privileged map is refused.</summary>
+    public required IdMap IdMap { get; init; }
+
+    /// <summary>The new root file system directory. It must not exist; its parent must (and be traversable by the container's root).</summary>
+    public required string TargetDirectory { get; init; }
+
+    /// <summary>Limits and policies; <see cref="TarValidationOptions.IdMap"/> defaults to <see cref="IdMap"/>.</summary>
+    public TarValidationOptions Validation { get; init; } = new();
+
+    /// <summary>The host's bandwidth limit for reading the archive, in bytes per second (of tar data); 0 is unlimited.</summary>
+    public ulong BytesPerSecond { get; init; }
+}

@@ -1,0 +1,190 @@
+using System.Formats.Tar;
+
+namespace Grpc.Backup.Containers.Internal;
+
+/// <summary>
+/// One pass over a (decompressed) tar stream: every member is read with TarReader, checked (per-member rules and the
+/// tree), and only then released through the <see cref="ValidationGate"/> to the sink (tar's stdin during a restore).
+/// Members left out by policy are cut from the forwarded bytes. The end must be a proper end-of-archive marker with
+/// nothing but zeros after it; the sink gets an explicit marker.
+/// </summary>
+internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, BandwidthThrottle? throttle)
+{
+    private const int ChunkSize = 64 * 1024;
+
+    // Global pax keywords GNU tar may apply to every following member without changing where or what it extracts.
+    private static readonly HashSet<string> HarmlessGlobalKeys = new(StringComparer.Ordinal) { "comment", "mtime", "atime", "ctime", "charset", "hdrcharset" };
+
+    private readonly ArchiveTree _tree = new();
+    private readonly List<string> _skipped = [];
+    private readonly List<string> _setId = [];
+    private readonly List<string> _warnings = [];
+    private readonly byte[] _buffer = new byte[ChunkSize];
+    private long _members;
+    private long _total;
+    private string _last = "(none: at the start)";
+    private ArchiveCompression _compression;
+
+    public async Task<TarValidationReport> RunAsync(Stream tarStream, ArchiveCompression compression, CancellationToken cancellationToken)
+    {
+        _compression = compression;
+        var gate = new ValidationGate(tarStream, options.MaxMetadataSize);
+        using var reader = new TarReader(gate, leaveOpen: true);
+        long next = 0;
+        while (true)
+        {
+            gate.BeginHeaders(next);
+            TarEntry? entry;
+            try
+            {
+                entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken);
+            }
+            catch (Exception e) when (IsFormatError(e))
+            {
+                throw Corrupt(gate, e);
+            }
+            if (entry is null)
+            {
+                break;
+            }
+            next = entry is PaxGlobalExtendedAttributesTarEntry global
+                ? await AcceptGlobalAsync(global, gate, cancellationToken)
+                : await AcceptMemberAsync(entry, gate, cancellationToken);
+        }
+        await FinishAsync(gate, next, cancellationToken);
+        return new TarValidationReport(compression, _members, _total, _skipped, _setId, _warnings);
+    }
+
+    private async Task<long> AcceptGlobalAsync(PaxGlobalExtendedAttributesTarEntry global, ValidationGate gate, CancellationToken cancellationToken)
+    {
+        foreach (string key in global.GlobalExtendedAttributes.Keys)
+        {
+            if (!HarmlessGlobalKeys.Contains(key))
+            {
+                throw new TarArchiveRejectedException(
+                    $"a pax global header after member '{_last}' sets '{key}', which GNU tar would apply to every following member");
+            }
+        }
+        long next = TarHeaderBlock.Align(gate.MainHeaderEnd + gate.MainSize);
+        if (gate.MainType != 'g' || gate.Position > next)
+        {
+            throw new TarArchiveRejectedException($"a pax global header after member '{_last}' has a layout TarReader and the raw walk disagree on");
+        }
+        await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+        return next;
+    }
+
+    private async Task<long> AcceptMemberAsync(TarEntry entry, ValidationGate gate, CancellationToken cancellationToken)
+    {
+        ScannedMember member = MemberRules.Check(entry, gate, options);
+        if (member.Kind == MemberKind.HardLink)
+        {
+            _tree.CheckHardLinkTarget(member.HardLinkTarget!, member.Name);
+        }
+        _tree.Add(member.Path, member.Kind, member.Name);
+        _total += member.Size;
+        if (_total > options.MaxTotalSize)
+        {
+            throw new TarArchiveRejectedException(
+                $"member '{member.Name}' brings the archive to {_total} bytes, more than the limit of {options.MaxTotalSize}", member.Name);
+        }
+        _members++;
+        _last = member.Name;
+        if (member.HasSetIdBits)
+        {
+            _setId.Add(member.Name);
+        }
+
+        if (member.Skip)
+        {
+            // Forward the previous member's padding, drop this member's headers: tar never sees it.
+            await gate.ReleaseAsync(gate.HeaderStart, sink, throttle, cancellationToken);
+            gate.Discard(gate.Position);
+            _skipped.Add(member.Name);
+            _warnings.Add($"skipped device node '{member.Name}': an unprivileged restore cannot create device nodes");
+        }
+        else
+        {
+            await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+        }
+        await CopyDataAsync(entry, gate, member.Name, cancellationToken);
+        return TarHeaderBlock.Align(gate.MainHeaderEnd + entry.Length);
+    }
+
+    private async Task CopyDataAsync(TarEntry entry, ValidationGate gate, string name, CancellationToken cancellationToken)
+    {
+        if (entry.DataStream is null)
+        {
+            return;
+        }
+        long copied = 0;
+        try
+        {
+            int read;
+            while ((read = await entry.DataStream.ReadAsync(_buffer, cancellationToken)) > 0)
+            {
+                copied += read;
+                await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            // Reported below with the byte count.
+        }
+        if (copied != entry.Length)
+        {
+            throw new TarArchiveRejectedException(
+                $"member '{name}' is truncated: the archive ends after {copied} of its {entry.Length} bytes", name);
+        }
+    }
+
+    private async Task FinishAsync(ValidationGate gate, long next, CancellationToken cancellationToken)
+    {
+        if (!gate.SawEndMarker)
+        {
+            throw new TarArchiveRejectedException($"the archive ends without an end-of-archive marker after member '{_last}' (truncated?)");
+        }
+        if (_members == 0)
+        {
+            throw new TarArchiveRejectedException("the archive has no members");
+        }
+        await gate.ReleaseAsync(next, sink, throttle, cancellationToken);
+        if (sink is not null)
+        {
+            await sink.WriteAsync(new byte[2 * TarHeaderBlock.Size], cancellationToken);
+        }
+        // GNU tar stops at the first zero block; anything but zeros after it would be content nobody validated or sees.
+        long offset = next;
+        while (true)
+        {
+            if (gate.PendingFrom(offset).ContainsAnyExcept((byte)0))
+            {
+                throw new TarArchiveRejectedException($"the archive has data after its end-of-archive marker (after member '{_last}')");
+            }
+            offset = gate.Position;
+            gate.Discard(offset);
+            if (await gate.ReadAsync(_buffer, cancellationToken) == 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private TarArchiveRejectedException Corrupt(ValidationGate gate, Exception e)
+    {
+        if (e is EndOfStreamException && !gate.SawEndMarker && gate.Position <= gate.HeaderStart)
+        {
+            return new TarArchiveRejectedException($"the archive ends without an end-of-archive marker after member '{_last}' (truncated?)", null, e);
+        }
+        if (e is NotSupportedException && gate.MainType == 'S')
+        {
+            return new TarArchiveRejectedException(
+                $"the member after '{_last}' is an old GNU sparse file (type 'S'), which is not accepted; use the pax format", null, e);
+        }
+        string what = _compression == ArchiveCompression.None ? "archive" : $"{_compression.ToString().ToLowerInvariant()}-compressed archive";
+        return new TarArchiveRejectedException($"the {what} is corrupt or truncated after member '{_last}': {e.Message}", null, e);
+    }
+
+    private static bool IsFormatError(Exception e) =>
+        e is InvalidDataException or EndOfStreamException or FormatException or NotSupportedException or OverflowException or ArgumentException;
+}
