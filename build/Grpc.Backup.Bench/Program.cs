@@ -13,11 +13,11 @@ results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpoin
 
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 await File.WriteAllTextAsync(output, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-Console.WriteLine($"{"name",-22} {"ours",12} {"peer",12} {"ratio",7}  peer tool");
+Console.WriteLine($"{"name",-22} {"ours",12} {"peer",12} {"ratio",7}  peer tool; notes");
 foreach (BenchResult r in results)
 {
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{r.Name,-22} {Format(r.OursSeconds),12} {Format(r.PeerSeconds),12} {r.Ratio,7:0.00}  {r.Peer}"));
+        $"{r.Name,-22} {Format(r.OursSeconds),12} {Format(r.PeerSeconds),12} {r.Ratio,7:0.00}  {r.Peer}; {r.Notes}"));
 }
 return 0;
 

@@ -5,7 +5,7 @@ using Grpc.Backup.DemoGuest;
 using Grpc.Backup.Qemu;
 using Microsoft.Win32.SafeHandles;
 
-// grpc-backup-demo-guest --dir DIR [--guest-id 100] [--disk NAME:raw|qcow2:MIB ...] [--write-interval-ms 2]
+// grpc-backup-demo-guest --dir DIR [--guest-id 100] [--disk NAME:raw|qcow2:MIB ...] [--write-interval-ms 2] [--fill PERCENT]
 //                        [--no-writer] [--hang-on-freeze]
 // Runs until SIGTERM or SIGINT; then quits qemu-storage-daemon cleanly so qcow2 bitmaps are stored.
 string dir = Path.GetFullPath(Argument("--dir") ?? throw new ArgumentException("--dir DIR is required"));
@@ -16,6 +16,7 @@ if (diskArgs.Count == 0)
     diskArgs = ["drive-virtio0:qcow2:64", "drive-virtio1:raw:64"];
 }
 var disks = diskArgs.Select(DemoDisk.Parse).ToList();
+double fill = double.Parse(Argument("--fill") ?? "60", System.Globalization.CultureInfo.InvariantCulture) / 100;
 var interval = TimeSpan.FromMilliseconds(double.Parse(Argument("--write-interval-ms") ?? "2", System.Globalization.CultureInfo.InvariantCulture));
 
 Directory.CreateDirectory(dir);
@@ -68,12 +69,12 @@ foreach (DemoDisk disk in disks)
     var handle = File.OpenHandle(Path.Combine(dir, "guest", disk.DeviceName), FileMode.Open, FileAccess.ReadWrite,
         FileShare.ReadWrite, FileOptions.WriteThrough);
     handles.Add((disk.DeviceName, handle, disk.SizeBytes));
-    // Generated data: 60% of the 1 MiB chunks random, the rest left as holes.
+    // Generated data: --fill percent (60 by default) of the 1 MiB chunks random, the rest left as holes.
     byte[] chunk = new byte[1024 * 1024];
     var seeded = new Random(disk.Index + 1);
     for (long offset = 0; offset < disk.SizeBytes && !restarted; offset += chunk.Length)
     {
-        if (seeded.NextDouble() < 0.6)
+        if (seeded.NextDouble() < fill)
         {
             RandomNumberGenerator.Fill(chunk);
             RandomAccess.Write(handle, chunk, offset);

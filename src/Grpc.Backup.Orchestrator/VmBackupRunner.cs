@@ -81,12 +81,16 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         {
             log.Info($"{excluded.DeviceName}: excluded from backup");
         }
-        await using var qmp = await QmpClient.ConnectAsync(guest.QmpSocket, cancellationToken);
+        QmpClient? qmp = await TryConnectQmpAsync(guest, cancellationToken);
+        if (qmp is null)
+        {
+            log.Info("the VM is not running: its images are exported read-only, with their persistent bitmaps");
+            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, log, cancellationToken);
+        }
+        await using var _ = qmp;
         IReadOnlyDictionary<string, ulong> sizes = await BlockNodes.GetVirtualSizesAsync(qmp, disks.Select(d => d.FormatNode), cancellationToken);
-        var query = new BackupVmQueryIncrementalRequest { BackupId = backupId };
-        query.Volumes.AddRange(disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }));
-        var choices = (await provider.Backup.BackupVmQueryIncrementalAsync(query, cancellationToken: cancellationToken))
-            .Choices.ToDictionary(c => c.DeviceName, c => c.Choice_, StringComparer.Ordinal);
+        var choices = await QueryIncrementalAsync(backupId, disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }),
+            cancellationToken);
 
         var quiescer = new GuestQuiescer(qmp, guest.AgentSocket, options.AgentTimeout, log);
         var snapshotDisks = disks.Select(d => new SnapshotDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
@@ -103,7 +107,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }, cancellationToken);
         try
         {
-            var completed = await StreamAsync(backupId, guest, access, quiescer.Achieved, options, log, cancellationToken);
+            var completed = await StreamAsync(backupId, guest, access.Exports, quiescer.Achieved, options, log, cancellationToken);
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), quiescer.Achieved);
         }
@@ -115,14 +119,81 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }
     }
 
-    private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, VmSnapshotAccess access,
+    /// <summary>A stopped VM has no writer: each image is exported read-only by qemu-nbd, with its bitmap.</summary>
+    private async Task<VmBackupResult> RunStoppedAsync(string backupId, string archiveName, VmGuest guest, List<VmDisk> disks,
+        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+    {
+        var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (VmDisk disk in disks)
+        {
+            sizes[disk.DeviceName] = await QemuImg.GetVirtualSizeAsync(disk.ImagePath, disk.Format, cancellationToken);
+        }
+        var choices = await QueryIncrementalAsync(backupId, disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.DeviceName] }),
+            cancellationToken);
+        var exports = new List<OfflineImageExport>();
+        bool stored = false;
+        try
+        {
+            foreach (VmDisk disk in disks)
+            {
+                exports.Add(await OfflineImageExport.StartAsync(new OfflineImageExportOptions
+                {
+                    ImagePath = disk.ImagePath,
+                    Format = disk.Format == DiskFormat.Qcow2 ? "qcow2" : "raw",
+                    DeviceName = disk.DeviceName,
+                    NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"off-{backupId[..8]}-{exports.Count}.sock"),
+                    BitmapName = $"grpc-backup-{options.StorageId}-{disk.DeviceName}",
+                    Bitmap = ToRequest(choices.GetValueOrDefault(disk.DeviceName)),
+                }, cancellationToken));
+            }
+            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), Consistency.Stopped, options, log,
+                cancellationToken);
+            stored = true;
+            return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
+        }
+        finally
+        {
+            foreach (OfflineImageExport export in exports)
+            {
+                await export.FinishAsync(stored, CancellationToken.None);
+            }
+        }
+    }
+
+    private async Task<Dictionary<string, IncrementalChoice>> QueryIncrementalAsync(string backupId, IEnumerable<VolumeSize> volumes,
+        CancellationToken cancellationToken)
+    {
+        var query = new BackupVmQueryIncrementalRequest { BackupId = backupId };
+        query.Volumes.AddRange(volumes);
+        return (await provider.Backup.BackupVmQueryIncrementalAsync(query, cancellationToken: cancellationToken))
+            .Choices.ToDictionary(c => c.DeviceName, c => c.Choice_, StringComparer.Ordinal);
+    }
+
+    /// <summary>The VM's QMP monitor, or null when nothing listens there (the VM is stopped).</summary>
+    private static async Task<QmpClient?> TryConnectQmpAsync(VmGuest guest, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(guest.QmpSocket))
+        {
+            return null;
+        }
+        try
+        {
+            return await QmpClient.ConnectAsync(guest.QmpSocket, cancellationToken);
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable)
+        {
+            return null;
+        }
+    }
+
+    private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
         Consistency consistency, VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
     {
         // One connected socket per export, passed in one sideband transfer; the host's copies close when the call ends.
         var sockets = new List<Socket>();
         try
         {
-            foreach (SnapshotExport export in access.Exports)
+            foreach (SnapshotExport export in exports)
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 sockets.Add(socket);
@@ -137,9 +208,9 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
                 Consistency = consistency,
             };
-            for (int i = 0; i < access.Exports.Count; i++)
+            for (int i = 0; i < exports.Count; i++)
             {
-                SnapshotExport export = access.Exports[i];
+                SnapshotExport export = exports[i];
                 start.Volumes.Add(new VmVolume
                 {
                     DeviceName = export.DeviceName,
@@ -171,7 +242,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                         break;
                     case BackupVmEvent.EventOneofCase.VolumeCompleted:
                         VolumeCompleted done = e.VolumeCompleted;
-                        if (access.Exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
+                        if (exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
                         {
                             throw new BackupException($"provider reported completion of unknown or repeated volume '{done.DeviceName}'");
                         }
@@ -180,9 +251,9 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                         break;
                 }
             }
-            if (completed.Count != access.Exports.Count)
+            if (completed.Count != exports.Count)
             {
-                throw new BackupException($"provider ended BackupVm after {completed.Count} of {access.Exports.Count} volumes");
+                throw new BackupException($"provider ended BackupVm after {completed.Count} of {exports.Count} volumes");
             }
             return completed;
         }

@@ -95,6 +95,21 @@ public sealed class VmBackupTests
             await guest.StopAsync();
         }
 
+        // While the VM is stopped, its images are exported read-only with their persistent bitmaps.
+        string guestDirectory = work.File("guest");
+        var stoppedGuest = Orchestrator.Inventory.GuestInventory.Load(Path.Combine(guestDirectory, "inventory")).Vms["100"];
+        VmBackupResult stopped = await BackupAsync(connection, stoppedGuest, work);
+        Assert.Equal(Consistency.Stopped, stopped.Consistency);
+        Assert.Equal(BitmapMode.Reuse, stopped.Volumes.Single(v => v.DeviceName == "drive-virtio0").BitmapMode);
+        var restoredStopped = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
+            .RestoreAsync(stopped.ArchiveName, new VmRestoreOptions { TargetDirectory = work.File("restore0") }, CancellationToken.None);
+        foreach (var disk in stoppedGuest.Disks)
+        {
+            var (exitCode, stdout, _) = await ChildProcess.RunAsync("qemu-img",
+                ["compare", "-f", disk.Format == Orchestrator.Inventory.DiskFormat.Qcow2 ? "qcow2" : "raw", "-F", "raw", disk.ImagePath, restoredStopped.Disks[disk.DeviceName]]);
+            Assert.True(exitCode == 0, stdout);
+        }
+
         // A clean restart: the qcow2 disk's persistent bitmap is still valid; the raw disk's in-memory one is gone.
         await using (var guest = await DemoGuestProcess.StartAsync(work.File("guest")))
         {
@@ -136,8 +151,11 @@ public sealed class VmBackupTests
         }
     }
 
-    internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work,
-        ulong bandwidthLimit = 0)
+    internal static Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work,
+        ulong bandwidthLimit = 0) => BackupAsync(connection, guest.Guest, work, bandwidthLimit);
+
+    internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, Orchestrator.Inventory.VmGuest guest,
+        TempDirectory work, ulong bandwidthLimit = 0)
     {
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
@@ -145,7 +163,7 @@ public sealed class VmBackupTests
         await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
         try
         {
-            return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest.Guest,
+            return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest,
                 new VmBackupOptions
                 {
                     FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
