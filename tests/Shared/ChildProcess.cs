@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
+namespace Grpc.Backup.Tests.Shared;
 
 /// <summary>
 /// A process started by a test, with its output captured. Disposing kills the whole tree, so no test leaves a

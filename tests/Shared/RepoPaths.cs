@@ -1,4 +1,4 @@
-namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
+namespace Grpc.Backup.Tests.Shared;
 
 /// <summary>Paths inside the repository, found from the test assembly's location.</summary>
 internal static class RepoPaths
