@@ -119,20 +119,22 @@ foreach (var (_, handle, _) in handles)
 if (!qsd.HasExited)
 {
     // QEMU's monitor serves one client at a time: the guest connects only now, to quit, so the host can use QMP.
+    // A clean quit stores the qcow2 bitmaps; whatever goes wrong, qemu-storage-daemon must not outlive the guest.
     try
     {
-        await using var qmp = await QmpClient.ConnectAsync($"{dir}/qmp.sock");
-        await qmp.ExecuteAsync("quit");
+        using var quitTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var qmp = await QmpClient.ConnectAsync($"{dir}/qmp.sock", quitTimeout.Token);
+        await qmp.ExecuteAsync("quit", cancellationToken: quitTimeout.Token);
     }
-    catch (QmpException)
+    catch (Exception e) when (e is QmpException or IOException or System.Net.Sockets.SocketException or OperationCanceledException)
     {
-    }
-    catch (IOException)
-    {
+        Console.Error.WriteLine($"demo guest: quit over QMP failed ({e.Message}); killing qemu-storage-daemon");
+        qsd.Kill();
     }
     if (!qsd.WaitForExit(10_000))
     {
         qsd.Kill();
+        qsd.WaitForExit();
     }
 }
 File.Delete(Path.Combine(dir, "agent.sock"));

@@ -56,6 +56,7 @@ internal sealed class DemoGuestProcess : IAsyncDisposable
     {
         Process.Terminate();
         await Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        await KillLeftoverDaemonAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -65,13 +66,22 @@ internal sealed class DemoGuestProcess : IAsyncDisposable
             await StopAsync().ContinueWith(_ => { }, TaskScheduler.Default);
         }
         await Process.DisposeAsync();
-        // qemu-storage-daemon is a child of the guest process; make sure it is gone even if the guest was killed.
+        await KillLeftoverDaemonAsync();
+    }
+
+    /// <summary>qemu-storage-daemon is a child of the guest process; make sure it is gone even if the guest was killed.</summary>
+    private async Task KillLeftoverDaemonAsync()
+    {
         string pidFile = Path.Combine(Directory, "qsd.pid");
         if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid))
         {
             try
             {
                 using var qsd = System.Diagnostics.Process.GetProcessById(pid);
+                if (!qsd.ProcessName.StartsWith("qemu-storage", StringComparison.Ordinal))
+                {
+                    return; // the pid was reused by something else
+                }
                 qsd.Kill();
                 await qsd.WaitForExitAsync();
             }
