@@ -10,6 +10,16 @@ int calls = int.Parse(Argument("--calls") ?? "5000", CultureInfo.InvariantCultur
 
 var results = new List<BenchResult>();
 results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
+// VM measures run when build/bench started the demo guests (a dense and a sparse disk).
+string? work = Argument("--work");
+if (work is not null && Argument("--dense-guest") is { } dense)
+{
+    results.AddRange(await VmBench.RunAsync(Path.Combine(work, "dense"), endpointText, dense, "vm-full-nbd", withIncrementalAndRestore: true));
+}
+if (work is not null && Argument("--sparse-guest") is { } sparse)
+{
+    results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));
+}
 
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 await File.WriteAllTextAsync(output, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
