@@ -99,7 +99,7 @@ using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.C
 using var writer = new GuestWriter(handles, interval);
 using var agent = new GuestAgentServer($"{dir}/agent.sock", writer, $"{dir}/instants.jsonl", args.Contains("--hang-on-freeze"));
 Task agentTask = agent.RunAsync(stop.Token);
-Task writerTask = args.Contains("--no-writer") ? Task.CompletedTask : writer.RunAsync(stop.Token);
+Task writerTask = args.Contains("--no-writer") ? Task.Delay(Timeout.Infinite, stop.Token) : writer.RunAsync(stop.Token);
 File.WriteAllText(Path.Combine(dir, "ready"), $"{Environment.ProcessId}\n");
 
 try
