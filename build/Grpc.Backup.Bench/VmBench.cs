@@ -88,7 +88,7 @@ internal static class VmBench
             new VmRestoreOptions { TargetDirectory = restoreTarget }, CancellationToken.None);
         double oursRestore = Stopwatch.GetElapsedTime(restoreStart).TotalSeconds;
         string converted = Path.Combine(work, "converted.raw");
-        double peerRestore = await Tool.TimeAsync("qemu-img", "convert", "-f", "raw", "-O", "raw", disk.ImagePath, converted);
+        double peerRestore = await Tool.TimeAsync("qemu-img", "convert", "-U", "-f", "raw", "-O", "raw", disk.ImagePath, converted);
         Directory.Delete(restoreTarget, recursive: true);
         File.Delete(converted);
         results.Add(new BenchResult("vm-restore", oursRestore, "qemu-img convert (local raw)", peerRestore, $"{size >> 20} MiB disk"));
