@@ -86,7 +86,7 @@ string config = $"""
     type: vm
     name: demo-{guestId}
     qmp: {dir}/qmp.sock
-    agent: {dir}/agent.sock
+    {(args.Contains("--no-agent") ? "" : $"agent: {dir}/agent.sock")}
 
     """ + string.Concat(disks.Select(d =>
         $"disk: {d.DeviceName} file={dir}/{d.FileName} format={d.Format} node={d.FormatNode} filter={d.FilterNode} throttle-group={d.ThrottleGroup}\n"))
@@ -98,7 +98,8 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 using var writer = new GuestWriter(handles, interval);
 using var agent = new GuestAgentServer($"{dir}/agent.sock", writer, $"{dir}/instants.jsonl", args.Contains("--hang-on-freeze"));
-Task agentTask = agent.RunAsync(stop.Token);
+// --no-agent: a guest without an agent (the benchmarks' guests: a freeze would hash whole disks inside the timing).
+Task agentTask = args.Contains("--no-agent") ? Task.Delay(Timeout.Infinite, stop.Token) : agent.RunAsync(stop.Token);
 Task writerTask = args.Contains("--no-writer") ? Task.Delay(Timeout.Infinite, stop.Token) : writer.RunAsync(stop.Token);
 File.WriteAllText(Path.Combine(dir, "ready"), $"{Environment.ProcessId}\n");
 
