@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Win32.SafeHandles;
 
@@ -15,36 +14,10 @@ internal static class RestoreSourceValidator
     public static async Task ValidateAsync(SafeFileHandle handle, string device, CancellationToken cancellationToken)
     {
         string fdPath = $"/proc/{Environment.ProcessId}/fd/{handle.DangerousGetHandle()}";
-        var info = new ProcessStartInfo("prlimit")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (string arg in (string[])["--as=1073741824", "--cpu=30", "--", "qemu-img", "info", "--output=json", "-U", fdPath])
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var process = Process.Start(info) ?? throw new BackupException("cannot start qemu-img");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            timeout.CancelAfter(TimeSpan.FromSeconds(60));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw new BackupException($"{device}: inspecting the restore source timed out");
-            }
-        }
-        if (process.ExitCode != 0)
-        {
-            throw new BackupException($"{device}: the restore source cannot be inspected: {(await stderr).Trim()}");
-        }
-        JsonObject report = JsonNode.Parse(await stdout) as JsonObject
+        string stdout = await ToolProcess.RunAsync("prlimit",
+            ["--as=1073741824", "--cpu=30", "--", "qemu-img", "info", "--output=json", "-U", fdPath],
+            $"{device}: inspecting the restore source", TimeSpan.FromSeconds(60), cancellationToken);
+        JsonObject report = JsonNode.Parse(stdout) as JsonObject
             ?? throw new BackupException($"{device}: qemu-img info gave no report");
         string format = (string?)report["format"] ?? "unknown";
         if (format == "raw")
