@@ -8,11 +8,11 @@ using Grpc.Core;
 namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
-/// The Backup service: VM backups over NBD into the repository directory (full as sparse raw, incremental as qcow2
+/// The Backup service: VM backups over NBD or FILE_HANDLE (<c>--vm-mechanism</c>) into the repository directory (full as sparse raw, incremental as qcow2
 /// overlays). Containers are not supported: BackupGetMechanism refuses them, and their RPCs answer UNIMPLEMENTED.
 /// </summary>
 internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
-    VmBackupRun vmBackup, ProviderFds fds) : Protocol.V1.Backup.BackupBase
+    VmBackupRun vmBackup, ProviderFds fds, DirectoryRepositoryOptions options) : Protocol.V1.Backup.BackupBase
 {
     /// <summary>A task log is text; anything bigger than this is cut rather than filling the repository.</summary>
     private const long MaxLogBytes = 256L * 1024 * 1024;
@@ -56,7 +56,7 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
         return request.GuestType switch
         {
             GuestType.Vm when session.GuestType == GuestType.Vm =>
-                Task.FromResult(new BackupGetMechanismResponse { Vm = VmBackupMechanism.Nbd }),
+                Task.FromResult(new BackupGetMechanismResponse { Vm = options.VmMechanism }),
             GuestType.Vm or GuestType.Container when request.GuestType != session.GuestType =>
                 throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
             GuestType.Container => throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
@@ -120,7 +120,7 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
         bool stored = false;
         try
         {
-            await vmBackup.RunAsync(session, start, responseStream, cancellation.Token);
+            await vmBackup.RunAsync(session, start, requestStream, responseStream, cancellation.Token);
             stored = true;
         }
         catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)

@@ -6,8 +6,8 @@ namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
 /// Identity of the directory provider. The capabilities are those of this build and never depend on the state of the
-/// repository: VM backup over NBD (full and incremental), VM restore through qemu-img, every repository operation.
-/// Containers and the FILE_HANDLE mechanism are not implemented.
+/// repository: VM backup over NBD or FILE_HANDLE (full and incremental; which one BackupGetMechanism answers is the
+/// <c>--vm-mechanism</c> option), VM restore through qemu-img, every repository operation. Containers are not implemented.
 /// </summary>
 public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options) : Identity.IdentityBase
 {
@@ -20,7 +20,7 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         ProtocolMajors = { ProtocolVersion.CurrentMajor },
         Capabilities = new Capabilities
         {
-            VmBackupMechanisms = { VmBackupMechanism.Nbd },
+            VmBackupMechanisms = { VmBackupMechanism.Nbd, VmBackupMechanism.FileHandle },
             VmRestoreMechanisms = { VmRestoreMechanism.QemuImg },
             IncrementalVmBackup = true,
             RepositoryOperations =

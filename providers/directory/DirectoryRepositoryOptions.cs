@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Backup.Protocol.V1;
 
 namespace Grpc.Backup.Providers.Directory;
 
@@ -31,6 +32,9 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
 
     public int CopyDepth { get; init; } = DefaultCopyDepth;
 
+    /// <summary>What BackupGetMechanism answers for VMs (<c>--vm-mechanism nbd|file-handle</c>); both are advertised.</summary>
+    public VmBackupMechanism VmMechanism { get; init; } = VmBackupMechanism.Nbd;
+
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -48,6 +52,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             RuntimeDirectory = configuration["runtime-directory"] ?? options.RuntimeDirectory,
             CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
             CopyDepth = ReadInt(configuration, "copy-depth", options.CopyDepth, 1, 64),
+            VmMechanism = configuration["vm-mechanism"] switch
+            {
+                null or "nbd" => VmBackupMechanism.Nbd,
+                "file-handle" => VmBackupMechanism.FileHandle,
+                string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+            },
         };
     }
 
