@@ -94,6 +94,39 @@ public sealed class VmBackupTests
     }
 
     [Fact]
+    public async Task A_disk_excluded_from_backup_never_reaches_the_provider_and_is_recreated_empty_or_left_out()
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"),
+            "--disk", "drive-virtio0:qcow2:32", "--disk", "drive-virtio1:raw:32", "--disk", "drive-scratch:raw:16", "--no-backup", "drive-scratch");
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+
+        VmBackupResult backup = await BackupAsync(connection, guest, work);
+        IReadOnlyDictionary<string, string> instant = guest.LastInstant();
+
+        Assert.Equal(["drive-virtio0", "drive-virtio1"], backup.Volumes.Select(v => v.DeviceName).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(Directory.EnumerateFiles(provider.RepositoryPath, "*", SearchOption.AllDirectories),
+            f => f.Contains("drive-scratch", StringComparison.Ordinal));
+        var recreated = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
+            .RestoreAsync(backup.ArchiveName, new VmRestoreOptions { TargetDirectory = work.File("recreated") }, CancellationToken.None);
+        var leftOut = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance).RestoreAsync(backup.ArchiveName,
+            new VmRestoreOptions { TargetDirectory = work.File("left-out"), ExcludedDisks = ExcludedDiskRestore.LeaveOut }, CancellationToken.None);
+
+        foreach (string device in (string[])["drive-virtio0", "drive-virtio1"])
+        {
+            Assert.Equal(instant[device], Checksums.Sha256File(recreated.Disks[device]));
+            Assert.Equal(instant[device], Checksums.Sha256File(leftOut.Disks[device]));
+        }
+        // The excluded disk holds guest data, but none of it was backed up: it comes back empty, at its recorded size.
+        Assert.NotEqual(Checksums.Sha256File(recreated.Disks["drive-scratch"]), instant["drive-scratch"]);
+        Assert.Equal(16L << 20, new FileInfo(recreated.Disks["drive-scratch"]).Length);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(new byte[16 << 20])),
+            Checksums.Sha256File(recreated.Disks["drive-scratch"]));
+        Assert.False(leftOut.Disks.ContainsKey("drive-scratch"));
+    }
+
+    [Fact]
     public async Task The_qcow2_bitmap_survives_a_guest_restart_and_a_crash_forces_a_full_backup()
     {
         using var work = new TempDirectory();
