@@ -100,19 +100,34 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             cancellationToken);
 
         var quiescer = new GuestQuiescer(qmp, guest.AgentSocket, options.AgentTimeout, log);
+        var modeGuard = new BackupModeGuard(qmp, options.Mode, options.ShutdownTimeout, log);
         var snapshotDisks = disks.Select(d => new SnapshotDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
             d.Format == DiskFormat.Qcow2, ToRequest(choices.GetValueOrDefault(d.DeviceName)))).ToList();
         bool stored = false;
-        var access = await VmSnapshotAccess.SetupAsync(qmp, snapshotDisks, new SnapshotAccessOptions
+        VmSnapshotAccess access;
+        Consistency? held = null;
+        try
         {
-            FleecingDirectory = options.FleecingDirectory,
-            NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
-            BandwidthLimit = options.BandwidthLimit,
-            StorageId = options.StorageId,
-            CbwTimeout = options.CbwTimeout,
-            Quiesce = quiescer.QuiesceAsync,
-            Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
-        }, cancellationToken);
+            await modeGuard.EnterAsync(cancellationToken);
+            held = modeGuard.Holds ? modeGuard.HeldConsistency : null;
+            access = await VmSnapshotAccess.SetupAsync(qmp, snapshotDisks, new SnapshotAccessOptions
+            {
+                FleecingDirectory = options.FleecingDirectory,
+                NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
+                BandwidthLimit = options.BandwidthLimit,
+                StorageId = options.StorageId,
+                CbwTimeout = options.CbwTimeout,
+                // A guest the mode holds (paused or shut down) cannot write, and its agent cannot answer a freeze.
+                Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : quiescer.QuiesceAsync,
+                Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
+            }, cancellationToken);
+        }
+        finally
+        {
+            // vzdump's order: the guest gets its state back as soon as snapshot access exists (or failed to).
+            await modeGuard.RestoreAsync();
+        }
+        Consistency consistency = held ?? quiescer.Achieved;
         try
         {
             IReadOnlyList<SnapshotExport> exports = access.Exports;
@@ -143,10 +158,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     }
                     files = paths;
                 }
-                completed = await StreamAsync(backupId, guest, exports, extents, files, quiescer.Achieved, options, log, cancellationToken);
+                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, log, cancellationToken);
             }
             stored = true;
-            return new VmBackupResult(archiveName, completed, new BackupStats(), quiescer.Achieved);
+            return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
         }
         finally
         {
@@ -370,6 +385,12 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             log.Warn($"BackupCleanup after a failure also failed: {e.Status.Detail}");
             return null;
         }
+    }
+
+    /// <summary>The quiesce window of a guest the backup mode already holds still.</summary>
+    private sealed class HeldGuest : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     private static BitmapRequest ToRequest(IncrementalChoice choice) => choice switch
