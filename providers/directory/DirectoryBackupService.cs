@@ -9,10 +9,10 @@ namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
 /// The Backup service: VM backups over NBD into the repository directory (full as sparse raw, incremental as qcow2
-/// overlays). Containers are not supported: BackupGetMechanism refuses them, and their RPCs answer UNIMPLEMENTED.
+/// overlays); container trees as zstd-compressed pax tars (<c>DirectoryBackupService.Container.cs</c>).
 /// </summary>
-internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
-    VmBackupRun vmBackup, ProviderFds fds) : Protocol.V1.Backup.BackupBase
+internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
+    VmBackupRun vmBackup, ContainerBackupRun containerBackup, DirectoryRepositoryOptions options, ProviderFds fds) : Protocol.V1.Backup.BackupBase
 {
     /// <summary>A task log is text; anything bigger than this is cut rather than filling the repository.</summary>
     private const long MaxLogBytes = 256L * 1024 * 1024;
@@ -59,8 +59,7 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
                 Task.FromResult(new BackupGetMechanismResponse { Vm = VmBackupMechanism.Nbd }),
             GuestType.Vm or GuestType.Container when request.GuestType != session.GuestType =>
                 throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
-            GuestType.Container => throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
-                "this provider does not back up containers"),
+            GuestType.Container => Task.FromResult(ContainerMechanism()),
             _ => throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} is not valid"),
         };
     }

@@ -18,7 +18,7 @@ namespace Grpc.Backup.Containers;
 /// this child only.</para>
 /// <para>The environment is exactly what the caller gives plus PATH and LC_ALL: nothing of the host's environment
 /// (which may hold secrets) reaches code that runs as the container's root. stdin is /dev/null; stdout and stderr
-/// come back to the host line by line for the task log. SIGPIPE is reset to its default, which .NET ignores.</para>
+/// come back to the host line by line, kept apart: stderr lines are problems. SIGPIPE is reset to its default, which .NET ignores.</para>
 /// </remarks>
 public sealed class ContainerWorkerProcess : IAsyncDisposable
 {
@@ -28,10 +28,10 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
     private readonly Task _output;
     private int _exited;
 
-    private ContainerWorkerProcess(int processId, SafeFileHandle output, Action<string> onOutputLine)
+    private ContainerWorkerProcess(int processId, SafeFileHandle output, Action<string> onOutputLine, SafeFileHandle errors, Action<string> onErrorLine)
     {
         ProcessId = processId;
-        _output = Task.Run(() => ReadLinesAsync(output, onOutputLine));
+        _output = Task.WhenAll(Task.Run(() => ReadLinesAsync(output, onOutputLine)), Task.Run(() => ReadLinesAsync(errors, onErrorLine)));
         Completion = Task.Factory.StartNew(WaitForExit, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
@@ -46,16 +46,18 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
     /// <param name="argv">The worker's absolute path and arguments, as the provider declared them.</param>
     /// <param name="environment">Variables the worker gets (protos/README.md "Container worker").</param>
     /// <param name="sideband">A connected socket to the provider's sideband, which becomes the worker's fd 3.</param>
-    /// <param name="onOutputLine">Receives each line the worker writes to stdout or stderr.</param>
+    /// <param name="onOutputLine">Receives each line the worker writes to stdout (progress, information).</param>
+    /// <param name="onErrorLine">Receives each line the worker writes to stderr (problems, e.g. files it could not read).</param>
     /// <exception cref="ContainerBackupException">The command is unusable or could not be started.</exception>
     public static ContainerWorkerProcess Start(ContainerBackupView view, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> environment,
-        SafeHandle sideband, Action<string> onOutputLine)
+        SafeHandle sideband, Action<string> onOutputLine, Action<string> onErrorLine)
     {
         ArgumentNullException.ThrowIfNull(view);
         ArgumentNullException.ThrowIfNull(argv);
         ArgumentNullException.ThrowIfNull(environment);
         ArgumentNullException.ThrowIfNull(sideband);
         ArgumentNullException.ThrowIfNull(onOutputLine);
+        ArgumentNullException.ThrowIfNull(onErrorLine);
         if (argv.Count == 0 || argv.Any(a => a.Contains('\0', StringComparison.Ordinal)))
         {
             throw new ContainerBackupException("the worker command is empty or contains a NUL byte");
@@ -71,17 +73,20 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
         }
         List<string> arguments = ["nsenter", .. view.Namespace.NsenterArguments(asHostRoot: false, argv[0], argv.Skip(1))];
         (SafeFileHandle outputRead, SafeFileHandle outputWrite) = OsPipe.Create();
+        (SafeFileHandle errorRead, SafeFileHandle errorWrite) = OsPipe.Create();
         try
         {
             using (outputWrite)
+            using (errorWrite)
             {
-                int pid = Spawn(arguments, variables, sideband, outputWrite);
-                return new ContainerWorkerProcess(pid, outputRead, onOutputLine);
+                int pid = Spawn(arguments, variables, sideband, outputWrite, errorWrite);
+                return new ContainerWorkerProcess(pid, outputRead, onOutputLine, errorRead, onErrorLine);
             }
         }
         catch
         {
             outputRead.Dispose();
+            errorRead.Dispose();
             throw;
         }
     }
@@ -139,19 +144,20 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
         }
     }
 
-    private static unsafe int Spawn(List<string> arguments, List<string> variables, SafeHandle sideband, SafeFileHandle output)
+    private static unsafe int Spawn(List<string> arguments, List<string> variables, SafeHandle sideband, SafeFileHandle output, SafeFileHandle errors)
     {
         void* actions = NativeMemory.AllocZeroed(Libc.SpawnStructureBytes);
         void* attributes = NativeMemory.AllocZeroed(Libc.SpawnStructureBytes);
         void* signals = NativeMemory.AllocZeroed(Libc.SpawnStructureBytes);
         byte** argv = ToNative(arguments);
         byte** envp = ToNative(variables);
-        bool addedSideband = false, addedOutput = false;
+        bool addedSideband = false, addedOutput = false, addedErrors = false;
         int sidebandCopy = -1;
         try
         {
             sideband.DangerousAddRef(ref addedSideband);
             output.DangerousAddRef(ref addedOutput);
+            errors.DangerousAddRef(ref addedErrors);
             // A copy at a number above 3, so the dup2 to 3 below always clears close-on-exec (dup2 onto itself does not).
             sidebandCopy = Libc.fcntl((int)sideband.DangerousGetHandle(), Libc.FDupfdCloexec, 10);
             if (sidebandCopy < 0)
@@ -162,7 +168,7 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
             Check(Libc.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
             Check(Libc.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Libc.ORdonly, 0), "addopen");
             Check(Libc.posix_spawn_file_actions_adddup2(actions, outputFd, 1), "adddup2");
-            Check(Libc.posix_spawn_file_actions_adddup2(actions, outputFd, 2), "adddup2");
+            Check(Libc.posix_spawn_file_actions_adddup2(actions, (int)errors.DangerousGetHandle(), 2), "adddup2");
             Check(Libc.posix_spawn_file_actions_adddup2(actions, sidebandCopy, 3), "adddup2");
             Check(Libc.posix_spawnattr_init(attributes), "posix_spawnattr_init");
             Check(Libc.posix_spawnattr_setflags(attributes, Libc.PosixSpawnSetSigDefault | Libc.PosixSpawnSetSigMask), "setflags");
@@ -191,6 +197,10 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
             if (addedOutput)
             {
                 output.DangerousRelease();
+            }
+            if (addedErrors)
+            {
+                errors.DangerousRelease();
             }
             _ = Libc.posix_spawn_file_actions_destroy(actions);
             _ = Libc.posix_spawnattr_destroy(attributes);

@@ -31,11 +31,19 @@ public sealed partial class ContainerBackupRunner
             viewOptions.BytesPerSecond);
 
         using var callCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var workerProblems = new List<string>();
         ContainerWorkerProcess worker;
         using (Socket sideband = await FdSidebandHandoff.ConnectAsync(provider.Endpoint.SidebandPath, cancellationToken))
         {
             // The worker gets its own copy as fd 3; the host's closes here, so the provider sees EOF when the worker ends.
-            worker = ContainerWorkerProcess.Start(view, argv, environment, sideband.SafeHandle, line => log.Info($"worker: {line}"));
+            worker = ContainerWorkerProcess.Start(view, argv, environment, sideband.SafeHandle, line => log.Info($"worker: {line}"),
+                line =>
+                {
+                    lock (workerProblems)
+                    {
+                        workerProblems.Add($"worker: {line}");
+                    }
+                });
         }
         await using (worker)
         {
@@ -76,6 +84,7 @@ public sealed partial class ContainerBackupRunner
             log.Info("worker finished");
         }
         var warnings = new List<string>(view.Warnings);
+        warnings.AddRange(workerProblems);
         warnings.AddRange(await view.CloseAsync());
         return warnings;
     }
