@@ -32,36 +32,7 @@ internal sealed partial class DirectoryBackupService
         {
             throw DirectoryErrors.InvalidArgument($"this provider answered mechanism {options.ContainerMechanism}; the request carries {request.SourceCase}");
         }
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (session.Gate)
-        {
-            if (session.Phase != BackupPhase.Initialized)
-            {
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
-                    $"BackupContainer already ran for backup '{request.BackupId}' (state {session.Phase}); start a new backup");
-            }
-            session.Phase = BackupPhase.Running;
-            session.Running = done.Task;
-        }
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Abort.Token);
-        bool stored = false;
-        try
-        {
-            await containerBackup.RunAsync(session, request, responseStream, cancellation.Token);
-            stored = true;
-        }
-        catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
-        {
-            throw ProviderErrors.Create(StatusCode.Aborted, "the backup was cleaned up while BackupContainer was running");
-        }
-        finally
-        {
-            lock (session.Gate)
-            {
-                session.Phase = stored ? BackupPhase.DataStored : BackupPhase.DataFailed;
-            }
-            done.SetResult();
-        }
+        await RunDataPhaseAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token), context);
     }
 
     private BackupGetMechanismResponse ContainerMechanism()

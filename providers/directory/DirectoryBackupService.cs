@@ -104,13 +104,22 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
                 $"backup '{start.BackupId}' is not a VM backup");
         }
+        await RunDataPhaseAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, responseStream, token), context);
+    }
+
+    /// <summary>
+    /// The one data call of a backup (BackupVm or BackupContainer): it may run once, its progress is visible to
+    /// BackupCleanup (which waits for it or aborts it), and its outcome decides what BackupCleanup commits.
+    /// </summary>
+    private static async Task RunDataPhaseAsync(BackupSession session, string call, Func<CancellationToken, Task> run, ServerCallContext context)
+    {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (session.Gate)
         {
             if (session.Phase != BackupPhase.Initialized)
             {
                 throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
-                    $"BackupVm already ran for backup '{start.BackupId}' (state {session.Phase}); start a new backup");
+                    $"{call} already ran for backup '{session.BackupId}' (state {session.Phase}); start a new backup");
             }
             session.Phase = BackupPhase.Running;
             session.Running = done.Task;
@@ -119,12 +128,12 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         bool stored = false;
         try
         {
-            await vmBackup.RunAsync(session, start, responseStream, cancellation.Token);
+            await run(cancellation.Token);
             stored = true;
         }
         catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
-            throw ProviderErrors.Create(StatusCode.Aborted, "the backup was cleaned up while BackupVm was running");
+            throw ProviderErrors.Create(StatusCode.Aborted, $"the backup was cleaned up while {call} was running");
         }
         finally
         {
