@@ -35,6 +35,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
     /// <summary>What BackupGetMechanism answers for VMs (<c>--vm-mechanism nbd|file-handle</c>); both are advertised.</summary>
     public VmBackupMechanism VmMechanism { get; init; } = VmBackupMechanism.Nbd;
 
+    /// <summary>
+    /// How container trees arrive (<c>--ct-mechanism directory|tar-stream</c>): through our worker in the container's
+    /// user namespace (the default), or as the host's tar stream.
+    /// </summary>
+    public ContainerBackupMechanism ContainerMechanism { get; init; } = ContainerBackupMechanism.Directory;
+
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -57,6 +63,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
                 null or "nbd" => VmBackupMechanism.Nbd,
                 "file-handle" => VmBackupMechanism.FileHandle,
                 string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+            },
+            ContainerMechanism = configuration["ct-mechanism"] switch
+            {
+                null or "directory" => ContainerBackupMechanism.Directory,
+                "tar-stream" => ContainerBackupMechanism.TarStream,
+                string other => throw new InvalidOperationException($"--ct-mechanism must be directory or tar-stream, not '{other}'"),
             },
         };
     }

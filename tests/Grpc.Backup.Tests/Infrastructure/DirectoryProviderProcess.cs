@@ -7,9 +7,9 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
 {
     private readonly TempDirectory _directory;
 
-    private readonly string[] _extraArguments;
+    private readonly IReadOnlyList<string> _extraArguments;
 
-    private DirectoryProviderProcess(TempDirectory directory, ChildProcess process, ProviderEndpoint endpoint, string[] extraArguments)
+    private DirectoryProviderProcess(TempDirectory directory, ChildProcess process, ProviderEndpoint endpoint, IReadOnlyList<string> extraArguments)
     {
         _directory = directory;
         _extraArguments = extraArguments;
@@ -23,14 +23,13 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
 
     public string RepositoryPath => _directory.File("repo");
 
-    public static Task<DirectoryProviderProcess> StartAsync(params string[] extraArguments) =>
-        StartAsync(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, extraArguments);
-
     /// <summary>Starts the provider with <c>--vm-mechanism</c> set to the protocol's name of <paramref name="mechanism"/>.</summary>
     public static Task<DirectoryProviderProcess> StartAsync(Protocol.V1.VmBackupMechanism mechanism) =>
-        StartAsync("--vm-mechanism", mechanism == Protocol.V1.VmBackupMechanism.FileHandle ? "file-handle" : "nbd");
+        StartAsync(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            "--vm-mechanism", mechanism == Protocol.V1.VmBackupMechanism.FileHandle ? "file-handle" : "nbd");
 
-    public static async Task<DirectoryProviderProcess> StartAsync(UnixFileMode directoryMode, params string[] extraArguments)
+    public static async Task<DirectoryProviderProcess> StartAsync(
+        UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, params string[] extraArguments)
     {
         var directory = new TempDirectory(directoryMode);
         Directory.CreateDirectory(directory.File("repo"));
@@ -56,7 +55,7 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
         await WaitUntilListeningAsync();
     }
 
-    private static ChildProcess Launch(TempDirectory directory, ProviderEndpoint endpoint, string[] extraArguments) => ChildProcess.Start("dotnet",
+    private static ChildProcess Launch(TempDirectory directory, ProviderEndpoint endpoint, IReadOnlyList<string> extraArguments) => ChildProcess.Start("dotnet",
         [RepoPaths.DirectoryProviderDll, "--listen", endpoint.ToString(), "--repository", directory.File("repo"), .. extraArguments]);
 
     private async Task WaitUntilListeningAsync()
