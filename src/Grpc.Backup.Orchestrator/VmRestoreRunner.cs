@@ -69,8 +69,9 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
 
     /// <summary>
     /// The disks the archived config marks <c>backup=no</c> that the archive does not hold, when they are to be recreated.
-    /// The config came back from the provider, so it is parsed as untrusted input; an excluded disk without a recorded
-    /// size cannot be recreated and fails the restore rather than silently going missing.
+    /// The config came back from the provider, so it is parsed as untrusted input (one that is not an inventory config
+    /// names no disk to recreate); an excluded disk without a recorded size cannot be recreated and fails the restore
+    /// rather than silently going missing.
     /// </summary>
     private List<VmDisk> ExcludedDisks(byte[] guestConfig, Dictionary<string, string> restored, VmRestoreOptions options)
     {
@@ -85,7 +86,9 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         }
         catch (ConfigException e)
         {
-            throw new BackupException($"the archived guest config cannot be read, so disks excluded from backup cannot be recreated: {e.Message}");
+            // Not an inventory config (another host's format, or none): it names no excluded disk the host could recreate.
+            LogUnreadableConfig(logger, e.Message);
+            return [];
         }
         var excluded = guest.Disks.Where(d => !d.Backup && !restored.ContainsKey(d.DeviceName)).ToList();
         foreach (VmDisk disk in excluded)
@@ -259,6 +262,9 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Device}: {Size} bytes, {Written} written, in {Seconds:0.00} s")]
     private static partial void LogRestored(ILogger logger, string device, long size, long written, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The archived guest config is not an inventory config ({Reason}); no disk excluded from backup is recreated")]
+    private static partial void LogUnreadableConfig(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Device} was excluded from backup: recreated empty with {Size} bytes")]
     private static partial void LogRecreated(ILogger logger, string device, long size);
