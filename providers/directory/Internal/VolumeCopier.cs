@@ -1,5 +1,6 @@
 using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 

@@ -1,13 +1,13 @@
 using Grpc.Backup.Nbd;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// Maps a whole volume with NBD block status before anything is read or trimmed. Block status of a trimmed range
 /// fails on a snapshot-access export, so mapping first keeps every query ahead of every TRIM; it also gives the exact
 /// byte total for progress. Adjacent ranges with the same action are merged into one, so reads stay large.
 /// </summary>
-internal static class ExtentMap
+public static class ExtentMap
 {
     /// <summary>base:allocation: a range that reads as zero is stored as a hole, everything else is read.</summary>
     public static ExtentAction ClassifyAllocation(uint flags) =>

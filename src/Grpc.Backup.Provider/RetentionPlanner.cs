@@ -1,7 +1,7 @@
 using System.Globalization;
 using Grpc.Backup.Protocol.V1;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The keep rules of proxmox-backup and borg (repository.proto PruneBackups), for the backups of one guest: protected
@@ -10,24 +10,24 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// or passed over as a second backup of a period it kept) is skipped by the later rules, as in proxmox-backup's
 /// mark_selections. What no rule keeps is removed. A policy of all zeros keeps everything.
 /// </summary>
-internal static class RetentionPlanner
+public static class RetentionPlanner
 {
-    public static IReadOnlyList<RetentionDecision> Plan(IEnumerable<RetentionCandidate> candidates, RetentionPolicy policy,
-        TimeZoneInfo zone)
+    public static IReadOnlyList<RetentionDecision<TArchive>> Plan<TArchive>(IEnumerable<RetentionCandidate<TArchive>> candidates,
+        RetentionPolicy policy, TimeZoneInfo zone)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        List<RetentionCandidate> newestFirst = candidates
+        List<RetentionCandidate<TArchive>> newestFirst = candidates
             .OrderByDescending(c => c.BackupTime)
-            .ThenByDescending(c => c.Archive.Timestamp, StringComparer.Ordinal)
+            .ThenByDescending(c => c.Name, StringComparer.Ordinal)
             .ToList();
         bool keepAll = policy is { KeepLast: 0, KeepHourly: 0, KeepDaily: 0, KeepWeekly: 0, KeepMonthly: 0, KeepYearly: 0 };
-        var marks = new Dictionary<RetentionCandidate, (bool Keep, string Reason)>();
-        foreach (RetentionCandidate candidate in newestFirst.Where(c => c.Protected))
+        var marks = new Dictionary<RetentionCandidate<TArchive>, (bool Keep, string Reason)>();
+        foreach (RetentionCandidate<TArchive> candidate in newestFirst.Where(c => c.Protected))
         {
             marks[candidate] = (true, "protected");
         }
 
-        Mark(newestFirst, marks, policy.KeepLast, "keep-last", c => c.Archive.Name);
+        Mark(newestFirst, marks, policy.KeepLast, "keep-last", c => c.Name);
         Mark(newestFirst, marks, policy.KeepHourly, "keep-hourly", c => Local(c, zone).ToString("yyyy/MM/dd/HH", CultureInfo.InvariantCulture));
         Mark(newestFirst, marks, policy.KeepDaily, "keep-daily", c => Local(c, zone).ToString("yyyy/MM/dd", CultureInfo.InvariantCulture));
         Mark(newestFirst, marks, policy.KeepWeekly, "keep-weekly", c =>
@@ -39,13 +39,14 @@ internal static class RetentionPlanner
         Mark(newestFirst, marks, policy.KeepYearly, "keep-yearly", c => Local(c, zone).ToString("yyyy", CultureInfo.InvariantCulture));
 
         return newestFirst.Select(c => marks.TryGetValue(c, out var mark)
-                ? new RetentionDecision(c.Archive, mark.Keep, mark.Keep ? mark.Reason : "removed")
-                : new RetentionDecision(c.Archive, keepAll, keepAll ? "keep-all" : "removed"))
+                ? new RetentionDecision<TArchive>(c.Archive, c.Name, mark.Keep, mark.Keep ? mark.Reason : "removed")
+                : new RetentionDecision<TArchive>(c.Archive, c.Name, keepAll, keepAll ? "keep-all" : "removed"))
             .ToList();
     }
 
-    private static void Mark(List<RetentionCandidate> newestFirst, Dictionary<RetentionCandidate, (bool Keep, string Reason)> marks,
-        uint keep, string reason, Func<RetentionCandidate, string> period)
+    private static void Mark<TArchive>(List<RetentionCandidate<TArchive>> newestFirst,
+        Dictionary<RetentionCandidate<TArchive>, (bool Keep, string Reason)> marks, uint keep, string reason,
+        Func<RetentionCandidate<TArchive>, string> period)
     {
         if (keep == 0)
         {
@@ -56,7 +57,7 @@ internal static class RetentionPlanner
             newestFirst.Where(c => marks.TryGetValue(c, out var m) && m.Keep && m.Reason != "protected").Select(period),
             StringComparer.Ordinal);
         var included = new HashSet<string>(StringComparer.Ordinal);
-        foreach (RetentionCandidate candidate in newestFirst)
+        foreach (RetentionCandidate<TArchive> candidate in newestFirst)
         {
             if (marks.ContainsKey(candidate))
             {
@@ -83,6 +84,6 @@ internal static class RetentionPlanner
         }
     }
 
-    private static DateTime Local(RetentionCandidate candidate, TimeZoneInfo zone) =>
+    private static DateTime Local<TArchive>(RetentionCandidate<TArchive> candidate, TimeZoneInfo zone) =>
         TimeZoneInfo.ConvertTime(candidate.BackupTime, zone).DateTime;
 }

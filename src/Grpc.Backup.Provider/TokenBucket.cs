@@ -1,13 +1,13 @@
 using System.Diagnostics;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// Paces reads to a byte rate (BackupVmStart.bandwidth_limit). A virtual clock advances by bytes / rate for each
 /// grant; a caller waits while the clock is ahead of real time by more than a short burst, so the average rate holds
 /// whatever the request sizes, and short bursts keep the pipeline busy. Thread-safe.
 /// </summary>
-internal sealed class TokenBucket
+public sealed class TokenBucket
 {
     private static readonly TimeSpan Burst = TimeSpan.FromMilliseconds(200);
 

@@ -1,4 +1,4 @@
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// Collects the ranges the copy loop has stored and TRIMs them in large contiguous pieces instead of one request per
@@ -7,7 +7,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// trimmable area ends; <see cref="FlushAsync"/> trims the rest. Only stored ranges are ever added, so the union trimmed
 /// is exactly what was stored. Thread-safe.
 /// </summary>
-internal sealed class TrimBatcher(long threshold, IReadOnlySet<long> closingOffsets, Func<long, long, CancellationToken, Task> trim)
+public sealed class TrimBatcher(long threshold, IReadOnlySet<long> closingOffsets, Func<long, long, CancellationToken, Task> trim)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<long, long> _endByStart = [];

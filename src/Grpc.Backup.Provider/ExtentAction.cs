@@ -1,7 +1,7 @@
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>What the copy loop does with one range of a volume.</summary>
-internal enum ExtentAction
+public enum ExtentAction
 {
     /// <summary>Read it, store it, TRIM it.</summary>
     Copy,

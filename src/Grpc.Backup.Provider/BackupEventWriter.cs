@@ -2,13 +2,13 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The BackupVm response stream, shared by the copy loop and its chunk workers: writes are serialised (a gRPC stream
 /// takes one write at a time) and progress is thinned to a few events per second, always including the last one.
 /// </summary>
-internal sealed class BackupEventWriter(IServerStreamWriter<BackupVmEvent> stream, TimeProvider timeProvider) : IDisposable
+public sealed class BackupEventWriter(IServerStreamWriter<BackupVmEvent> stream, TimeProvider timeProvider) : IDisposable
 {
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
 

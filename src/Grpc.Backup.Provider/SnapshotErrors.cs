@@ -2,10 +2,10 @@ using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>Failures of the host's snapshot export, as the contract names them.</summary>
-internal static class SnapshotErrors
+public static class SnapshotErrors
 {
     /// <summary>True for what an NBD operation throws when the server or the connection failed.</summary>
     public static bool IsNbdFailure(Exception exception) => exception is IOException or ObjectDisposedException;

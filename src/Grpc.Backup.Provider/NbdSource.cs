@@ -1,13 +1,13 @@
 using System.Net.Sockets;
 using Grpc.Backup.Nbd;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The host's point-in-time export of one volume: the NBD connections on the sockets it passed (one, or more when it
 /// offered extra connections and the export allows multi-conn), with one meta context negotiated.
 /// </summary>
-internal sealed class NbdSource : IAsyncDisposable
+public sealed class NbdSource : IAsyncDisposable
 {
     private NbdSource(NbdMultiConnClient client, string metaContext)
     {
