@@ -1,12 +1,12 @@
 using System.Globalization;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The UTC timestamp that names an archive directory, <c>yyyyMMddTHHmmssZ</c>: sortable as text, valid as an archive
 /// name segment, and free of ':' so it is a portable file name.
 /// </summary>
-internal static class ArchiveTimestamp
+public static class ArchiveTimestamp
 {
     private const string Pattern = "yyyyMMdd'T'HHmmss'Z'";
 

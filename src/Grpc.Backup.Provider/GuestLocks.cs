@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Core;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// One async lock per guest. Everything that reads a guest's chain and then changes it (choosing an incremental
@@ -8,7 +11,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// so two operations on one guest never interleave and the chain stays consistent. Different guests never wait on
 /// each other.
 /// </summary>
-internal sealed class GuestLocks
+public sealed class GuestLocks
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
 
@@ -28,7 +31,8 @@ internal sealed class GuestLocks
         SemaphoreSlim semaphore = _locks.GetOrAdd(guestId, _ => new SemaphoreSlim(1, 1));
         if (!await semaphore.WaitAsync(timeout, cancellationToken))
         {
-            throw DirectoryErrors.RepositoryLocked($"guest {guestId} is busy with a backup or another repository operation");
+            throw ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked,
+                $"guest {guestId} is busy with a backup or another repository operation");
         }
         return new Releaser(semaphore);
     }

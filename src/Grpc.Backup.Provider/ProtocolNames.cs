@@ -1,12 +1,12 @@
 using System.Text.RegularExpressions;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The identifier rules of the contract. Guest ids and device names become path segments and file names here, so they
 /// are checked before anything touches the file system.
 /// </summary>
-internal static partial class ProtocolNames
+public static partial class ProtocolNames
 {
     /// <summary>backup_id, job_id and restore_id are UUIDs in text form; anything longer than this is not one.</summary>
     public const int MaxOperationIdLength = 128;
