@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
-using Grpc.Backup.Providers.Directory.Internal.Interop;
+using Grpc.Backup.Provider.Internal.Interop;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// Replaces a file so that a reader, or the repository after a crash, sees either the old or the new content: write a
 /// temp file beside it, fsync, rename over, fsync the directory.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, ReadOnlySpan<byte> content)
     {
