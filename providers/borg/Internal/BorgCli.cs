@@ -18,8 +18,12 @@ internal sealed class BorgCli(BorgProviderOptions options)
 
     public string Archive(string borgName) => options.Repository + "::" + borgName;
 
-    /// <summary>Starts <c>borg --log-json --lock-wait N ARGS</c>. stdin is a pipe; close it if borg should read nothing.</summary>
-    public BorgProcess Start(IEnumerable<string> arguments, string what)
+    /// <summary>
+    /// Starts <c>borg --log-json --lock-wait N ARGS</c>. stdin is a pipe; close it if borg should read nothing.
+    /// <paramref name="reader"/> commands (list, extract, export-tar with --bypass-lock) get a cache directory of their
+    /// own: borg locks its cache directory even for them, and a backup holds that lock for as long as it writes.
+    /// </summary>
+    public BorgProcess Start(IEnumerable<string> arguments, string what, bool reader = false)
     {
         var startInfo = new ProcessStartInfo(options.BorgPath)
         {
@@ -41,20 +45,25 @@ internal sealed class BorgCli(BorgProviderOptions options)
         {
             startInfo.Environment[key] = value;
         }
+        if (reader)
+        {
+            startInfo.Environment["BORG_CACHE_DIR"] = Path.Join(BaseDirectory, "reader-cache");
+        }
         return BorgProcess.Start(startInfo, what);
     }
 
     /// <summary>Runs a command that reads nothing and returns its stdout (JSON for --json commands).</summary>
-    public async Task<string> RunAsync(IEnumerable<string> arguments, string what, CancellationToken cancellationToken)
+    public async Task<string> RunAsync(IEnumerable<string> arguments, string what, CancellationToken cancellationToken, bool reader = false)
     {
-        await using BorgProcess borg = Start(arguments, what);
+        await using BorgProcess borg = Start(arguments, what, reader);
         borg.StandardInput.Close();
         return await borg.ReadOutputAsync(cancellationToken);
     }
 
-    public async Task<JsonDocument> RunJsonAsync(IEnumerable<string> arguments, string what, CancellationToken cancellationToken)
+    public async Task<JsonDocument> RunJsonAsync(IEnumerable<string> arguments, string what, CancellationToken cancellationToken,
+        bool reader = false)
     {
-        string output = await RunAsync(arguments, what, cancellationToken);
+        string output = await RunAsync(arguments, what, cancellationToken, reader);
         try
         {
             return JsonDocument.Parse(output);

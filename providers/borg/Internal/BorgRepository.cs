@@ -17,17 +17,18 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
     public async Task CheckAccessAsync(CancellationToken cancellationToken)
     {
         StaleLockInspector.ThrowIfStale(borg.Options);
-        using JsonDocument _ = await borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken);
+        using JsonDocument _ = await borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken, reader: true);
     }
 
     /// <summary><c>borg info</c> of the repository: its size, with --bypass-lock.</summary>
     public Task<JsonDocument> InfoAsync(CancellationToken cancellationToken) =>
-        borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken);
+        borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken, reader: true);
 
     /// <summary>Every archive in the repository by borg name, with borg's start time.</summary>
     public async Task<Dictionary<string, DateTimeOffset>> ListAsync(CancellationToken cancellationToken)
     {
-        using JsonDocument list = await borg.RunJsonAsync(["list", "--json", "--bypass-lock", borg.Repository], "list", cancellationToken);
+        using JsonDocument list = await borg.RunJsonAsync(["list", "--json", "--bypass-lock", borg.Repository], "list", cancellationToken,
+            reader: true);
         var archives = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
         foreach (JsonElement archive in list.RootElement.GetProperty("archives").EnumerateArray())
         {
@@ -118,7 +119,7 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
     /// <summary>Streams one member of an archive to stdout (a whole disk image, or a config).</summary>
     public BorgProcess StartExtract(string borgName, string member)
     {
-        BorgProcess process = borg.Start(["extract", "--stdout", "--bypass-lock", borg.Archive(borgName), member], "extract");
+        BorgProcess process = borg.Start(["extract", "--stdout", "--bypass-lock", borg.Archive(borgName), member], "extract", reader: true);
         process.StandardInput.Close();
         return process;
     }
@@ -126,7 +127,7 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
     /// <summary>Streams an archive as a tar to stdout (container restore).</summary>
     public BorgProcess StartExportTar(string borgName)
     {
-        BorgProcess process = borg.Start(["export-tar", "--bypass-lock", borg.Archive(borgName), "-"], "export-tar");
+        BorgProcess process = borg.Start(["export-tar", "--bypass-lock", borg.Archive(borgName), "-"], "export-tar", reader: true);
         process.StandardInput.Close();
         return process;
     }

@@ -18,7 +18,7 @@ internal static class ImageExtractor
     {
         Directory.CreateDirectory(scratchDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string path = Path.Join(scratchDirectory, $"restore-{Guid.NewGuid():N}.raw");
-        using SafeFileHandle scratch = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        using SafeFileHandle scratch = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite);
         File.Delete(path);
         await using BorgProcess extract = repository.StartExtract(archive.BorgName, volume.MemberName);
         byte[] buffer = GC.AllocateUninitializedArray<byte>(BufferSize);
@@ -56,6 +56,6 @@ internal static class ImageExtractor
         }
         RandomAccess.SetLength(scratch, volume.SizeBytes);
         // The host gets a handle that cannot write: reopen the unlinked file read-only through /proc.
-        return File.OpenHandle($"/proc/self/fd/{scratch.DangerousGetHandle()}", FileMode.Open, FileAccess.Read);
+        return File.OpenHandle($"/proc/self/fd/{scratch.DangerousGetHandle()}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
     }
 }
