@@ -93,7 +93,8 @@ public sealed class NbdBackupTests
         Assert.Equal((ulong)(1024 * MiB), second.Stats.RestoredSizeBytes);
         Assert.Equal(expected, (await host.RestoreAsync(second.ArchiveName, Device)).Sha256);
         // The export was writable: everything stored was trimmed, so the source is all holes now.
-        Assert.True(await AllocatedBytesAsync(image) < MiB, "stored ranges were trimmed");
+        long allocated = await AllocatedBytesAsync(provider.Work("copy1.raw"));
+        Assert.True(allocated < MiB, $"{allocated} bytes of the source are still allocated after the backup trimmed what it stored");
     }
 
     private static async Task<BackupOutcome> FullAsync(SimulatedHost host, BorgProvider provider, string image, int hour)
@@ -103,10 +104,6 @@ public sealed class NbdBackupTests
         await RunAsync("cp", "--sparse=always", image, copy);
         await using QemuNbdExport export = await QemuNbdExport.WritableRawAsync(copy, provider.Work($"export{hour}.sock"));
         BackupOutcome outcome = await host.BackupAsync("400", Time.AddHours(hour), [new VolumeSpec(Device, 1024 * MiB, BitmapMode.New, export)]);
-        if (hour == 1)
-        {
-            File.Copy(copy, image, overwrite: true);
-        }
         return outcome;
     }
 

@@ -41,7 +41,7 @@ internal sealed class BorgCli(BorgProviderOptions options)
             startInfo.ArgumentList.Add(argument);
         }
         startInfo.Environment.Clear();
-        foreach ((string key, string value) in Environment())
+        foreach ((string key, string value) in ChildEnvironment())
         {
             startInfo.Environment[key] = value;
         }
@@ -74,15 +74,20 @@ internal sealed class BorgCli(BorgProviderOptions options)
         }
     }
 
+    /// <summary>The id borg records as the owner of its locks (BORG_HOST_ID).</summary>
+    public static string HostId { get; } = Environment.MachineName + "@grpc-backup";
+
     /// <summary>Borg's own state (keys cache, chunk index, security dir) lives under the provider's state directory.</summary>
     public string BaseDirectory => Path.Join(options.StateDirectory, "borg");
 
-    private IEnumerable<(string, string)> Environment()
+    private IEnumerable<(string, string)> ChildEnvironment()
     {
         yield return ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         yield return ("HOME", BaseDirectory);
         yield return ("LANG", "C.UTF-8");
         yield return ("BORG_BASE_DIR", BaseDirectory);
+        // A fixed lock owner id, so StaleLockInspector recognises this host's locks whatever borg thinks its FQDN is.
+        yield return ("BORG_HOST_ID", HostId);
         // Never answer borg's safety prompts with yes on the operator's behalf.
         yield return ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "no");
         yield return ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "no");

@@ -39,8 +39,11 @@ internal sealed class Catalog(BorgProviderOptions options)
 
     public void Remove(BorgArchiveName archive)
     {
-        File.Delete(EntryPath(archive));
-        File.Delete(LogPath(archive));
+        if (Directory.Exists(GuestDirectory(archive.GuestId)))
+        {
+            File.Delete(EntryPath(archive));
+            File.Delete(LogPath(archive));
+        }
     }
 
     public string LogPath(BorgArchiveName archive) => Path.Join(GuestDirectory(archive.GuestId), archive.Timestamp + ".log");

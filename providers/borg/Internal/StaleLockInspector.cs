@@ -52,10 +52,9 @@ internal static class StaleLockInspector
         {
             return; // borg itself will judge a lock we cannot read
         }
-        string thisHost = Environment.MachineName + "@";
         foreach ((string host, long pid) in owners)
         {
-            if (host.StartsWith(thisHost, StringComparison.Ordinal) && !Directory.Exists("/proc/" + pid))
+            if (host == BorgCli.HostId && !Directory.Exists("/proc/" + pid))
             {
                 throw BorgErrors.StaleLock(
                     $"the repository {options.Repository} holds a stale lock of borg process {pid} on this host, which no longer runs "
