@@ -32,11 +32,9 @@ public sealed class DemoGuestTests
         Assert.All(backups[0].Result.Volumes, v => Assert.Equal(BitmapMode.New, v.BitmapMode));
         Assert.All(backups[1].Result.Volumes, v => Assert.Equal(BitmapMode.Reuse, v.BitmapMode));
         Assert.All(backups[2].Result.Volumes, v => Assert.Equal(BitmapMode.Reuse, v.BitmapMode));
-        // An incremental reads only what changed (the writer keeps writing for as long as a backup takes): far less
-        // than the full read.
-        long fullRead = backups[0].Result.Volumes.Sum(v => (long)v.BytesRead);
-        long incrementalRead = backups[2].Result.Volumes.Sum(v => (long)v.BytesRead);
-        Assert.True(incrementalRead < fullRead / 2, $"the incremental read {incrementalRead} bytes, the full {fullRead}");
+        // How much an incremental reads depends on how long the writer ran since the last instant (a borg backup re-reads
+        // the previous image, so it takes longer than the directory provider's); NbdBackupTests and FileHandleTests pin
+        // the exact dirty bytes with a deterministic disk. Here: every restore equals its instant.
         for (int i = 0; i < backups.Count; i++)
         {
             var restored = await new VmRestoreRunner(provider.Connection, NullLogger<VmRestoreRunner>.Instance)
