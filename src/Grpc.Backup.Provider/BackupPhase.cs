@@ -1,9 +1,9 @@
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>Where one guest's backup is in its lifecycle (protos/README.md "Lifecycle of a backup job").</summary>
-internal enum BackupPhase
+public enum BackupPhase
 {
-    /// <summary>BackupInit created the archive directory; no data yet.</summary>
+    /// <summary>BackupInit named the archive; no data yet.</summary>
     Initialized,
 
     /// <summary>BackupVm is running.</summary>
@@ -15,7 +15,7 @@ internal enum BackupPhase
     /// <summary>BackupVm failed or was cancelled; only BackupCleanup(failure) makes sense now.</summary>
     DataFailed,
 
-    /// <summary>BackupCleanup(success) marked the archive complete.</summary>
+    /// <summary>BackupCleanup(success) made the archive complete.</summary>
     Completed,
 
     /// <summary>BackupCleanup(failure) removed the archive.</summary>

@@ -24,7 +24,12 @@ public sealed class DemoGuestTests
         var backups = new List<(VmBackupResult Result, IReadOnlyDictionary<string, string> Expected)>();
         for (int i = 0; i < 3; i++)
         {
+            int freezes = guest.FreezeCount;
             VmBackupResult result = await BackupAsync(provider.Connection, guest, work);
+            // The expected hashes are those the guest agent recorded at this backup's freeze: without a freeze (the host
+            // fell back to another quiesce) there is no oracle for the instant.
+            Assert.True(result.Consistency == Consistency.Application && guest.FreezeCount == freezes + 1,
+                $"backup {i} was not taken under a guest-agent freeze ({result.Consistency}, {guest.FreezeCount - freezes} freezes)");
             backups.Add((result, guest.LastInstant()));
             await Task.Delay(300); // the guest keeps writing between backups
         }
@@ -35,6 +40,7 @@ public sealed class DemoGuestTests
         // How much an incremental reads depends on how long the writer ran since the last instant (a borg backup re-reads
         // the previous image, so it takes longer than the directory provider's); NbdBackupTests and FileHandleTests pin
         // the exact dirty bytes with a deterministic disk. Here: every restore equals its instant.
+        var mismatches = new List<string>();
         for (int i = 0; i < backups.Count; i++)
         {
             var restored = await new VmRestoreRunner(provider.Connection, NullLogger<VmRestoreRunner>.Instance)
@@ -42,10 +48,16 @@ public sealed class DemoGuestTests
                     CancellationToken.None);
             foreach ((string device, string expected) in backups[i].Expected)
             {
-                Assert.Equal(expected, Checksums.Sha256File(restored.Disks[device]));
+                string actual = Checksums.Sha256File(restored.Disks[device]);
+                if (actual != expected)
+                {
+                    mismatches.Add($"backup {i} ({string.Join(",", backups[i].Result.Volumes.Select(v => $"{v.DeviceName}:{v.BitmapMode}:{v.BytesRead}"))}) "
+                        + $"device {device}: restored {actual}, expected {expected}");
+                }
             }
             Assert.Equal(guest.Guest.RawConfig.ToArray(), restored.GuestConfig.ToArray());
         }
+        Assert.True(mismatches.Count == 0, string.Join("\n", mismatches));
         Assert.Empty(System.IO.Directory.GetFiles(Path.Combine(work, "fleece")));
     }
 
