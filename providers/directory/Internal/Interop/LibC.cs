@@ -15,10 +15,6 @@ internal static unsafe partial class LibC
     /// <summary>Offset of stx_blocks (u64, 512-byte units) in struct statx.</summary>
     public const int StatxBlocksOffset = 48;
 
-    public const int ORdOnly = 0;
-    public const int ODirectory = 0x10000;
-    public const int OCloExec = 0x80000;
-
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Statx(int dirFd, string path, int flags, uint mask, byte* buffer);
 
