@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using Grpc.Backup.Nbd;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
