@@ -14,6 +14,11 @@ internal static class RepoPaths
     public static string DirectoryProviderDll =>
         Path.Combine(Root, "providers", "directory", "bin", Configuration, "net10.0", "grpc-backup-provider-directory.dll");
 
+    /// <summary>The restic provider's launcher (Python; generates its stubs with <see cref="ResticStubGenerator"/>).</summary>
+    public static string ResticProvider => Path.Combine(Root, "providers", "restic", "grpc-backup-provider-restic");
+
+    public static string ResticStubGenerator => Path.Combine(Root, "providers", "restic", "generate-stubs");
+
     public static string DemoGuestDll =>
         Path.Combine(Root, "build", "Grpc.Backup.DemoGuest", "bin", Configuration, "net10.0", "grpc-backup-demo-guest.dll");
 

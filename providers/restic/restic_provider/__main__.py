@@ -17,6 +17,7 @@ from backup.provider.v1 import backup_pb2_grpc, identity_pb2_grpc, repository_pb
 from . import endpoints
 from .backup_service import BackupService
 from .chains import ChainState
+from .errors import guarded
 from .identity_service import IdentityService, health_handler
 from .peers import PeerPolicy
 from .repository_service import RepositoryService
@@ -76,10 +77,10 @@ def main(argv=None):
     restore = RestoreService(store, sideband, args.nbdkit)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)])
-    identity_pb2_grpc.add_IdentityServicer_to_server(IdentityService(restic, args.nbdkit), server)
-    backup_pb2_grpc.add_BackupServicer_to_server(BackupService(store, table, chains), server)
-    restore_pb2_grpc.add_RestoreServicer_to_server(restore, server)
-    repository_pb2_grpc.add_RepositoryServicer_to_server(RepositoryService(store), server)
+    identity_pb2_grpc.add_IdentityServicer_to_server(guarded(IdentityService(restic, args.nbdkit)), server)
+    backup_pb2_grpc.add_BackupServicer_to_server(guarded(BackupService(store, table, chains)), server)
+    restore_pb2_grpc.add_RestoreServicer_to_server(guarded(restore), server)
+    repository_pb2_grpc.add_RepositoryServicer_to_server(guarded(RepositoryService(store)), server)
     server.add_generic_rpc_handlers((health_handler(),))
     backend = os.path.join(runtime, "grpc.sock")
     if server.add_insecure_port("unix:" + backend) == 0:

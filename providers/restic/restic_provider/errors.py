@@ -5,7 +5,13 @@ Status{1: int32 code, 2: string message, 3: repeated Any details}, Any{1: type_u
 ErrorInfo{1: reason, 2: domain}.
 """
 
+import functools
+import inspect
+import logging
+
 import grpc
+
+log = logging.getLogger("rpc")
 
 DOMAIN = "backup.provider.v1"
 
@@ -70,3 +76,38 @@ def abort(context: grpc.ServicerContext, error: ProviderError):
     if error.reason:
         metadata = (("grpc-status-details-bin", status_details(error.code, message, error.reason)),)
     context.abort_with_status(_Status(error.code, message, metadata))
+
+
+def _internal(context, method: str, e: Exception):
+    # grpcio's context.abort() raises a bare Exception(); let it through untouched.
+    if type(e) is Exception and not e.args:
+        raise e
+    log.exception("%s failed", method)
+    abort(context, ProviderError(grpc.StatusCode.INTERNAL, f"{method}: {type(e).__name__}: {e}"))
+
+
+def guarded(servicer):
+    """Wraps every RPC method of a servicer so a ProviderError becomes its status and any other exception (a bug)
+    becomes INTERNAL with its text, instead of grpcio's opaque UNKNOWN."""
+    for name, fn in inspect.getmembers(type(servicer), inspect.isfunction):
+        if not name[:1].isupper():
+            continue
+        bound = getattr(servicer, name)
+        if inspect.isgeneratorfunction(fn):
+            def wrapper(request, context, _bound=bound, _name=name):
+                try:
+                    yield from _bound(request, context)
+                except ProviderError as e:
+                    abort(context, e)
+                except Exception as e:
+                    _internal(context, _name, e)
+        else:
+            def wrapper(request, context, _bound=bound, _name=name):
+                try:
+                    return _bound(request, context)
+                except ProviderError as e:
+                    abort(context, e)
+                except Exception as e:
+                    _internal(context, _name, e)
+        setattr(servicer, name, functools.wraps(fn)(wrapper))
+    return servicer

@@ -98,30 +98,22 @@ class RepositoryService(repository_pb2_grpc.RepositoryServicer):
                 catalog = self.store.catalog()
                 archive = catalog.get(request.archive_name)
                 add, remove = [], []
-                if request.HasField("notes"):
+                if request.HasField("notes") and request.notes != archive.notes:
                     if archive.notes:
                         remove.append(cat.notes_tag(archive.notes))
                     if request.notes:
                         add.append(cat.notes_tag(request.notes))
                 if request.HasField("protected") and request.protected != archive.protected:
                     (add if request.protected else remove).append("gb-protected")
+                # Protection is on the data snapshots too, so a manual `restic forget --keep-tag gb-protected`
+                # keeps the whole archive. Data snapshots first: retagging gives a snapshot a new id, and the data
+                # ids are only looked up by tag afterwards anyway.
+                protect = [t for t in add if t == "gb-protected"], [t for t in remove if t == "gb-protected"]
+                data_ids = catalog.data_by_archive.get(archive.name, [])
+                if (protect[0] or protect[1]) and data_ids:
+                    self.store.restic.run(*_tag_args(*protect), *data_ids)
                 if add or remove:
-                    args = ["tag"]
-                    for tag in add:
-                        args += ["--add", tag]
-                    for tag in remove:
-                        args += ["--remove", tag]
-                    # Protection is on the data snapshots too, so a manual `restic forget --keep-tag gb-protected`
-                    # keeps the whole archive.
-                    ids = [archive.meta_id]
-                    if "gb-protected" in add or "gb-protected" in remove:
-                        ids += catalog.data_by_archive.get(archive.name, [])
-                    meta_only = [t for t in add + remove if t != "gb-protected"]
-                    if meta_only and len(ids) > 1:
-                        self.store.restic.run(*_tag_args(add, remove, notes_only=True), archive.meta_id)
-                        self.store.restic.run(*_tag_args(add, remove, notes_only=False), *ids)
-                    else:
-                        self.store.restic.run(*args, *ids)
+                    self.store.restic.run(*_tag_args(add, remove), archive.meta_id)
                 archive = self.store.catalog().get(request.archive_name)
             return repository_pb2.UpdateBackupAttributesResponse(backup=entry(archive))
         except errors.ProviderError as e:
@@ -144,12 +136,10 @@ class RepositoryService(repository_pb2_grpc.RepositoryServicer):
             errors.abort(context, e)
 
 
-def _tag_args(add, remove, notes_only: bool) -> list[str]:
+def _tag_args(add, remove) -> list[str]:
     args = ["tag"]
     for tag in add:
-        if (tag != "gb-protected") == notes_only:
-            args += ["--add", tag]
+        args += ["--add", tag]
     for tag in remove:
-        if (tag != "gb-protected") == notes_only:
-            args += ["--remove", tag]
+        args += ["--remove", tag]
     return args

@@ -48,6 +48,8 @@ class Store:
 
     @staticmethod
     def finish(proc: subprocess.Popen) -> dict:
+        if proc.stdin is not None and proc.stdin.closed:
+            proc.stdin = None  # the feeder closed it to signal EOF; communicate() must not flush it
         out, err = proc.communicate()
         if proc.returncode != 0:
             raise failure("backup", proc.returncode, err)
