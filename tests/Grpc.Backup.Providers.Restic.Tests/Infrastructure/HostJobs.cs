@@ -22,21 +22,12 @@ internal static class HostJobs
                 new VmBackupOptions { FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test" },
                 CancellationToken.None);
         }
-        catch when (Dump(guest))
-        {
-            throw;
-        }
         finally
         {
             await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = true });
         }
     }
 
-    private static bool Dump(DemoGuestProcess guest)
-    {
-        File.WriteAllText("/tmp/guest-stderr.log", guest.Process.StandardError);
-        return false;
-    }
 
     /// <summary>Restores the archive and asserts every disk's sha256 and the guest configuration.</summary>
     public static async Task AssertRestoresToAsync(ProviderConnection connection, string archive,
