@@ -202,7 +202,8 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                 ref = types_pb2.FdRef(transfer_token=vol.nbd.socket.transfer_token, index=vol.nbd.socket.index + 1 + extra,
                                       kind=sb.KIND_NBD_SOCKET)
                 os.close(self.fds.claim(ref, sb.KIND_NBD_SOCKET))  # one connection is enough for restic's one stdin
-        catalog = self.store.catalog()
+        # Only an increment needs the repository's view (its base must still be there).
+        catalog = self.store.catalog() if any(v.bitmap_mode == types_pb2.BITMAP_MODE_REUSE for v in volumes) else None
         parents = {}
         for vol in volumes:
             if vol.bitmap_mode == types_pb2.BITMAP_MODE_REUSE:
