@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Orchestrator.Inventory;
@@ -22,9 +23,11 @@ internal static class BackupCommand
         var guests = new Option<string[]>("--guest") { Description = "Guest ids to back up", Required = true, AllowMultipleArgumentsPerToken = true };
         var fleecing = new Option<string>("--fleecing-dir") { Description = "Where fleecing images go", Required = true };
         var storage = new Option<string>("--storage") { Description = "The storage id, which names the guests' dirty bitmaps", DefaultValueFactory = _ => "default" };
-        var command = new Command("backup", "Back up guests through a provider (one job: JobInit, each guest, JobCleanup)")
+        var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "How containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
+        var exclude = new Option<string[]>("--exclude-path") { Description = "vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("backup", "Back up guests (VMs and containers) through a provider (one job: JobInit, each guest, JobCleanup)")
         {
-            endpoint, inventory, guests, fleecing, storage, bwlimit, json,
+            endpoint, inventory, guests, fleecing, storage, mode, exclude, bwlimit, json,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -45,6 +48,23 @@ internal static class BackupCommand
                     var runner = new VmBackupRunner(connection, loggers.CreateLogger<VmBackupRunner>());
                     foreach (string id in result.GetValue(guests)!)
                     {
+                        if (inv.Containers.TryGetValue(id, out ContainerGuest? container))
+                        {
+                            var ct = await new ContainerBackupRunner(connection, loggers.CreateLogger<ContainerBackupRunner>()).BackupAsync(jobId, container,
+                                new ContainerBackupRunOptions
+                                {
+                                    RuntimeDirectory = runtime,
+                                    Mode = result.GetValue(mode),
+                                    ExcludePatterns = result.GetValue(exclude) ?? [],
+                                    BandwidthLimit = result.GetValue(bwlimit),
+                                }, cancellationToken);
+                            results.Add(new { guest = id, archive = ct.ArchiveName, mechanism = ct.Mechanism.ToString(), archiveSize = ct.Stats.ArchiveSizeBytes, warnings = ct.Warnings });
+                            if (!result.GetValue(json))
+                            {
+                                Console.WriteLine($"{id}: {ct.ArchiveName} (container, {ct.Mechanism}, {ct.Stats.ArchiveSizeBytes} bytes stored, {ct.Warnings.Count} warnings)");
+                            }
+                            continue;
+                        }
                         VmGuest guest = inv.Vms.TryGetValue(id, out var g) ? g : throw new ArgumentException($"guest {id} is not in the inventory");
                         var backup = await runner.BackupAsync(jobId, guest, new VmBackupOptions
                         {
