@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Throughput of a full VM-volume backup through the restic provider vs `restic backup --stdin` of the same bytes.
 
-Usage (as root, from providers/restic, after ./generate-stubs):  PYTHONPATH=gen ./bench.py [SIZE_MIB] [ROUNDS]
+Usage (as root, from providers/restic, after ./generate-stubs):
+    PYTHONPATH=gen ./bench.py [SIZE_MIB] [ROUNDS] [PROVIDER OPTIONS...]
 
 A dense raw image of random data is exported read-only by qemu-nbd on a Unix socket. "ours" is the protocol path a host
 drives: JobInit, BackupInit, BackupVm (the connected NBD socket passed on the sideband, NEW bitmap mode: block status,
@@ -23,10 +24,14 @@ import grpc
 from backup.provider.v1 import backup_pb2, backup_pb2_grpc, types_pb2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+phases = {"backup_vm_s": []}
 
 
 def restic_init(repo, pw):
     subprocess.run(["restic", "init", "-q", "--no-cache", "--repo", repo, "--password-file", pw], check=True)
+
+
+EXTRA = [a for a in sys.argv[3:]]  # e.g. --no-content-sha256
 
 
 def ours(work, image, size, pw):
@@ -35,9 +40,9 @@ def ours(work, image, size, pw):
     sock = os.path.join(work, "p.sock")
     provider = subprocess.Popen([os.path.join(HERE, "grpc-backup-provider-restic"), "--listen", "unix:" + sock,
                                  "--repository", repo, "--password-file", pw,
-                                 "--state-directory", os.path.join(work, "state")], stderr=subprocess.DEVNULL)
+                                 "--state-directory", os.path.join(work, "state"), *EXTRA], stderr=subprocess.DEVNULL)
     nbd_sock = os.path.join(work, "nbd.sock")
-    nbd = subprocess.Popen(["qemu-nbd", "-r", "-f", "raw", "-k", nbd_sock, "-x", "disk", "--cache=none", image])
+    nbd = subprocess.Popen(["qemu-nbd", "-r", "-f", "raw", "-k", nbd_sock, "-x", "disk", image])
     try:
         while not (os.path.exists(sock) and os.path.exists(nbd_sock)):
             time.sleep(0.05)
@@ -61,10 +66,12 @@ def ours(work, image, size, pw):
         vol.nbd.socket.kind = types_pb2.FD_KIND_NBD_SOCKET
         vol.nbd.export_name = "disk"
         read = 0
+        vm_started = time.monotonic()
         for event in backup.BackupVm(iter([backup_pb2.BackupVmRequest(start=start)])):
             if event.HasField("volume_completed"):
                 read = event.volume_completed.bytes_read
         conn.close()
+        phases["backup_vm_s"].append(round(time.monotonic() - vm_started, 2))
         backup.BackupCleanup(backup_pb2.BackupCleanupRequest(job_id=job, backup_id=bid, success=True))
         backup.JobCleanup(backup_pb2.JobCleanupRequest(job_id=job, success=True))
         elapsed = time.monotonic() - started
@@ -109,7 +116,7 @@ def main():
     o, p = statistics.median(results["ours"]), statistics.median(results["peer"])
     print(json.dumps({"name": "restic-vm-full-1gib", "ours_s": round(o, 2), "peer": "restic backup --stdin",
                       "peer_s": round(p, 2), "ratio": round(p / o, 2), "ours_mib_s": round(size / o / 2**20, 1),
-                      "peer_mib_s": round(size / p / 2**20, 1), "rounds": results}))
+                      "peer_mib_s": round(size / p / 2**20, 1), "rounds": results, "phases": phases}))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def _log_record(level, message) -> types_pb2.LogRecord:
 
 
 class BackupService(backup_pb2_grpc.BackupServicer):
-    def __init__(self, store: Store, fds: sb.FdTable, chains: ChainState):
+    def __init__(self, store: Store, fds: sb.FdTable, chains: ChainState, content_sha256: bool = True):
+        self.content_sha256 = content_sha256
         self.store = store
         self.fds = fds
         self.chains = chains
@@ -253,7 +254,7 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                                      f"{device}: {'increment of ' + str(total) + ' dirty bytes over ' + parent if incremental else 'full, ' + str(vol.size_bytes) + ' bytes'}"))
         proc = self.store.backup_stdin(device + ".raw", data_tags(b.archive, device, 0, b.guest_id), b.when,
                                        subprocess.PIPE, upload_limit_kib=limit_kib)
-        writer = HashingWriter(proc.stdin, hashing=not incremental)
+        writer = HashingWriter(proc.stdin, hashing=self.content_sha256 and not incremental)
         done = [0, 0.0]
         events = []
 

@@ -179,12 +179,14 @@ class HashingWriter:
     """Writes into restic's stdin, counting bytes and hashing them (the whole volume for a full)."""
 
     def __init__(self, pipe, hashing: bool):
-        self.pipe = pipe
+        self.pipe = pipe.raw if hasattr(pipe, "raw") else pipe  # no second buffer copy
         self.count = 0
         self.sha = hashlib.sha256() if hashing else None
 
     def __call__(self, data):
         if self.sha is not None:
             self.sha.update(data)
-        self.pipe.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[self.pipe.write(view):]
         self.count += len(data)
