@@ -285,16 +285,11 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                 yield events.pop(0)
             if "error" in outcome:
                 raise outcome["error"]
-            proc.stdin.close()
-            result = self.store.finish(proc)
+            result = self.store.finish_fed(proc)
         except BrokenPipeError:
-            _, err = proc.communicate()
-            raise errors.ProviderError(grpc.StatusCode.UNAVAILABLE, f"restic backup stopped reading: {err.decode(errors='replace')[-1000:]}",
-                                       "REPOSITORY_UNREACHABLE")
+            raise self.store.stopped_reading(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            self.store.reap(proc)
         b.data_ids.append(result["snapshot_id"])
         why = reader.trim([(o, n) for o, n, _ in ranges])
         if why:
@@ -377,16 +372,11 @@ class BackupService(backup_pb2_grpc.BackupServicer):
             if total < 2 * TAR_BLOCK or total % TAR_BLOCK or tail != bytes(2 * TAR_BLOCK):
                 raise errors.ProviderError(grpc.StatusCode.DATA_LOSS,
                                            f"the tar stream is truncated ({total} bytes, no end-of-archive blocks)")
-            proc.stdin.close()
-            result = self.store.finish(proc)
+            result = self.store.finish_fed(proc)
         except BrokenPipeError:
-            _, err = proc.communicate()
-            raise errors.ProviderError(grpc.StatusCode.UNAVAILABLE, f"restic backup stopped reading: {err.decode(errors='replace')[-1000:]}",
-                                       "REPOSITORY_UNREACHABLE")
+            raise self.store.stopped_reading(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            self.store.reap(proc)
         b.data_ids.append(result["snapshot_id"])
         b.manifest["container"] = {"gen": 0, "bytes": total, "bytes_stored": result.get("data_added", 0)}
         b.status = "stored"

@@ -55,6 +55,27 @@ class Store:
             raise failure("backup", proc.returncode, err)
         return summary(out)
 
+    def finish_fed(self, proc: subprocess.Popen) -> dict:
+        """Ends the stdin a feeder wrote and waits for restic's summary."""
+        proc.stdin.close()
+        return self.finish(proc)
+
+    @staticmethod
+    def stopped_reading(proc: subprocess.Popen) -> errors.ProviderError:
+        """The error for a restic that exited while being fed (its stderr says why)."""
+        proc.stdin = None
+        _, err = proc.communicate()
+        return errors.ProviderError(grpc.StatusCode.UNAVAILABLE,
+                                    f"restic backup stopped reading: {err.decode(errors='replace')[-1000:]}",
+                                    "REPOSITORY_UNREACHABLE")
+
+    @staticmethod
+    def reap(proc: subprocess.Popen):
+        """Kills a restic still running after a failure or cancellation."""
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def write_meta(self, manifest: dict, archive_tags: list[str]) -> dict:
         body = json.dumps(manifest, sort_keys=True).encode()
         proc = self.backup_stdin("manifest.json", archive_tags, manifest["backup_time"], subprocess.PIPE)
