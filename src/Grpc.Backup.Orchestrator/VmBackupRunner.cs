@@ -23,7 +23,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
-        string backupId = Guid.NewGuid().ToString();
+        string backupId = options.BackupId ?? Guid.NewGuid().ToString();
         string logPath = Path.Combine(options.RuntimeDirectory, $"task-{backupId}.log");
         using var log = new TaskLog(logPath, logger);
         bool success = false;
@@ -231,6 +231,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 switch (e.EventCase)
                 {
                     case BackupVmEvent.EventOneofCase.Progress:
+                        options.Progress?.Report(e.Progress);
                         if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
                         {
                             lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;
