@@ -39,7 +39,7 @@ public sealed partial class VmSnapshotAccess
         }
 
         IReadOnlyDictionary<string, BlockNodeInfo> nodes = await BlockNodeQuery.QueryAsync(qmp, cancellationToken);
-        await DeleteNodesAsync(qmp, nodes, "snap", done, cancellationToken);
+        await DeleteNodesAsync(qmp, "snap", done, cancellationToken);
         if (nodes.Keys.Any(LeftoverName("cbw").IsMatch))
         {
             foreach (SnapshotDisk disk in disks)
@@ -49,9 +49,9 @@ public sealed partial class VmSnapshotAccess
                 done.Add($"{disk.DeviceName}: switched filter {disk.FilterNode} back onto {disk.FormatNode}");
             }
         }
-        await DeleteNodesAsync(qmp, nodes, "cbw", done, cancellationToken);
-        await DeleteNodesAsync(qmp, nodes, "fl", done, cancellationToken);
-        await DeleteNodesAsync(qmp, nodes, "ff", done, cancellationToken);
+        await DeleteNodesAsync(qmp, "cbw", done, cancellationToken);
+        await DeleteNodesAsync(qmp, "fl", done, cancellationToken);
+        await DeleteNodesAsync(qmp, "ff", done, cancellationToken);
         if (Directory.Exists(options.FleecingDirectory))
         {
             foreach (string file in Directory.EnumerateFiles(options.FleecingDirectory).Where(f => FleecingFileName().IsMatch(Path.GetFileName(f))))
@@ -102,10 +102,11 @@ public sealed partial class VmSnapshotAccess
         return done;
     }
 
-    private static async Task DeleteNodesAsync(QmpClient qmp, IReadOnlyDictionary<string, BlockNodeInfo> nodes, string kind, List<string> done,
-        CancellationToken cancellationToken)
+    private static async Task DeleteNodesAsync(QmpClient qmp, string kind, List<string> done, CancellationToken cancellationToken)
     {
-        foreach (string node in nodes.Keys.Where(n => LeftoverName(kind).IsMatch(n)).Order(StringComparer.Ordinal))
+        // Queried afresh: deleting a node can take implicitly created children with it.
+        IReadOnlyDictionary<string, BlockNodeInfo> current = await BlockNodeQuery.QueryAsync(qmp, cancellationToken);
+        foreach (string node in current.Keys.Where(n => LeftoverName(kind).IsMatch(n)).Order(StringComparer.Ordinal))
         {
             await SnapshotGraphCommands.DeleteNodeAsync(qmp, node, cancellationToken);
             done.Add($"deleted node {node}");

@@ -1,0 +1,96 @@
+using System.Text.Json;
+using Grpc.Backup.Service.Tests.Infrastructure;
+
+namespace Grpc.Backup.Service.Tests;
+
+/// <summary>
+/// Jobs as an administrator configures them, end to end through grpc-backupd and the CLI against a real QEMU demo
+/// guest and the directory provider: a cron schedule fires, the hook sees every vzdump phase, notes are rendered, and
+/// retention after each backup keeps exactly the newest backups.
+/// </summary>
+public sealed class ScheduledJobTests
+{
+    [Fact]
+    public async Task A_scheduled_job_fires_retention_keeps_the_newest_and_the_hook_sees_every_phase()
+    {
+        await using var service = ServiceProcess.Create();
+        await using var guest = await DemoGuestProcess.StartAsync(service.Root.File("guest"));
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        string hookLog = service.Root.File("hook.log");
+        string hook = HookScript.Create(service.Root.Path, hookLog);
+        service.AddGuest(guest);
+        service.AddDirectoryStorage("dir", provider);
+        service.WriteConfig("storages/gone.conf", $"endpoint: unix:{service.Root.File("nothing.sock")}\n");
+        service.WriteConfig("host.conf", "node: testnode\nmax-backups: 2\n");
+        // Every 3 seconds (6 cron fields: seconds first).
+        service.WriteConfig("jobs/nightly.conf", $$$"""
+            storage: dir
+            guests: all
+            schedule: */3 * * * * *
+            keep-last: 2
+            notes-template: {{guestname}} ({{vmid}}) on {{node}}
+            fleecing-dir: {{{service.FleecingDirectory}}}
+            hook: {{{hook}}}
+            """);
+        // A job whose provider is unreachable: its hook sees job-abort.
+        service.WriteConfig("jobs/broken.conf", $"storage: gone\nguests: 100\nhook: {hook}\n");
+        await service.StartAsync();
+
+        // Three scheduled runs, then stop the schedule by stopping the service.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        JsonElement runs;
+        while (true)
+        {
+            runs = await service.CliJsonAsync("jobs", "runs");
+            int finished = Runs(runs).Count(r => r.GetProperty("job").GetString() == "nightly" && State(r) == "TASK_STATE_SUCCEEDED");
+            if (finished >= 3)
+            {
+                break;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "three scheduled runs did not finish in time: " + runs);
+            await Task.Delay(500);
+        }
+        var (brokenExit, brokenOut, _) = await service.CliAsync("backup", "--job", "broken");
+        Assert.Equal(1, brokenExit);
+        await service.KillAsync();
+        // Off schedule, so the list stays still while it is checked (the kill may have interrupted a run: it is recovered).
+        File.WriteAllLines(Path.Combine(service.ConfigDirectory, "jobs", "nightly.conf"),
+            File.ReadAllLines(Path.Combine(service.ConfigDirectory, "jobs", "nightly.conf")).Where(l => !l.StartsWith("schedule", StringComparison.Ordinal)));
+
+        // Retention: after each backup keep-last 2, so exactly the two newest archives remain.
+        await service.StartAsync();
+        JsonElement listed = await service.CliJsonAsync("list", "--storage", "dir", "--refresh");
+        var archives = Backups(listed).Select(b => b.GetProperty("archiveName").GetString()!).ToList();
+        var succeeded = Runs(await service.CliJsonAsync("jobs", "runs", "--limit", "100"))
+            .Where(r => r.GetProperty("job").GetString() == "nightly" && State(r) == "TASK_STATE_SUCCEEDED")
+            .OrderByDescending(r => r.GetProperty("created").GetString(), StringComparer.Ordinal)
+            .Select(r => r.GetProperty("guests")[0].GetProperty("archiveName").GetString()!).ToList();
+        Assert.True(succeeded.Count >= 3);
+        Assert.Equal(succeeded.Take(2).Order(StringComparer.Ordinal), archives.Order(StringComparer.Ordinal));
+        Assert.All(Backups(listed), b => Assert.Equal("demo-100 (100) on testnode", b.GetProperty("notes").GetString()));
+
+        // The hook saw every phase, in vzdump's order, for each run.
+        IReadOnlyList<HookCall> calls = HookScript.Read(hookLog);
+        var firstRun = calls.TakeWhile(c => c.Phase != "job-end").Append(calls.First(c => c.Phase == "job-end")).Select(c => c.Phase).ToList();
+        Assert.Equal(["job-start", "backup-start", "backup-end", "log-end", "job-end"], firstRun);
+        HookCall end = calls.First(c => c.Phase == "backup-end");
+        Assert.Equal(("100", "dir", "testnode"), (end.Guest, end.Storage, end.Node));
+        Assert.Contains(end.Target, archives.Concat(succeeded));
+        HookCall logEnd = calls.First(c => c.Phase == "log-end");
+        Assert.Contains("stored", File.ReadAllText(logEnd.LogFile), StringComparison.Ordinal);
+        Assert.Contains(calls, c => c.Phase == "job-abort" && c.Storage == "gone");
+        Assert.DoesNotContain("job-start gone", string.Join('\n', calls.Select(c => $"{c.Phase} {c.Storage}")), StringComparison.Ordinal);
+        // The broken job's output says why it failed: its provider's socket cannot be reached.
+        Assert.Contains("nothing.sock", brokenOut, StringComparison.Ordinal);
+        Assert.Contains(": failed", brokenOut, StringComparison.Ordinal);
+    }
+
+    internal static IEnumerable<JsonElement> Runs(JsonElement reply) =>
+        reply.TryGetProperty("runs", out JsonElement runs) ? runs.EnumerateArray() : [];
+
+    internal static IEnumerable<JsonElement> Backups(JsonElement reply) =>
+        reply.TryGetProperty("backups", out JsonElement backups) ? backups.EnumerateArray() : [];
+
+    internal static string State(JsonElement run) =>
+        run.TryGetProperty("state", out JsonElement state) ? state.GetString()! : "TASK_STATE_UNSPECIFIED";
+}
