@@ -30,6 +30,11 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public ChildProcess? Process { get; private set; }
 
+    /// <summary>The stderr of every service process started so far (for failure messages).</summary>
+    public string Log => _previousLogs + Process?.StandardError;
+
+    private string _previousLogs = "";
+
     public static ServiceProcess Create() => new(new TempDirectory());
 
     public static string ServiceDll => Path.Combine(RepoPaths.Root, "src", "Grpc.Backup.Service", "bin", RepoPaths.Configuration, "net10.0", "grpc-backupd.dll");
@@ -66,6 +71,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
         if (Process is not null)
         {
             await Process.DisposeAsync();
+            _previousLogs += Process.StandardError + "\n--- killed ---\n";
             Process = null;
         }
     }

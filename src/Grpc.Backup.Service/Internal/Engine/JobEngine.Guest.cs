@@ -91,17 +91,23 @@ internal sealed partial class JobEngine
                 d.Format == Orchestrator.Inventory.DiskFormat.Qcow2))],
             plan.FleecingDirectory, paths.RuntimeDirectory, DateTime.UtcNow));
         var runner = new VmBackupRunner(provider, new TaskLogger<VmBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<VmBackupRunner>()));
-        VmBackupResult backup = await runner.BackupAsync(jobId, guest.Vm, new VmBackupOptions
+        try
         {
-            BackupId = backupId,
-            FleecingDirectory = plan.FleecingDirectory,
-            RuntimeDirectory = paths.RuntimeDirectory,
-            StorageId = plan.Storage.Name,
-            BandwidthLimit = plan.BandwidthLimit,
-            Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
-        }, cancellationToken).ConfigureAwait(false);
-        catalog.JournalEnd(backupId);
-        return backup;
+            return await runner.BackupAsync(jobId, guest.Vm, new VmBackupOptions
+            {
+                BackupId = backupId,
+                FleecingDirectory = plan.FleecingDirectory,
+                RuntimeDirectory = paths.RuntimeDirectory,
+                StorageId = plan.Storage.Name,
+                BandwidthLimit = plan.BandwidthLimit,
+                Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The runner returns or throws only after its teardown and BackupCleanup: nothing is left to recover.
+            catalog.JournalEnd(backupId);
+        }
     }
 
     /// <summary>Notes, retention and the catalog refresh: the archive is listable once BackupCleanup succeeded.</summary>

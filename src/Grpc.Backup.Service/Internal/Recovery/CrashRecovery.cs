@@ -24,12 +24,21 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
     public async Task<int> RecoverAsync(CancellationToken cancellationToken)
     {
         IReadOnlyList<JournalEntry> entries = catalog.JournalEntries();
-        foreach (JournalEntry entry in entries)
+        // The guest side once per guest (leftovers are recognised by name, whichever backup made them; a second pass
+        // would mistake the folded bitmap for one the crash started), then each backup's provider.
+        foreach (var guest in entries.GroupBy(e => e.GuestId, StringComparer.Ordinal))
         {
-            LogFound(_logger, entry.GuestId, entry.BackupId, entry.Started);
-            await RecoverGuestAsync(entry, cancellationToken);
-            await CleanUpProviderAsync(entry, cancellationToken);
-            catalog.JournalEnd(entry.BackupId);
+            JournalEntry newest = guest.MaxBy(e => e.Started)!;
+            foreach (JournalEntry entry in guest)
+            {
+                LogFound(_logger, entry.GuestId, entry.BackupId, entry.Started);
+            }
+            await RecoverGuestAsync(newest, cancellationToken);
+            foreach (JournalEntry entry in guest)
+            {
+                await CleanUpProviderAsync(entry, cancellationToken);
+                catalog.JournalEnd(entry.BackupId);
+            }
         }
         catalog.MarkInterrupted(DateTime.UtcNow);
         return entries.Count;
