@@ -21,6 +21,11 @@ if (work is not null && Argument("--sparse-guest") is { } sparse)
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));
 }
 
+if (work is not null && !args.Contains("--skip-ct"))
+{
+    results.Add(await ContainerBench.RunAsync(Path.Combine(work, "ct"), endpointText));
+}
+
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 await File.WriteAllTextAsync(output, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"{"name",-22} {"ours",12} {"peer",12} {"ratio",7}  peer tool; notes");

@@ -9,10 +9,10 @@ namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
 /// The Backup service: VM backups over NBD into the repository directory (full as sparse raw, incremental as qcow2
-/// overlays). Containers are not supported: BackupGetMechanism refuses them, and their RPCs answer UNIMPLEMENTED.
+/// overlays); container trees as zstd-compressed pax tars (<c>DirectoryBackupService.Container.cs</c>).
 /// </summary>
-internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
-    VmBackupRun vmBackup, ProviderFds fds) : Protocol.V1.Backup.BackupBase
+internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
+    VmBackupRun vmBackup, ContainerBackupRun containerBackup, DirectoryRepositoryOptions options, ProviderFds fds) : Protocol.V1.Backup.BackupBase
 {
     /// <summary>A task log is text; anything bigger than this is cut rather than filling the repository.</summary>
     private const long MaxLogBytes = 256L * 1024 * 1024;
@@ -59,8 +59,7 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
                 Task.FromResult(new BackupGetMechanismResponse { Vm = VmBackupMechanism.Nbd }),
             GuestType.Vm or GuestType.Container when request.GuestType != session.GuestType =>
                 throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
-            GuestType.Container => throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
-                "this provider does not back up containers"),
+            GuestType.Container => Task.FromResult(ContainerMechanism()),
             _ => throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} is not valid"),
         };
     }
@@ -105,13 +104,22 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
                 $"backup '{start.BackupId}' is not a VM backup");
         }
+        await RunDataPhaseAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, responseStream, token), context);
+    }
+
+    /// <summary>
+    /// The one data call of a backup (BackupVm or BackupContainer): it may run once, its progress is visible to
+    /// BackupCleanup (which waits for it or aborts it), and its outcome decides what BackupCleanup commits.
+    /// </summary>
+    private static async Task RunDataPhaseAsync(BackupSession session, string call, Func<CancellationToken, Task> run, ServerCallContext context)
+    {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (session.Gate)
         {
             if (session.Phase != BackupPhase.Initialized)
             {
                 throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
-                    $"BackupVm already ran for backup '{start.BackupId}' (state {session.Phase}); start a new backup");
+                    $"{call} already ran for backup '{session.BackupId}' (state {session.Phase}); start a new backup");
             }
             session.Phase = BackupPhase.Running;
             session.Running = done.Task;
@@ -120,12 +128,12 @@ internal sealed class DirectoryBackupService(ArchiveStore store, BackupSessionTa
         bool stored = false;
         try
         {
-            await vmBackup.RunAsync(session, start, responseStream, cancellation.Token);
+            await run(cancellation.Token);
             stored = true;
         }
         catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
-            throw ProviderErrors.Create(StatusCode.Aborted, "the backup was cleaned up while BackupVm was running");
+            throw ProviderErrors.Create(StatusCode.Aborted, $"the backup was cleaned up while {call} was running");
         }
         finally
         {

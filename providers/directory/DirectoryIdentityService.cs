@@ -6,8 +6,8 @@ namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
 /// Identity of the directory provider. The capabilities are those of this build and never depend on the state of the
-/// repository: VM backup over NBD (full and incremental), VM restore through qemu-img, every repository operation.
-/// Containers and the FILE_HANDLE mechanism are not implemented.
+/// repository: VM backup over NBD (full and incremental), VM restore through qemu-img, container backup through the
+/// configured mechanism (<c>--ct-mechanism</c>), container restore as a tar, every repository operation.
 /// </summary>
 public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options) : Identity.IdentityBase
 {
@@ -22,6 +22,7 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         {
             VmBackupMechanisms = { VmBackupMechanism.Nbd },
             VmRestoreMechanisms = { VmRestoreMechanism.QemuImg },
+            ContainerRestoreMechanisms = { ContainerRestoreMechanism.Tar },
             IncrementalVmBackup = true,
             RepositoryOperations =
             {
@@ -42,8 +43,12 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         Manifest = { ["storage"] = "directory", ["layout"] = "raw full + qcow2 incremental overlays" },
     };
 
-    public override Task<GetProviderInfoResponse> GetProviderInfo(GetProviderInfoRequest request, ServerCallContext context) =>
-        Task.FromResult(Info);
+    public override Task<GetProviderInfoResponse> GetProviderInfo(GetProviderInfoRequest request, ServerCallContext context)
+    {
+        GetProviderInfoResponse info = Info.Clone();
+        info.Capabilities.ContainerBackupMechanisms.Add(options.ContainerMechanism);
+        return Task.FromResult(info);
+    }
 
     public override Task<ProbeResponse> Probe(ProbeRequest request, ServerCallContext context)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Backup.Protocol.V1;
 
 namespace Grpc.Backup.Providers.Directory;
 
@@ -31,6 +32,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
 
     public int CopyDepth { get; init; } = DefaultCopyDepth;
 
+    /// <summary>
+    /// How container trees arrive (<c>--ct-mechanism directory|tar-stream</c>): through our worker in the container's
+    /// user namespace (the default), or as the host's tar stream.
+    /// </summary>
+    public ContainerBackupMechanism ContainerMechanism { get; init; } = ContainerBackupMechanism.Directory;
+
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -48,6 +55,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             RuntimeDirectory = configuration["runtime-directory"] ?? options.RuntimeDirectory,
             CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
             CopyDepth = ReadInt(configuration, "copy-depth", options.CopyDepth, 1, 64),
+            ContainerMechanism = configuration["ct-mechanism"] switch
+            {
+                null or "directory" => ContainerBackupMechanism.Directory,
+                "tar-stream" => ContainerBackupMechanism.TarStream,
+                string other => throw new InvalidOperationException($"--ct-mechanism must be directory or tar-stream, not '{other}'"),
+            },
         };
     }
 

@@ -12,15 +12,18 @@ namespace Grpc.Backup.Providers.Directory;
 /// raw file; an incremental one as a connected socket to a private, read-only qemu-nbd that resolves the qcow2 chain,
 /// so the host always reads plain raw data and never parses an image format from the repository.
 /// </summary>
-internal sealed class DirectoryRestoreService(ArchiveStore store, GuestLocks locks, RestoreSessionTable restores, QemuTools tools,
+internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestLocks locks, RestoreSessionTable restores, QemuTools tools,
     ProviderFds fds) : Restore.RestoreBase
 {
     public override Task<RestoreGetMechanismResponse> RestoreGetMechanism(RestoreGetMechanismRequest request, ServerCallContext context)
     {
         (_, ArchiveManifest manifest) = ReadArchive(request.ArchiveName);
-        return Task.FromResult(manifest.GuestType == ArchiveManifest.GuestTypeVm
-            ? new RestoreGetMechanismResponse { GuestType = GuestType.Vm, Vm = VmRestoreMechanism.QemuImg }
-            : throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"it holds a guest of type '{manifest.GuestType}'"));
+        return Task.FromResult(manifest.GuestType switch
+        {
+            ArchiveManifest.GuestTypeVm => new RestoreGetMechanismResponse { GuestType = GuestType.Vm, Vm = VmRestoreMechanism.QemuImg },
+            ArchiveManifest.GuestTypeContainer => new RestoreGetMechanismResponse { GuestType = GuestType.Container, Container = ContainerRestoreMechanism.Tar },
+            _ => throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"it holds a guest of type '{manifest.GuestType}'"),
+        });
     }
 
     public override Task<ArchiveGetGuestConfigResponse> ArchiveGetGuestConfig(ArchiveGetGuestConfigRequest request, ServerCallContext context)

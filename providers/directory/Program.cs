@@ -2,6 +2,12 @@ using Grpc.Backup.Provider;
 using Grpc.Backup.Providers.Directory;
 using Grpc.Backup.Providers.Directory.Internal;
 
+if (args is [ContainerWorkerMain.Command])
+{
+    // Run by the host inside a container's user namespace: no server, no configuration, just the archive.
+    return await ContainerWorkerMain.RunAsync();
+}
+
 var builder = ProviderHost.CreateBuilder(args);
 builder.Services.AddSingleton(DirectoryRepositoryOptions.FromConfiguration(builder.Configuration));
 builder.Services.AddSingleton(TimeProvider.System);
@@ -13,6 +19,7 @@ builder.Services.AddSingleton<RestoreSessionTable>();
 builder.Services.AddSingleton<BackupCoordinator>();
 builder.Services.AddSingleton<ArchiveDeleter>();
 builder.Services.AddSingleton<VmBackupRun>();
+builder.Services.AddSingleton<ContainerBackupRun>();
 var app = builder.Build();
 app.MapBackupProvider();
 app.MapGrpcService<DirectoryIdentityService>();
@@ -20,3 +27,4 @@ app.MapGrpcService<DirectoryBackupService>();
 app.MapGrpcService<DirectoryRestoreService>();
 app.MapGrpcService<DirectoryRepositoryService>();
 await app.RunAsync();
+return 0;

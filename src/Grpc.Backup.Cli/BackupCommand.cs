@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
 using Grpc.Backup.Orchestrator;
@@ -33,9 +34,11 @@ internal static class BackupCommand
         var guests = new Option<string[]>("--guest") { Description = "Guest ids to back up", AllowMultipleArgumentsPerToken = true };
         var fleecing = new Option<string>("--fleecing-dir") { Description = "Direct mode: where fleecing images go" };
         var storage = new Option<string>("--storage") { Description = "The storage (a configured one; in direct mode the id that names the guests' dirty bitmaps)" };
+        var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "Direct mode: how containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
+        var exclude = new Option<string[]>("--exclude-path") { Description = "Direct mode: vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
         var command = new Command("backup", "Back up now: a job (--job NAME) or guests (--guest ID --storage NAME) through the backup service")
         {
-            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing,
+            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -89,6 +92,23 @@ internal static class BackupCommand
                     var runner = new VmBackupRunner(connection, loggers.CreateLogger<VmBackupRunner>());
                     foreach (string id in result.GetValue(guests)!)
                     {
+                        if (inv.Containers.TryGetValue(id, out ContainerGuest? container))
+                        {
+                            var ct = await new ContainerBackupRunner(connection, loggers.CreateLogger<ContainerBackupRunner>()).BackupAsync(jobId, container,
+                                new ContainerBackupRunOptions
+                                {
+                                    RuntimeDirectory = runtime,
+                                    Mode = result.GetValue(mode),
+                                    ExcludePatterns = result.GetValue(exclude) ?? [],
+                                    BandwidthLimit = result.GetValue(bwlimit),
+                                }, cancellationToken);
+                            results.Add(new { guest = id, archive = ct.ArchiveName, mechanism = ct.Mechanism.ToString(), archiveSize = ct.Stats.ArchiveSizeBytes, warnings = ct.Warnings });
+                            if (!result.GetValue(json))
+                            {
+                                Console.WriteLine($"{id}: {ct.ArchiveName} (container, {ct.Mechanism}, {ct.Stats.ArchiveSizeBytes} bytes stored, {ct.Warnings.Count} warnings)");
+                            }
+                            continue;
+                        }
                         VmGuest guest = inv.Vms.TryGetValue(id, out var g) ? g : throw new ArgumentException($"guest {id} is not in the inventory");
                         var backup = await runner.BackupAsync(jobId, guest, new VmBackupOptions
                         {

@@ -9,8 +9,9 @@ using Microsoft.Extensions.Logging;
 namespace Grpc.Backup.Cli;
 
 /// <summary>
-/// <c>grpc-backup restore</c>: restores a VM archive into new disk images and its config, through the backup service
-/// (<c>--storage</c>) or directly from a provider (<c>--endpoint</c>).
+/// <c>grpc-backup restore</c>: restores a VM archive into new disk images, or (with <c>--ct-rootfs</c>) a container archive
+/// into a fresh root file system extracted inside the container's user namespace; the configs come back byte-exact. Through
+/// the backup service (<c>--storage</c>, VM archives) or directly from a provider (<c>--endpoint</c>).
 /// </summary>
 internal static class RestoreCommand
 {
@@ -27,9 +28,11 @@ internal static class RestoreCommand
         var archive = new Option<string>("--archive") { Description = "The archive name, as listed by the provider", Required = true };
         var target = new Option<string>("--target") { Description = "A new directory for the restored disks and configs", Required = true };
         var format = new Option<string>("--format") { Description = "raw or qcow2", DefaultValueFactory = _ => "raw" };
-        var command = new Command("restore", "Restore a VM archive into new disk images")
+        var rootfs = new Option<string>("--ct-rootfs") { Description = "Direct mode: restore a container archive: the new root file system (must not exist)" };
+        var idmap = new Option<string[]>("--idmap") { Description = "Direct mode: the restored container's id map lines, e.g. 'u 0 100000 65536' 'g 0 100000 65536'", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("restore", "Restore a VM archive into new disk images, or a container archive into a new root file system")
         {
-            storage, archive, target, format, bwlimit, socket, noWait, json, endpoint,
+            storage, archive, target, format, bwlimit, socket, noWait, json, endpoint, rootfs, idmap,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -61,6 +64,21 @@ internal static class RestoreCommand
             using ILoggerFactory loggers = CliLogging.Create(verbose: false);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
                 loggerFactory: loggers, cancellationToken: cancellationToken);
+            if (result.GetValue(rootfs) is { } containerRoot)
+            {
+                var ct = await new ContainerRestoreRunner(connection, loggers.CreateLogger<ContainerRestoreRunner>()).RestoreAsync(result.GetValue(archive)!,
+                    new ContainerRestoreRunOptions
+                    {
+                        IdMap = Containers.IdMap.Parse(result.GetValue(idmap) ?? []),
+                        TargetRootFileSystem = containerRoot,
+                        ConfigDirectory = result.GetValue(target)!,
+                        BandwidthLimit = result.GetValue(bwlimit),
+                    }, cancellationToken);
+                Console.WriteLine(result.GetValue(json)
+                    ? JsonSerializer.Serialize(new { rootfs = containerRoot, warnings = ct.Extraction.Warnings })
+                    : $"rootfs: {containerRoot} ({ct.Extraction.Warnings.Count} warnings)");
+                return ExitCodes.Success;
+            }
             var runner = new VmRestoreRunner(connection, loggers.CreateLogger<VmRestoreRunner>());
             var restored = await runner.RestoreAsync(result.GetValue(archive)!, new VmRestoreOptions
             {

@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Grpc.Backup.Containers.Internal;

@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Containers.Internal;
 
 namespace Grpc.Backup.Containers;

@@ -1,7 +1,7 @@
+using Grpc.Backup.Protocol.Containers;
+using Grpc.Backup.Protocol;
 using System.Diagnostics;
-using System.Globalization;
 using Grpc.Backup.Containers.Internal;
-using Grpc.Backup.Containers.Internal.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Containers;
@@ -26,16 +26,14 @@ public sealed class TarStreamBackup : IAsyncDisposable
     private const int CopyBufferSize = 64 * 1024;
 
     private readonly CancellationTokenSource _abort;
-    private readonly UserNamespace _namespace;
+    private readonly ContainerBackupView _view;
     private int _disposed;
 
-    private TarStreamBackup(SafeFileHandle readHandle, IReadOnlyList<string> sources, UserNamespace userNamespace, string workDirectory,
-        CancellationTokenSource abort, Func<CancellationToken, Task<TarStreamBackupResult>> run)
+    private TarStreamBackup(SafeFileHandle readHandle, ContainerBackupView view, CancellationTokenSource abort,
+        Func<CancellationToken, Task<TarStreamBackupResult>> run)
     {
         ReadHandle = readHandle;
-        Sources = sources;
-        _namespace = userNamespace;
-        WorkDirectory = workDirectory;
+        _view = view;
         _abort = abort;
         Completion = run(abort.Token);
     }
@@ -47,60 +45,35 @@ public sealed class TarStreamBackup : IAsyncDisposable
     public SafeFileHandle ReadHandle { get; }
 
     /// <summary>What to report as BackupContainerRequest.sources: "." and "./mnt/data"... ("." alone in suspend mode).</summary>
-    public IReadOnlyList<string> Sources { get; }
+    public IReadOnlyList<string> Sources => _view.Sources;
 
     /// <summary>True when the container is privileged and is read as host root.</summary>
-    public bool IsPrivileged => _namespace.IsPrivileged;
+    public bool IsPrivileged => _view.IsPrivileged;
 
     /// <summary>Completes when tar has finished, the pipe is closed and everything is cleaned up.</summary>
     /// <exception cref="ContainerBackupException">tar failed, the reader went away, or the backup was cancelled.</exception>
     public Task<TarStreamBackupResult> Completion { get; }
 
-    internal int HolderProcessId => _namespace.HolderProcessId;
+    internal int HolderProcessId => _view.Namespace.HolderProcessId;
 
-    internal string WorkDirectory { get; }
+    internal string WorkDirectory => _view.WorkDirectory;
 
     /// <summary>Builds the view and starts tar. Cancelling <paramref name="cancellationToken"/> later also aborts the running backup.</summary>
     /// <exception cref="ContainerBackupException">The options are invalid or the view could not be built; nothing is left behind.</exception>
     public static async Task<TarStreamBackup> StartAsync(ContainerBackupOptions options, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        (IReadOnlyList<IncludedVolume> included, IReadOnlyList<string> excluded, IReadOnlyList<string> excludeArguments) = CheckOptions(options);
-
-        var cleanup = new CleanupStack();
+        ContainerBackupView view = await ContainerBackupView.CreateAsync(options, cancellationToken);
         var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Process? tar = null;
         SafeFileHandle? readEnd = null;
         SafeFileHandle? writeEnd = null;
         try
         {
-            string workDirectory = CreateWorkDirectory(options.TemporaryDirectory, cleanup);
-            UserNamespace ns = await UserNamespace.CreateAsync(options.IdMap, cancellationToken);
-            cleanup.Push("end the user namespace", async () => await ns.DisposeAsync());
-
-            var context = new ViewContext(options, ns, workDirectory, cleanup, included, excluded);
-            ContainerView view = options.Mode switch
-            {
-                ContainerBackupMode.Stop => await StopModeView.CreateAsync(context, cancellationToken),
-                ContainerBackupMode.Suspend => await SuspendModeView.CreateAsync(context, cancellationToken),
-                ContainerBackupMode.Snapshot => await SnapshotModeView.CreateAsync(context, cancellationToken),
-                _ => throw new ContainerBackupException($"unknown backup mode {options.Mode}"),
-            };
-            var warnings = new List<string>();
-            if (ns.IsPrivileged)
-            {
-                warnings.Add("the container is privileged (no id map, or its root is host root): it was read as host root and "
-                    + "can only be restored as unprivileged, which might not work in all cases");
-            }
-            warnings.AddRange(view.Warnings);
-
             (readEnd, writeEnd) = OsPipe.Create();
-            tar = ns.Command("tar", TarCreateArguments.Build(view.Path, excludeArguments)).Start();
+            tar = view.Namespace.Command("tar", TarCreateArguments.Build(view.Path, view.TarExcludeArguments)).Start();
             Process started = tar;
             SafeFileHandle pipe = writeEnd;
-            bool privileged = ns.IsPrivileged;
-            return new TarStreamBackup(readEnd, view.Sources, ns, workDirectory, abort,
-                token => RunAsync(started, pipe, options.BytesPerSecond, privileged, warnings, cleanup, token));
+            return new TarStreamBackup(readEnd, view, abort, token => RunAsync(started, pipe, options.BytesPerSecond, view, token));
         }
         catch (Exception e)
         {
@@ -111,12 +84,8 @@ public sealed class TarStreamBackup : IAsyncDisposable
             }
             readEnd?.Dispose();
             writeEnd?.Dispose();
-            await cleanup.RunAsync();
+            await view.DisposeAsync();
             abort.Dispose();
-            if (e is ContainerBackupException or OperationCanceledException)
-            {
-                throw;
-            }
             throw new ContainerBackupException($"container backup could not start: {e.Message}", e);
         }
     }
@@ -142,73 +111,10 @@ public sealed class TarStreamBackup : IAsyncDisposable
         _abort.Dispose();
     }
 
-    private static (IReadOnlyList<IncludedVolume>, IReadOnlyList<string>, IReadOnlyList<string>) CheckOptions(ContainerBackupOptions options)
+    private static async Task<TarStreamBackupResult> RunAsync(Process tar, SafeFileHandle writeEnd, ulong bytesPerSecond, ContainerBackupView view,
+        CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(options.IdMap);
-        if (!Directory.Exists(options.RootFileSystem))
-        {
-            throw new ContainerBackupException($"root file system '{options.RootFileSystem}' is not a directory");
-        }
-        if (options.Mode == ContainerBackupMode.Suspend && options.Freezer is null)
-        {
-            throw new ContainerBackupException("suspend mode needs a freezer (ContainerBackupOptions.Freezer)");
-        }
-        var included = new List<IncludedVolume>();
-        var excluded = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (ContainerMountPoint mountPoint in options.MountPoints)
-        {
-            string relative = ContainerPaths.ToRelative(mountPoint.ContainerPath);
-            if (!seen.Add(relative))
-            {
-                throw new ContainerBackupException($"mount point /{relative} is listed twice");
-            }
-            if (!mountPoint.Backup)
-            {
-                excluded.Add(relative);
-                continue;
-            }
-            string host = Path.TrimEndingDirectorySeparator(Path.GetFullPath(mountPoint.HostPath));
-            bool isDirectory = Directory.Exists(host);
-            if (!isDirectory && !File.Exists(host))
-            {
-                throw new ContainerBackupException($"mount point /{relative}: host path '{host}' does not exist");
-            }
-            included.Add(new IncludedVolume(relative, host, isDirectory));
-        }
-        try
-        {
-            // Translated before anything is built, so a bad pattern costs nothing to clean up.
-            return (included, excluded, ExcludePatterns.ToTarArguments(options.ExcludePatterns));
-        }
-        catch (ArgumentException e)
-        {
-            throw new ContainerBackupException(e.Message, e);
-        }
-    }
-
-    private static string CreateWorkDirectory(string parent, CleanupStack cleanup)
-    {
-        // Traversable but not listable: the container's root must reach the view and the copy inside, nobody else
-        // needs to see what is there. mkdir (not CreateDirectory) so that a name planted in a shared /var/tmp fails.
-        string path = Path.Combine(Path.GetFullPath(parent), "grpc-backup-ct-" + Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture)[..16]);
-        if (Libc.mkdir(path, Convert.ToUInt32("711", 8)) != 0)
-        {
-            throw new ContainerBackupException($"cannot create the work directory '{path}' (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
-        }
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
-        cleanup.Push($"remove {path}", () =>
-        {
-            // Directory.Delete removes symlinks, it does not follow them.
-            Directory.Delete(path, recursive: true);
-            return Task.CompletedTask;
-        });
-        return path;
-    }
-
-    private static async Task<TarStreamBackupResult> RunAsync(Process tar, SafeFileHandle writeEnd, ulong bytesPerSecond, bool privileged, List<string> warnings,
-        CleanupStack cleanup, CancellationToken cancellationToken)
-    {
+        var warnings = new List<string>(view.Warnings);
         // Off the caller's stack: StartAsync returns as soon as tar runs.
         await Task.Yield();
         long written = 0;
@@ -262,7 +168,7 @@ public sealed class TarStreamBackup : IAsyncDisposable
             tar.Dispose();
             writeEnd.Dispose();
         }
-        warnings.AddRange(await cleanup.RunAsync());
-        return failure is null ? new TarStreamBackupResult(written, warnings, privileged) : throw failure;
+        warnings.AddRange(await view.CloseAsync());
+        return failure is null ? new TarStreamBackupResult(written, warnings, view.IsPrivileged) : throw failure;
     }
 }

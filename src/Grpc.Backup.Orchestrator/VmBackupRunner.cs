@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator.Internal;
 using Grpc.Backup.Orchestrator.Inventory;
@@ -23,47 +22,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
-        string backupId = options.BackupId ?? Guid.NewGuid().ToString();
-        string logPath = Path.Combine(options.RuntimeDirectory, $"task-{backupId}.log");
-        using var log = new TaskLog(logPath, logger);
-        bool success = false;
-        string error = "";
-        string? archiveName = null;
-        try
-        {
-            log.Info($"starting backup of VM {guest.GuestId} ({guest.Name}) to {provider.Info.Name}");
-            var init = await provider.Backup.BackupInitAsync(new BackupInitRequest
-            {
-                JobId = jobId,
-                BackupId = backupId,
-                GuestId = guest.GuestId,
-                GuestType = GuestType.Vm,
-                BackupTime = Timestamp.FromDateTime(DateTime.UtcNow),
-                GuestName = guest.Name,
-            }, cancellationToken: cancellationToken);
-            if (ArchiveName.Check(init.ArchiveName) is { } problem)
-            {
-                throw new BackupException($"provider {provider.Info.Name} returned an invalid archive name: {problem}");
-            }
-            archiveName = init.ArchiveName;
-            log.Info($"archive {archiveName}");
-            VmBackupResult result = await RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken);
-            success = true;
-            return result with { Stats = await CleanupAsync(jobId, backupId, success, error, log, logPath) ?? new BackupStats() };
-        }
-        catch (Exception e)
-        {
-            error = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
-            log.Error($"backup failed: {error}");
-            // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
-            await CleanupAsync(jobId, backupId, false, error, log, logPath);
-            throw;
-        }
-        finally
-        {
-            log.Dispose();
-            File.Delete(logPath);
-        }
+        var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,
+            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken),
+            cancellationToken);
+        return result with { Stats = stats };
     }
 
     private async Task<VmBackupResult> RunAsync(string jobId, string backupId, string archiveName, VmGuest guest,
@@ -273,41 +235,6 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 }
                 socket.Dispose();
             }
-        }
-    }
-
-    private async Task<BackupStats?> CleanupAsync(string jobId, string backupId, bool success, string error, TaskLog log, string logPath)
-    {
-        // The log and the cleanup must reach the provider even when the backup was cancelled.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            using (var handle = File.OpenHandle(logPath, FileMode.Open, FileAccess.Read))
-            {
-                var refs = await provider.SendFdsAsync([new FdToSend(handle, Transport.FdKind.File)], timeout.Token);
-                await provider.Backup.BackupHandleLogFileAsync(new BackupHandleLogFileRequest { BackupId = backupId, LogFile = refs[0] },
-                    cancellationToken: timeout.Token);
-            }
-        }
-        catch (Exception e) when (e is RpcException or IOException)
-        {
-            log.Warn($"handing the task log to the provider failed: {e.Message}");
-        }
-        try
-        {
-            var response = await provider.Backup.BackupCleanupAsync(new BackupCleanupRequest
-            {
-                JobId = jobId,
-                BackupId = backupId,
-                Success = success,
-                Error = error,
-            }, cancellationToken: timeout.Token);
-            return response.Stats;
-        }
-        catch (RpcException e) when (!success)
-        {
-            log.Warn($"BackupCleanup after a failure also failed: {e.Status.Detail}");
-            return null;
         }
     }
 

@@ -112,31 +112,7 @@ public sealed class FdChannel : IAsyncDisposable
     /// <exception cref="IOException">The connection is gone.</exception>
     public async Task<FdToken> SendAsync(IReadOnlyList<FdToSend> fds, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(fds);
-        if (fds.Count is < 1 or > FdPacket.MaxFds)
-        {
-            throw new ArgumentException($"A transfer carries 1 to {FdPacket.MaxFds} fds, not {fds.Count}.", nameof(fds));
-        }
-
-        var kinds = new FdKind[fds.Count];
-        var handles = new SafeHandle[fds.Count];
-        for (int i = 0; i < fds.Count; i++)
-        {
-            FdToSend fd = fds[i] ?? throw new ArgumentException($"fds[{i}] is null.", nameof(fds));
-            if (fd.Handle is null || fd.Handle.IsInvalid || fd.Handle.IsClosed)
-            {
-                throw new ArgumentException($"fds[{i}] has no open handle.", nameof(fds));
-            }
-
-            if (!Enum.IsDefined(fd.Kind))
-            {
-                throw new ArgumentException($"fds[{i}] has the unknown kind {(int)fd.Kind}.", nameof(fds));
-            }
-
-            kinds[i] = fd.Kind;
-            handles[i] = fd.Handle;
-        }
-
+        (FdKind[] kinds, SafeHandle[] handles) = TransferContents.Check(fds);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         FdToken token = FdToken.NewRandom();
         await PacketSender.SendAsync(_socket, FdPacket.CreateTransfer(token, kinds), handles, cancellationToken);

@@ -1,4 +1,4 @@
-using Grpc.Backup.Containers.Internal;
+using Grpc.Backup.Protocol.Containers;
 
 namespace Grpc.Backup.Containers.Tests;
 

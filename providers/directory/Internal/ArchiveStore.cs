@@ -282,7 +282,9 @@ internal sealed class ArchiveStore(DirectoryRepositoryOptions options)
         foreach (ManifestVolume volume in manifest.Volumes)
         {
             if (!ProtocolNames.IsValidDeviceName(volume.Device) || !devices.Add(volume.Device) || volume.SizeBytes <= 0
-                || volume.Format is not (ManifestVolume.FormatRaw or ManifestVolume.FormatQcow2)
+                || !(manifest.GuestType == ArchiveManifest.GuestTypeContainer
+                    ? volume.Format == ManifestVolume.FormatTarZst
+                    : volume.Format is ManifestVolume.FormatRaw or ManifestVolume.FormatQcow2)
                 || volume.File != volume.Device + "." + volume.Format)
             {
                 return false;

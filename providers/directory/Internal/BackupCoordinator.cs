@@ -233,7 +233,8 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
         store.WriteManifest(session.Archive, manifest);
 
         IncrementalState state = store.ReadIncrementalState(session.GuestId);
-        foreach (ManifestVolume volume in session.Volumes)
+        // Only VM images are bases for incrementals; a container's tree is always stored whole.
+        foreach (ManifestVolume volume in session.Volumes.Where(_ => session.GuestType == GuestType.Vm))
         {
             state.LastArchiveByDevice[volume.Device] = session.Archive.Name;
         }

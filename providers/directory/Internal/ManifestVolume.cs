@@ -6,6 +6,9 @@ internal sealed class ManifestVolume
     public const string FormatRaw = "raw";
     public const string FormatQcow2 = "qcow2";
 
+    /// <summary>A container's tree: a zstd-compressed pax tar (the only volume of a container archive).</summary>
+    public const string FormatTarZst = "tar.zst";
+
     public required string Device { get; init; }
 
     public required long SizeBytes { get; init; }

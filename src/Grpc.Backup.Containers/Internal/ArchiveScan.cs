@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using System.Formats.Tar;
 
 namespace Grpc.Backup.Containers.Internal;

@@ -1,3 +1,5 @@
+using Grpc.Backup.Protocol;
+
 namespace Grpc.Backup.Containers.Internal;
 
 /// <summary>

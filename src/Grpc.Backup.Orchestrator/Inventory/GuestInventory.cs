@@ -10,23 +10,52 @@ namespace Grpc.Backup.Orchestrator.Inventory;
 /// </summary>
 public sealed partial class GuestInventory
 {
-    private GuestInventory(IReadOnlyDictionary<string, VmGuest> vms) => Vms = vms;
+    private GuestInventory(IReadOnlyDictionary<string, VmGuest> vms, IReadOnlyDictionary<string, ContainerGuest> containers)
+    {
+        Vms = vms;
+        Containers = containers;
+    }
 
     public IReadOnlyDictionary<string, VmGuest> Vms { get; }
+
+    public IReadOnlyDictionary<string, ContainerGuest> Containers { get; }
 
     public static GuestInventory Load(string directory)
     {
         var vms = new Dictionary<string, VmGuest>(StringComparer.Ordinal);
+        var containers = new Dictionary<string, ContainerGuest>(StringComparer.Ordinal);
         foreach (string file in Directory.EnumerateFiles(directory, "*.conf").Order(StringComparer.Ordinal))
         {
-            VmGuest guest = ParseVm(file, File.ReadAllBytes(file));
-            vms.Add(guest.GuestId, guest);
+            byte[] bytes = File.ReadAllBytes(file);
+            if (IsContainer(file, bytes))
+            {
+                ContainerGuest container = ParseContainer(file, bytes);
+                containers.Add(container.GuestId, container);
+            }
+            else
+            {
+                VmGuest guest = ParseVm(file, bytes);
+                vms.Add(guest.GuestId, guest);
+            }
         }
-        return new GuestInventory(vms);
+        return new GuestInventory(vms, containers);
     }
 
-    /// <summary>Parses one guest file. The guest id is the file name without <c>.conf</c>.</summary>
-    public static VmGuest ParseVm(string file, byte[] bytes)
+    /// <summary>Parses one container file (<c>type: ct</c>). The guest id is the file name without <c>.conf</c>.</summary>
+    public static ContainerGuest ParseContainer(string file, byte[] bytes)
+    {
+        var (guestId, lines) = ReadLines(file, bytes);
+        if (!lines.Any(l => l.Key == "type" && l.Value == "ct"))
+        {
+            throw new ConfigException(file, 0, "missing 'type: ct'");
+        }
+        return ParseContainer(file, guestId, bytes, lines);
+    }
+
+    private static bool IsContainer(string file, byte[] bytes) =>
+        ReadLines(file, bytes).Lines.FirstOrDefault(l => l.Key == "type") is { Value: "ct" };
+
+    private static (string GuestId, IReadOnlyList<ConfigLine> Lines) ReadLines(string file, byte[] bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         string guestId = Path.GetFileNameWithoutExtension(file);
@@ -43,9 +72,16 @@ public sealed partial class GuestInventory
         {
             throw new ConfigException(file, 0, "the file is not valid UTF-8");
         }
+        return (guestId, ConfigLine.Parse(file, text));
+    }
+
+    /// <summary>Parses one VM file. The guest id is the file name without <c>.conf</c>.</summary>
+    public static VmGuest ParseVm(string file, byte[] bytes)
+    {
+        var (guestId, lines) = ReadLines(file, bytes);
         string? type = null, name = null, qmp = null, agent = null;
         var disks = new List<VmDisk>();
-        foreach (ConfigLine line in ConfigLine.Parse(file, text))
+        foreach (ConfigLine line in lines)
         {
             switch (line.Key)
             {
@@ -53,7 +89,7 @@ public sealed partial class GuestInventory
                     type = Single(line, type);
                     if (type != "vm")
                     {
-                        throw line.Error($"unknown guest type '{type}'; expected 'vm'");
+                        throw line.Error($"unknown guest type '{type}'; expected 'vm' or 'ct'");
                     }
                     break;
                 case "name":
@@ -117,12 +153,7 @@ public sealed partial class GuestInventory
         string node = NodeName(line, Required(line, options, "node"));
         string filter = NodeName(line, Required(line, options, "filter"));
         string group = options.TryGetValue("throttle-group", out string? g) ? NodeName(line, g) : "";
-        bool backup = !options.TryGetValue("backup", out string? b) || b switch
-        {
-            "yes" or "1" or "true" => true,
-            "no" or "0" or "false" => false,
-            _ => throw line.Error($"backup={b}: expected yes or no"),
-        };
+        bool backup = ParseYesNo(line, options);
         return new VmDisk(device, file, format, node, filter, group, backup);
     }
 

@@ -7,9 +7,12 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
 {
     private readonly TempDirectory _directory;
 
-    private DirectoryProviderProcess(TempDirectory directory, ChildProcess process, ProviderEndpoint endpoint)
+    private readonly IReadOnlyList<string> _extraArguments;
+
+    private DirectoryProviderProcess(TempDirectory directory, ChildProcess process, ProviderEndpoint endpoint, IReadOnlyList<string> extraArguments)
     {
         _directory = directory;
+        _extraArguments = extraArguments;
         Process = process;
         Endpoint = endpoint;
     }
@@ -21,12 +24,12 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
     public string RepositoryPath => _directory.File("repo");
 
     public static async Task<DirectoryProviderProcess> StartAsync(
-        UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute)
+        UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, params string[] extraArguments)
     {
         var directory = new TempDirectory(directoryMode);
         Directory.CreateDirectory(directory.File("repo"));
         var endpoint = ProviderEndpoint.Parse("unix:" + directory.File("provider.sock"));
-        var provider = new DirectoryProviderProcess(directory, Launch(directory, endpoint), endpoint);
+        var provider = new DirectoryProviderProcess(directory, Launch(directory, endpoint, extraArguments), endpoint, extraArguments);
         try
         {
             await provider.WaitUntilListeningAsync();
@@ -43,12 +46,12 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
     public async Task KillAndRestartAsync()
     {
         await Process.DisposeAsync();
-        Process = Launch(_directory, Endpoint);
+        Process = Launch(_directory, Endpoint, _extraArguments);
         await WaitUntilListeningAsync();
     }
 
-    private static ChildProcess Launch(TempDirectory directory, ProviderEndpoint endpoint) => ChildProcess.Start("dotnet",
-        [RepoPaths.DirectoryProviderDll, "--listen", endpoint.ToString(), "--repository", directory.File("repo")]);
+    private static ChildProcess Launch(TempDirectory directory, ProviderEndpoint endpoint, IReadOnlyList<string> extraArguments) => ChildProcess.Start("dotnet",
+        [RepoPaths.DirectoryProviderDll, "--listen", endpoint.ToString(), "--repository", directory.File("repo"), .. extraArguments]);
 
     private async Task WaitUntilListeningAsync()
     {

@@ -1,4 +1,4 @@
-namespace Grpc.Backup.Containers.Internal;
+namespace Grpc.Backup.Protocol.Containers;
 
 /// <summary>
 /// Translates vzdump <c>exclude-path</c> patterns into GNU tar options, as vzdump and Proxmox's DirectoryExample do:
@@ -7,7 +7,7 @@ namespace Grpc.Backup.Containers.Internal;
 /// wildcards that also match <c>/</c>, so <c>**</c> works as documented (it is the same as <c>*</c>).
 /// <c>lost+found</c> is always excluded, like vzdump.
 /// </summary>
-internal static class ExcludePatterns
+public static class ExcludePatterns
 {
     public static IReadOnlyList<string> ToTarArguments(IEnumerable<string> patterns)
     {

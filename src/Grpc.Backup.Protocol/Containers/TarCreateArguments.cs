@@ -1,9 +1,12 @@
-namespace Grpc.Backup.Containers.Internal;
+namespace Grpc.Backup.Protocol.Containers;
 
 /// <summary>The GNU tar command line that archives a view into a POSIX pax stream on stdout (exclusions from <see cref="ExcludePatterns"/>).</summary>
-internal static class TarCreateArguments
+public static class TarCreateArguments
 {
-    public static IReadOnlyList<string> Build(string view, IEnumerable<string> excludeArguments) =>
+    /// <param name="view">The directory to archive (its members are named "./...").</param>
+    /// <param name="excludeArguments">From <see cref="ExcludePatterns.ToTarArguments"/>.</param>
+    /// <param name="extraOptions">Further tar options, e.g. "--zstd" for a compressed stream.</param>
+    public static IReadOnlyList<string> Build(string view, IEnumerable<string> excludeArguments, params IEnumerable<string> extraOptions) =>
     [
         "--create", "--file=-", "--format=pax",
         // atime/ctime records would make every member carry an extended header and every run differ; mtime stays.
@@ -16,6 +19,7 @@ internal static class TarCreateArguments
         "--ignore-failed-read",
         // Sockets cannot be archived and are noise (vzdump silences this too).
         "--warning=no-file-ignored",
+        .. extraOptions,
         "--directory=" + view,
         .. excludeArguments,
         // The view's mount tree is exactly the backup (ViewMounts), so "." covers every included volume once and no

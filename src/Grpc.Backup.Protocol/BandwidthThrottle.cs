@@ -1,12 +1,12 @@
 using System.Threading.RateLimiting;
 
-namespace Grpc.Backup.Containers.Internal;
+namespace Grpc.Backup.Protocol;
 
 /// <summary>
 /// Paces a byte stream to a bandwidth limit with a token bucket (one token per byte). The bucket holds one
 /// replenishment period's worth, so a stall is never followed by a burst of more than that.
 /// </summary>
-internal sealed class BandwidthThrottle : IAsyncDisposable
+public sealed class BandwidthThrottle : IAsyncDisposable
 {
     private readonly TokenBucketRateLimiter? _limiter;
     private readonly int _tokenLimit;

@@ -1,0 +1,60 @@
+using System.Runtime.InteropServices;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Providers.Directory.Internal;
+using Grpc.Core;
+
+namespace Grpc.Backup.Providers.Directory;
+
+internal sealed partial class DirectoryBackupService
+{
+    public override Task<BackupContainerPrepareResponse> BackupContainerPrepare(BackupContainerPrepareRequest request, ServerCallContext context)
+    {
+        BackupSession session = FindContainer(request.BackupId);
+        if (request.Mechanism != options.ContainerMechanism)
+        {
+            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
+                $"backup '{session.BackupId}' was offered {options.ContainerMechanism}, not {request.Mechanism}");
+        }
+        // Nothing to prepare: our worker sends its stream over the sideband connection the host gives it, so it needs no
+        // file of ours and no directory it could write.
+        return Task.FromResult(new BackupContainerPrepareResponse());
+    }
+
+    public override async Task BackupContainer(BackupContainerRequest request, IServerStreamWriter<BackupContainerEvent> responseStream,
+        ServerCallContext context)
+    {
+        BackupSession session = FindContainer(request.BackupId);
+        bool expected = options.ContainerMechanism == ContainerBackupMechanism.Directory
+            ? request.SourceCase == BackupContainerRequest.SourceOneofCase.WorkerToken
+            : request.SourceCase == BackupContainerRequest.SourceOneofCase.TarStream;
+        if (!expected)
+        {
+            throw DirectoryErrors.InvalidArgument($"this provider answered mechanism {options.ContainerMechanism}; the request carries {request.SourceCase}");
+        }
+        await RunDataPhaseAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token), context);
+    }
+
+    private BackupGetMechanismResponse ContainerMechanism()
+    {
+        var response = new BackupGetMechanismResponse { Container = options.ContainerMechanism };
+        if (options.ContainerMechanism == ContainerBackupMechanism.Directory)
+        {
+            // Run through the dotnet host, which others may execute; our build output need only be readable.
+            string dotnet = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+            response.ContainerWorker = new Protocol.V1.ContainerWorker
+            {
+                Argv = { dotnet, typeof(DirectoryBackupService).Assembly.Location, ContainerWorkerMain.Command },
+            };
+        }
+        return response;
+    }
+
+    private BackupSession FindContainer(string backupId)
+    {
+        BackupSession session = Find(backupId);
+        return session.GuestType == GuestType.Container
+            ? session
+            : throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{backupId}' is not a container backup");
+    }
+}

@@ -1,0 +1,24 @@
+using Grpc.Backup.Containers;
+
+namespace Grpc.Backup.Orchestrator;
+
+/// <summary>How one container is backed up.</summary>
+public sealed class ContainerBackupRunOptions
+{
+    /// <summary>A private, root-only directory for the task log.</summary>
+    public required string RuntimeDirectory { get; init; }
+
+    public ContainerBackupMode Mode { get; init; } = ContainerBackupMode.Stop;
+
+    /// <summary>The backup's id (a UUID); a new one when null. A journaling service chooses it up front.</summary>
+    public string? BackupId { get; init; }
+
+    /// <summary>vzdump exclusion patterns (a leading '/' anchors at the container root).</summary>
+    public IReadOnlyList<string> ExcludePatterns { get; init; } = [];
+
+    /// <summary>The job's bandwidth limit in bytes per second; 0 is unlimited.</summary>
+    public ulong BandwidthLimit { get; init; }
+
+    /// <summary>Where views and suspend-mode copies are built (vzdump uses /var/tmp).</summary>
+    public string TemporaryDirectory { get; init; } = "/var/tmp";
+}

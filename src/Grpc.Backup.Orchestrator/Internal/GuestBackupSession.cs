@@ -1,0 +1,98 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Transport;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Orchestrator.Internal;
+
+/// <summary>
+/// The frame every guest's backup shares, whatever the guest type: BackupInit (with the archive name checked as
+/// untrusted input), the type-specific body, then the task log hand-off and BackupCleanup, which run on every path.
+/// </summary>
+internal sealed class GuestBackupSession(ProviderConnection provider, ILogger logger)
+{
+    /// <summary>
+    /// Runs <paramref name="body"/> (given the backup id, the archive name and the task log) inside the frame. The
+    /// backup id is <paramref name="backupId"/> when the caller chose one (a journaling service), else a new one.
+    /// </summary>
+    /// <returns>The body's result and the provider's stats from BackupCleanup.</returns>
+    public async Task<(T Result, BackupStats Stats)> RunAsync<T>(string jobId, GuestType guestType, string guestId, string guestName,
+        string runtimeDirectory, string? backupId, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        backupId ??= Guid.NewGuid().ToString();
+        string logPath = Path.Combine(runtimeDirectory, $"task-{backupId}.log");
+        using var log = new TaskLog(logPath, logger);
+        try
+        {
+            log.Info($"starting backup of {(guestType == GuestType.Vm ? "VM" : "container")} {guestId} ({guestName}) to {provider.Info.Name}");
+            var init = await provider.Backup.BackupInitAsync(new BackupInitRequest
+            {
+                JobId = jobId,
+                BackupId = backupId,
+                GuestId = guestId,
+                GuestType = guestType,
+                BackupTime = Timestamp.FromDateTime(DateTime.UtcNow),
+                GuestName = guestName,
+            }, cancellationToken: cancellationToken);
+            if (ArchiveName.Check(init.ArchiveName) is { } problem)
+            {
+                throw new BackupException($"provider {provider.Info.Name} returned an invalid archive name: {problem}");
+            }
+            log.Info($"archive {init.ArchiveName}");
+            T result = await body(backupId, init.ArchiveName, log);
+            return (result, await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats());
+        }
+        catch (Exception e)
+        {
+            string error = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
+            log.Error($"backup failed: {error}");
+            // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
+            await CleanupAsync(jobId, backupId, false, error, log, logPath);
+            throw;
+        }
+        finally
+        {
+            log.Dispose();
+            File.Delete(logPath);
+        }
+    }
+
+    private async Task<BackupStats?> CleanupAsync(string jobId, string backupId, bool success, string error, TaskLog log, string logPath)
+    {
+        // The log and the cleanup must reach the provider even when the backup was cancelled.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            using (var handle = File.OpenHandle(logPath, FileMode.Open, FileAccess.Read))
+            {
+                var refs = await provider.SendFdsAsync([new FdToSend(handle, Transport.FdKind.File)], timeout.Token);
+                await provider.Backup.BackupHandleLogFileAsync(new BackupHandleLogFileRequest { BackupId = backupId, LogFile = refs[0] },
+                    cancellationToken: timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is RpcException or IOException)
+        {
+            log.Warn($"handing the task log to the provider failed: {e.Message}");
+        }
+        try
+        {
+            var response = await provider.Backup.BackupCleanupAsync(new BackupCleanupRequest
+            {
+                JobId = jobId,
+                BackupId = backupId,
+                Success = success,
+                Error = error,
+            }, cancellationToken: timeout.Token);
+            return response.Stats;
+        }
+        catch (RpcException e) when (!success)
+        {
+            log.Warn($"BackupCleanup after a failure also failed: {e.Status.Detail}");
+            return null;
+        }
+    }
+}
