@@ -83,7 +83,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
     public async Task<JsonElement> CliJsonAsync(params string[] args)
     {
         var (exit, stdout, stderr) = await CliAsync([.. args, "--json"]);
-        Assert.True(exit == 0, $"grpc-backup {string.Join(' ', args)} exited {exit}: {stderr}\n{stdout}");
+        Assert.True(exit == 0, $"grpc-backup {string.Join(' ', args)} exited {exit}: {stderr}\n{stdout}\n{Log}");
         using var document = JsonDocument.Parse(stdout);
         return document.RootElement.Clone();
     }

@@ -10,7 +10,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// guests: all                     # or: guests: 100 101
 /// tags: prod db                   # also every guest with one of these tags ('tags:' in its ID.conf)
 /// exclude: 102
-/// mode: snapshot                  # the live, point-in-time mode (the only one this host offers yet)
+/// mode: snapshot                  # VMs: always live (snapshot); containers: snapshot, suspend or stop
+/// exclude-path: /tmp/?* /var/cache   # containers: vzdump exclusion patterns
 /// fleecing-dir: /var/lib/grpc-backup/fleecing
 /// bwlimit: 50M                    # bytes per second
 /// schedule: 0 2 * * *             # cron: 5 fields, or 6 with seconds first
@@ -24,11 +25,12 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// </summary>
 internal sealed record JobConfig(string Name, string Storage, GuestSelection Selection, string? FleecingDirectory, ulong BandwidthLimit,
     CronExpression? Schedule, string? ScheduleText, bool RepeatMissed, RetentionSettings Retention, NotesTemplate? Notes, string? Hook,
-    uint Priority, bool Enabled, string File, int StorageLine, IReadOnlyDictionary<string, int> GuestLines)
+    uint Priority, bool Enabled, string File, int StorageLine, IReadOnlyDictionary<string, int> GuestLines, JobMode Mode, int ModeLine,
+    IReadOnlyList<string> ExcludePaths)
 {
     private static readonly string[] KnownKeys =
     [
-        "storage", "guests", "tags", "exclude", "mode", "fleecing-dir", "bwlimit", "schedule", "repeat-missed", "keep-last",
+        "storage", "guests", "tags", "exclude", "mode", "exclude-path", "fleecing-dir", "bwlimit", "schedule", "repeat-missed", "keep-last",
         "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "notes-template", "hook", "priority", "enabled",
     ];
 
@@ -52,6 +54,9 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
         RetentionSettings retention = RetentionSettings.None;
         NotesTemplate? notes = null;
         uint priority = 5;
+        JobMode mode = JobMode.Snapshot;
+        int modeLine = 0;
+        var excludePaths = new List<string>();
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             if (!KnownKeys.Contains(line.Key, StringComparer.Ordinal))
@@ -87,10 +92,17 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
                     exclude.AddRange(Names(line, "guest id"));
                     break;
                 case "mode":
-                    if (line.Value != "snapshot")
+                    modeLine = line.Number;
+                    mode = line.Value switch
                     {
-                        throw line.Error($"mode '{line.Value}' is not offered by this host; use 'snapshot' (live, point-in-time; stopped guests are read from their images)");
-                    }
+                        "snapshot" => JobMode.Snapshot,
+                        "suspend" => JobMode.Suspend,
+                        "stop" => JobMode.Stop,
+                        _ => throw line.Error($"mode '{line.Value}' is not known; use snapshot, suspend or stop"),
+                    };
+                    break;
+                case "exclude-path":
+                    excludePaths.AddRange(ConfigValues.Words(line));
                     break;
                 case "fleecing-dir":
                     fleecing = ConfigValues.AbsolutePath(line, line.Value);
@@ -154,7 +166,7 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
             throw new ConfigException(file, seen["repeat-missed"], "repeat-missed needs a schedule");
         }
         return new JobConfig(name, storage, new GuestSelection(all, guests, tags, exclude), fleecing, bwlimit, schedule, scheduleText,
-            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines);
+            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths);
     }
 
     private static IEnumerable<string> Names(ConfigLine line, string what)

@@ -4,7 +4,8 @@ namespace Grpc.Backup.Service.Internal.Engine;
 
 /// <summary>What one run backs up and how: from a job's config, or from a one-off request with the storage's defaults.</summary>
 internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOnlyList<ConfiguredGuest> Guests, string FleecingDirectory,
-    ulong BandwidthLimit, RetentionSettings Retention, NotesTemplate? Notes, string? Hook, uint Priority)
+    ulong BandwidthLimit, RetentionSettings Retention, NotesTemplate? Notes, string? Hook, uint Priority, JobMode Mode = JobMode.Snapshot,
+    IReadOnlyList<string>? ExcludePaths = null)
 {
     public static BackupPlan FromJob(JobConfig job, ServiceConfiguration config) => new(
         job.Name,
@@ -15,5 +16,7 @@ internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOn
         job.Retention,
         job.Notes,
         job.Hook,
-        job.Priority);
+        job.Priority,
+        job.Mode,
+        job.ExcludePaths);
 }

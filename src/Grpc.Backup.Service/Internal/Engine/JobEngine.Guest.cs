@@ -1,3 +1,4 @@
+using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
 using Grpc.Backup.Orchestrator;
@@ -37,16 +38,16 @@ internal sealed partial class JobEngine
             catalog.GuestStarted(task.Id, guest.Id, backupId, started);
             await hooks.RunAsync(task, "backup-start", jobId, guest.Id, guest.TypeName);
 
-            VmBackupResult backup = await RunJournaledAsync(task, plan, provider, jobId, backupId, guest, cancellationToken);
-            result.ArchiveName = backup.ArchiveName;
-            result.Consistency = backup.Consistency.ToString().ToLowerInvariant();
-            result.BitmapModes.AddRange(backup.Volumes.Select(v => $"{v.DeviceName}:{ModeName(v.BitmapMode)}"));
-            result.BytesRead = (ulong)backup.Volumes.Sum(v => (decimal)v.BytesRead);
-            result.ArchiveSizeBytes = backup.Stats.ArchiveSizeBytes;
-            task.Log("INFO", guest.Id, $"stored {backup.ArchiveName} ({result.Consistency}; {string.Join(", ", result.BitmapModes)}; read {result.BytesRead} bytes, archive {result.ArchiveSizeBytes} bytes)");
+            GuestOutcome backup = await RunJournaledAsync(task, plan, provider, jobId, backupId, guest, cancellationToken);
+            result.ArchiveName = backup.Archive;
+            result.Consistency = backup.Consistency;
+            result.BitmapModes.AddRange(backup.BitmapModes);
+            result.BytesRead = backup.BytesRead;
+            result.ArchiveSizeBytes = backup.ArchiveSize;
+            task.Log("INFO", guest.Id, $"stored {backup.Archive} ({result.Consistency}; {string.Join(", ", result.BitmapModes)}; read {result.BytesRead} bytes, archive {result.ArchiveSizeBytes} bytes)");
 
-            await AfterBackupAsync(task, plan, provider, guest, backup.ArchiveName);
-            await hooks.RunAsync(task, "backup-end", jobId, guest.Id, guest.TypeName, backup.ArchiveName);
+            await AfterBackupAsync(task, plan, provider, guest, backup.Archive);
+            await hooks.RunAsync(task, "backup-end", jobId, guest.Id, guest.TypeName, backup.Archive);
             result.State = TaskState.Succeeded;
             success = true;
         }
@@ -82,26 +83,61 @@ internal sealed partial class JobEngine
     /// runner has torn down and called BackupCleanup, whatever the outcome. A crash in between leaves the entry for
     /// <see cref="Recovery.CrashRecovery"/>.
     /// </summary>
-    private async Task<VmBackupResult> RunJournaledAsync(ServiceTask task, BackupPlan plan, ProviderConnection provider, string jobId, string backupId,
+    private async Task<GuestOutcome> RunJournaledAsync(ServiceTask task, BackupPlan plan, ProviderConnection provider, string jobId, string backupId,
         ConfiguredGuest guest, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(plan.FleecingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        catalog.JournalBegin(new JournalEntry(backupId, jobId, task.Id, plan.Storage.Name, guest.Id, guest.Vm.QmpSocket, guest.Vm.AgentSocket,
-            [.. guest.Vm.BackedUpDisks.Select(d => new JournalDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
+        // The container's root must traverse to its view: a 0711 directory of this backup in the host's tmp-dir.
+        string containerTemp = Path.Combine(config.Host.TemporaryDirectory, $"grpc-backupd-{backupId[..8]}");
+        catalog.JournalBegin(new JournalEntry(backupId, jobId, task.Id, plan.Storage.Name, guest.Id, guest.Vm?.QmpSocket ?? "", guest.Vm?.AgentSocket,
+            [.. (guest.Vm?.BackedUpDisks ?? []).Select(d => new JournalDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
                 d.Format == Orchestrator.Inventory.DiskFormat.Qcow2))],
-            plan.FleecingDirectory, paths.RuntimeDirectory, DateTime.UtcNow));
-        var runner = new VmBackupRunner(provider, new TaskLogger<VmBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<VmBackupRunner>()));
+            plan.FleecingDirectory, paths.RuntimeDirectory, DateTime.UtcNow, guest.Container is not null, guest.Container?.Cgroup,
+            guest.Container is not null ? containerTemp : null));
         try
         {
-            return await runner.BackupAsync(jobId, guest.Vm, new VmBackupOptions
+            if (guest.Vm is { } vm)
             {
-                BackupId = backupId,
-                FleecingDirectory = plan.FleecingDirectory,
-                RuntimeDirectory = paths.RuntimeDirectory,
-                StorageId = plan.Storage.Name,
-                BandwidthLimit = plan.BandwidthLimit,
-                Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
-            }, cancellationToken).ConfigureAwait(false);
+                var runner = new VmBackupRunner(provider, new TaskLogger<VmBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<VmBackupRunner>()));
+                VmBackupResult backup = await runner.BackupAsync(jobId, vm, new VmBackupOptions
+                {
+                    BackupId = backupId,
+                    FleecingDirectory = plan.FleecingDirectory,
+                    RuntimeDirectory = paths.RuntimeDirectory,
+                    StorageId = plan.Storage.Name,
+                    BandwidthLimit = plan.BandwidthLimit,
+                    Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
+                }, cancellationToken).ConfigureAwait(false);
+                return new GuestOutcome(backup.ArchiveName, backup.Consistency.ToString().ToLowerInvariant(),
+                    [.. backup.Volumes.Select(v => $"{v.DeviceName}:{ModeName(v.BitmapMode)}")], (ulong)backup.Volumes.Sum(v => (decimal)v.BytesRead),
+                    backup.Stats.ArchiveSizeBytes);
+            }
+            Directory.CreateDirectory(containerTemp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            try
+            {
+                var containerRunner = new ContainerBackupRunner(provider,
+                    new TaskLogger<ContainerBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<ContainerBackupRunner>()));
+                ContainerBackupResult ct = await containerRunner.BackupAsync(jobId, guest.Container!, new ContainerBackupRunOptions
+                {
+                    BackupId = backupId,
+                    RuntimeDirectory = paths.RuntimeDirectory,
+                    Mode = plan.Mode switch
+                    {
+                        JobMode.Stop => ContainerBackupMode.Stop,
+                        JobMode.Suspend => ContainerBackupMode.Suspend,
+                        _ => ContainerBackupMode.Snapshot,
+                    },
+                    ExcludePatterns = plan.ExcludePaths ?? [],
+                    BandwidthLimit = plan.BandwidthLimit,
+                    TemporaryDirectory = containerTemp,
+                }, cancellationToken).ConfigureAwait(false);
+                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes);
+            }
+            finally
+            {
+                Directory.Delete(containerTemp, recursive: true);
+            }
         }
         finally
         {

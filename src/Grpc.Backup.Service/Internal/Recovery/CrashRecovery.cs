@@ -46,6 +46,11 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
 
     private async Task RecoverGuestAsync(JournalEntry entry, CancellationToken cancellationToken)
     {
+        if (entry.Container)
+        {
+            await RecoverContainerAsync(entry, cancellationToken);
+            return;
+        }
         KillOrphanedExports(entry);
         var disks = entry.Disks.Select(d => new SnapshotDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup, d.Qcow2, BitmapRequest.None)).ToList();
         var options = new SnapshotAccessOptions
@@ -80,6 +85,26 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
             await ResumeIfPausedAsync(qmp, entry, cancellationToken);
         }
         await ThawIfFrozenAsync(entry, cancellationToken);
+    }
+
+    /// <summary>
+    /// A container's backup runs its tar and rsync in a user-namespace holder that reads the service's stdin, so it
+    /// ends with the service, and the views' mounts live in that namespace; what outlives it is a frozen cgroup
+    /// (suspend mode) and the suspend copy on disk.
+    /// </summary>
+    private async Task RecoverContainerAsync(JournalEntry entry, CancellationToken cancellationToken)
+    {
+        if (entry.Cgroup is { } cgroup && File.Exists(Path.Combine(cgroup, "cgroup.freeze"))
+            && (await File.ReadAllTextAsync(Path.Combine(cgroup, "cgroup.freeze"), cancellationToken)).Trim() == "1")
+        {
+            await new Containers.CgroupFreezer(cgroup).ThawAsync(cancellationToken);
+            LogStep(_logger, entry.GuestId, $"thawed cgroup {cgroup}, frozen by the interrupted backup");
+        }
+        if (entry.TemporaryDirectory is { } temporary && Directory.Exists(temporary))
+        {
+            Directory.Delete(temporary, recursive: true);
+            LogStep(_logger, entry.GuestId, $"removed the interrupted backup's work directory {temporary}");
+        }
     }
 
     private async Task ResumeIfPausedAsync(QmpClient qmp, JournalEntry entry, CancellationToken cancellationToken)
