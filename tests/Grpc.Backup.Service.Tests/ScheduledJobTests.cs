@@ -52,21 +52,24 @@ public sealed class ScheduledJobTests
         }
         var (brokenExit, brokenOut, _) = await service.CliAsync("backup", "--job", "broken");
         Assert.Equal(1, brokenExit);
-        await service.KillAsync();
-        // Off schedule, so the list stays still while it is checked (the kill may have interrupted a run: it is recovered).
+        // A graceful stop: a run in flight is cancelled and recorded, whatever step it was at.
+        await service.StopAsync();
+        // Off schedule, so the list stays still while it is checked.
         File.WriteAllLines(Path.Combine(service.ConfigDirectory, "jobs", "nightly.conf"),
             File.ReadAllLines(Path.Combine(service.ConfigDirectory, "jobs", "nightly.conf")).Where(l => !l.StartsWith("schedule", StringComparison.Ordinal)));
 
-        // Retention: after each backup keep-last 2, so exactly the two newest archives remain.
+        // Retention: after each backup keep-last 2, so exactly the two newest stored archives remain.
         await service.StartAsync();
         JsonElement listed = await service.CliJsonAsync("list", "--storage", "dir", "--refresh");
         var archives = Backups(listed).Select(b => b.GetProperty("archiveName").GetString()!).ToList();
-        var succeeded = Runs(await service.CliJsonAsync("jobs", "runs", "--limit", "100"))
-            .Where(r => r.GetProperty("job").GetString() == "nightly" && State(r) == "TASK_STATE_SUCCEEDED")
-            .OrderByDescending(r => r.GetProperty("created").GetString(), StringComparer.Ordinal)
-            .Select(r => r.GetProperty("guests")[0].GetProperty("archiveName").GetString()!).ToList();
-        Assert.True(succeeded.Count >= 3);
-        Assert.Equal(succeeded.Take(2).Order(StringComparer.Ordinal), archives.Order(StringComparer.Ordinal));
+        var stored = Runs(await service.CliJsonAsync("jobs", "runs", "--limit", "100"))
+            .Where(r => r.GetProperty("job").GetString() == "nightly")
+            .SelectMany(r => r.GetProperty("guests").EnumerateArray())
+            .Where(g => State(g) == "TASK_STATE_SUCCEEDED")
+            .Select(g => g.GetProperty("archiveName").GetString()!).ToList();
+        Assert.True(stored.Count >= 3, string.Join(' ', stored));
+        // Archive names end in the backup's UTC time, so they sort by age.
+        Assert.Equal(stored.OrderDescending(StringComparer.Ordinal).Take(2), archives.OrderDescending(StringComparer.Ordinal));
         Assert.All(Backups(listed), b => Assert.Equal("demo-100 (100) on testnode", b.GetProperty("notes").GetString()));
 
         // The hook saw every phase, in vzdump's order, for each run.
@@ -75,7 +78,7 @@ public sealed class ScheduledJobTests
         Assert.Equal(["job-start", "backup-start", "backup-end", "log-end", "job-end"], firstRun);
         HookCall end = calls.First(c => c.Phase == "backup-end");
         Assert.Equal(("100", "dir", "testnode"), (end.Guest, end.Storage, end.Node));
-        Assert.Contains(end.Target, archives.Concat(succeeded));
+        Assert.Contains(end.Target, stored);
         HookCall logEnd = calls.First(c => c.Phase == "log-end");
         Assert.Contains("stored", File.ReadAllText(logEnd.LogFile), StringComparison.Ordinal);
         Assert.Contains(calls, c => c.Phase == "job-abort" && c.Storage == "gone");

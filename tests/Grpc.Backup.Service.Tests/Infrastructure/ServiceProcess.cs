@@ -88,20 +88,28 @@ internal sealed class ServiceProcess : IAsyncDisposable
         return document.RootElement.Clone();
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>SIGTERM, as systemd stops it: running tasks are cancelled and finish their teardown first.</summary>
+    public async Task StopAsync()
     {
         if (Process is not null)
         {
             Process.Terminate();
             try
             {
-                await Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+                await Process.WaitForExitAsync(TimeSpan.FromSeconds(60));
             }
             catch (OperationCanceledException)
             {
             }
             await Process.DisposeAsync();
+            _previousLogs += Process.StandardError + "\n--- stopped ---\n";
+            Process = null;
         }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
         Root.Dispose();
     }
 }
