@@ -88,6 +88,45 @@ public sealed class ScheduledJobTests
         Assert.Contains(": failed", brokenOut, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task After_downtime_a_repeat_missed_job_runs_once_and_the_others_wait()
+    {
+        await using var service = ServiceProcess.Create();
+        await using var guest = await DemoGuestProcess.StartAsync(service.Root.File("guest"));
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        service.AddGuest(guest);
+        service.AddDirectoryStorage("dir", provider);
+        // Yearly: due once in the two years the service was "down", never again during the test.
+        service.WriteConfig("jobs/catchup.conf", $"storage: dir\nguests: 100\nschedule: 0 0 1 1 *\nrepeat-missed: yes\nfleecing-dir: {service.FleecingDirectory}\n");
+        service.WriteConfig("jobs/skip.conf", $"storage: dir\nguests: 100\nschedule: 0 0 1 1 *\nfleecing-dir: {service.FleecingDirectory}\n");
+        await service.StartAsync();
+        await service.StopAsync();
+        // The last firing of both jobs, as a service that went down two years ago left it.
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(service.StateDirectory, "catalog.db")};Pooling=false"))
+        {
+            db.Open();
+            using var update = db.CreateCommand();
+            update.CommandText = "UPDATE schedule_state SET last_fire = $t";
+            update.Parameters.AddWithValue("$t", DateTime.UtcNow.AddYears(-2).ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(2, update.ExecuteNonQuery());
+        }
+
+        await service.StartAsync();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        List<JsonElement> runs;
+        while (!(runs = [.. Runs(await service.CliJsonAsync("jobs", "runs"))]).Any(r => State(r) == "TASK_STATE_SUCCEEDED"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the missed run did not happen");
+            await Task.Delay(250);
+        }
+        await Task.Delay(1500); // a second catch-up, or a run of the other job, would show up by now
+        runs = [.. Runs(await service.CliJsonAsync("jobs", "runs"))];
+        Assert.Equal(["catchup"], runs.Select(r => r.GetProperty("job").GetString()!));
+        JsonElement jobs = await service.CliJsonAsync("jobs");
+        Assert.All(jobs.GetProperty("jobs").EnumerateArray(), j => Assert.True(
+            DateTime.Parse(j.GetProperty("nextRun").GetString()!, System.Globalization.CultureInfo.InvariantCulture) > DateTime.UtcNow));
+    }
+
     internal static IEnumerable<JsonElement> Runs(JsonElement reply) =>
         reply.TryGetProperty("runs", out JsonElement runs) ? runs.EnumerateArray() : [];
 
