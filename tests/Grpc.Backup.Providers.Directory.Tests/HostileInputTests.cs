@@ -170,7 +170,7 @@ public sealed class HostileInputTests
     }
 
     [Fact]
-    public async Task Containers_are_refused_and_an_unreachable_repository_fails_JobInit()
+    public async Task Malformed_container_requests_are_refused_and_an_unreachable_repository_fails_JobInit()
     {
         await using var provider = await DirectoryProvider.StartAsync();
         var backup = provider.Connection.Backup;
@@ -179,20 +179,30 @@ public sealed class HostileInputTests
         string backupId = Guid.NewGuid().ToString();
         await backup.BackupInitAsync(new BackupInitRequest { JobId = job, BackupId = backupId, GuestId = "105", GuestType = GuestType.Container });
 
-        var mechanism = await SimulatedHost.FailsAsync(() => backup.BackupGetMechanismAsync(
-            new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Container }).ResponseAsync);
-        var container = await SimulatedHost.FailsAsync(async () =>
+        // The default mechanism is the provider's own worker, declared as a command the host can check.
+        var mechanism = await backup.BackupGetMechanismAsync(new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Container });
+        var wrongType = await SimulatedHost.FailsAsync(() => backup.BackupGetMechanismAsync(
+            new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }).ResponseAsync);
+        var noSource = await SimulatedHost.FailsAsync(async () =>
         {
             using var call = backup.BackupContainer(new BackupContainerRequest { BackupId = backupId });
+            await call.ResponseStream.MoveNext();
+        });
+        var shortToken = await SimulatedHost.FailsAsync(async () =>
+        {
+            using var call = backup.BackupContainer(new BackupContainerRequest { BackupId = backupId, WorkerToken = Google.Protobuf.ByteString.CopyFrom(1, 2, 3) });
             await call.ResponseStream.MoveNext();
         });
         await host.BackupCleanupAsync(job, backupId, success: false);
         System.IO.Directory.Delete(provider.RepositoryPath, recursive: true);
         var unreachable = await SimulatedHost.FailsAsync(() => host.JobInitAsync());
 
-        Assert.Equal(StatusCode.FailedPrecondition, mechanism.StatusCode);
-        Assert.Equal(ErrorReason.MechanismNotSupported, mechanism.GetReason());
-        Assert.Equal(StatusCode.Unimplemented, container.StatusCode);
+        Assert.Equal(ContainerBackupMechanism.Directory, mechanism.Container);
+        Assert.True(Path.IsPathFullyQualified(mechanism.ContainerWorker.Argv[0]), mechanism.ContainerWorker.ToString());
+        Assert.Equal("container-worker", mechanism.ContainerWorker.Argv[^1]);
+        Assert.Equal(StatusCode.InvalidArgument, wrongType.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, noSource.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, shortToken.StatusCode);
         Assert.Equal(StatusCode.Unavailable, unreachable.StatusCode);
         Assert.Equal(ErrorReason.RepositoryUnreachable, unreachable.GetReason());
     }

@@ -218,6 +218,9 @@ public sealed class VmBackupTests
                 {
                     FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
                     BandwidthLimit = bandwidthLimit,
+                    // The test agent hashes every disk while frozen (to record the instant); on a loaded machine that
+                    // takes longer than a real agent's freeze, and a fallback would make the recorded instant stale.
+                    AgentTimeout = TimeSpan.FromSeconds(60),
                 },
                 CancellationToken.None);
         }
