@@ -1,4 +1,5 @@
 using Grpc.Backup.Nbd;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
