@@ -24,6 +24,15 @@ public sealed class VmBackupOptions
     /// <summary>How long a guest write may wait for its copy-before-write before the snapshot breaks.</summary>
     public TimeSpan CbwTimeout { get; init; } = TimeSpan.FromSeconds(45);
 
+    /// <summary>
+    /// The backup's id (a UUID); a new one when null. A service that journals its work chooses it up front, so that
+    /// after a crash it can still call BackupCleanup for the half-written backup.
+    /// </summary>
+    public string? BackupId { get; init; }
+
+    /// <summary>Receives every progress report of the provider (the task log only samples them).</summary>
+    public IProgress<Protocol.V1.Progress>? Progress { get; init; }
+
     /// <summary>How long the guest agent has to answer before the host falls back to a crash-consistent switch.</summary>
     public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

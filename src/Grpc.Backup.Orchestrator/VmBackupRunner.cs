@@ -23,7 +23,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,
-            options.RuntimeDirectory, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken),
+            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken),
             cancellationToken);
         return result with { Stats = stats };
     }
@@ -252,7 +252,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         Task sending = SendExtentsAsync(call.RequestStream, exports, extents, cancellationToken);
         try
         {
-            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, log, cancellationToken);
+            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, cancellationToken);
             await sending;
             return completed;
         }
@@ -277,7 +277,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private static async Task<List<VolumeCompleted>> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
-        IReadOnlyList<SnapshotExport> exports, TaskLog log, CancellationToken cancellationToken)
+        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, CancellationToken cancellationToken)
     {
         var completed = new List<VolumeCompleted>();
         var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
@@ -287,6 +287,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             switch (e.EventCase)
             {
                 case BackupVmEvent.EventOneofCase.Progress:
+                    progress?.Report(e.Progress);
                     if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
                     {
                         lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;

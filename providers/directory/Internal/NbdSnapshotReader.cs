@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using Grpc.Backup.Nbd;
 using Grpc.Backup.Provider;
 
