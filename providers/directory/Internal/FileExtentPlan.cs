@@ -1,6 +1,5 @@
 using Grpc.Backup.Provider;
 using Grpc.Backup.Protocol.V1;
-using Grpc.Backup.Provider;
 using Grpc.Core;
 
 namespace Grpc.Backup.Providers.Directory.Internal;

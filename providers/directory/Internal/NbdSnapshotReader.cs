@@ -1,6 +1,5 @@
 using Grpc.Backup.Provider;
 using Grpc.Backup.Nbd;
-using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
