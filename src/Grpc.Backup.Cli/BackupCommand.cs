@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
+using Grpc.Backup.Management.V1;
 using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Orchestrator.Inventory;
 using Grpc.Backup.Protocol;
@@ -11,26 +12,69 @@ using Microsoft.Extensions.Logging;
 
 namespace Grpc.Backup.Cli;
 
-/// <summary><c>grpc-backup backup</c>: one job that backs up guests from the inventory to one provider.</summary>
+/// <summary>
+/// <c>grpc-backup backup</c>: through the backup service, a configured job (<c>--job</c>) or guests to a storage
+/// (<c>--guest --storage</c>), followed live; or, with <c>--endpoint</c>, directly against one provider without the
+/// service (one job: JobInit, each guest, JobCleanup).
+/// </summary>
 internal static class BackupCommand
 {
     public static Command Create()
     {
         var endpoint = CommonOptions.Endpoint();
+        endpoint.Required = false;
+        endpoint.Description = "Back up directly through this provider socket, without the service (needs --inventory and --fleecing-dir)";
+        var socket = ServiceOptions.Socket();
+        var noWait = ServiceOptions.NoWait();
+        var job = new Option<string>("--job") { Description = "Run this configured job now (run-now)" };
+        var priority = new Option<uint>("--priority") { Description = "0-9, lower first when backup slots are contended", DefaultValueFactory = _ => 5 };
         var json = CommonOptions.Json();
         var bwlimit = CommonOptions.BandwidthLimit();
-        var inventory = new Option<string>("--inventory") { Description = "The directory of guest config files (ID.conf)", Required = true };
-        var guests = new Option<string[]>("--guest") { Description = "Guest ids to back up", Required = true, AllowMultipleArgumentsPerToken = true };
-        var fleecing = new Option<string>("--fleecing-dir") { Description = "Where fleecing images go", Required = true };
-        var storage = new Option<string>("--storage") { Description = "The storage id, which names the guests' dirty bitmaps", DefaultValueFactory = _ => "default" };
-        var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "How containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
-        var exclude = new Option<string[]>("--exclude-path") { Description = "vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("backup", "Back up guests (VMs and containers) through a provider (one job: JobInit, each guest, JobCleanup)")
+        var inventory = new Option<string>("--inventory") { Description = "Direct mode: the directory of guest config files (ID.conf)" };
+        var guests = new Option<string[]>("--guest") { Description = "Guest ids to back up", AllowMultipleArgumentsPerToken = true };
+        var fleecing = new Option<string>("--fleecing-dir") { Description = "Direct mode: where fleecing images go" };
+        var storage = new Option<string>("--storage") { Description = "The storage (a configured one; in direct mode the id that names the guests' dirty bitmaps)" };
+        var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "Direct mode: how containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
+        var exclude = new Option<string[]>("--exclude-path") { Description = "Direct mode: vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("backup", "Back up now: a job (--job NAME) or guests (--guest ID --storage NAME) through the backup service")
         {
-            endpoint, inventory, guests, fleecing, storage, mode, exclude, bwlimit, json,
+            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
+            if (result.GetValue(endpoint) is null)
+            {
+                return await ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+                {
+                    StartTaskResponse started;
+                    if (result.GetValue(job) is { } jobName)
+                    {
+                        started = await client.Management.RunJobAsync(new RunJobRequest { Job = jobName }, cancellationToken: cancellationToken);
+                    }
+                    else if (result.GetValue(guests) is { Length: > 0 } ids && result.GetValue(storage) is { } storageName)
+                    {
+                        var request = new BackupGuestsRequest { Storage = storageName, BandwidthLimit = result.GetValue(bwlimit), Priority = result.GetValue(priority) };
+                        request.GuestIds.AddRange(ids);
+                        started = await client.Management.BackupGuestsAsync(request, cancellationToken: cancellationToken);
+                    }
+                    else
+                    {
+                        await Console.Error.WriteLineAsync("grpc-backup: give --job NAME, or --guest ID and --storage NAME");
+                        return ExitCodes.Usage;
+                    }
+                    if (result.GetValue(noWait))
+                    {
+                        Console.WriteLine(started.TaskId);
+                        return ExitCodes.Success;
+                    }
+                    return await TaskFollower.FollowAsync(client, started.TaskId, result.GetValue(json), cancellationToken);
+                });
+            }
+            if (result.GetValue(inventory) is null || result.GetValue(guests) is not { Length: > 0 } || result.GetValue(fleecing) is null)
+            {
+                await Console.Error.WriteLineAsync("grpc-backup: direct mode (--endpoint) needs --inventory, --guest and --fleecing-dir");
+                return ExitCodes.Usage;
+            }
             using ILoggerFactory loggers = CliLogging.Create(verbose: false);
             var inv = GuestInventory.Load(result.GetValue(inventory)!);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
@@ -70,7 +114,7 @@ internal static class BackupCommand
                         {
                             FleecingDirectory = result.GetValue(fleecing)!,
                             RuntimeDirectory = runtime,
-                            StorageId = result.GetValue(storage)!,
+                            StorageId = result.GetValue(storage) ?? "default",
                             BandwidthLimit = result.GetValue(bwlimit),
                         }, cancellationToken);
                         results.Add(new

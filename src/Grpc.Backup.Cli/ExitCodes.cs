@@ -10,4 +10,12 @@ internal static class ExitCodes
     public const int ProviderRefused = 3;
     /// <summary>The provider could not be reached.</summary>
     public const int ProviderUnreachable = 4;
+    /// <summary>The backup service (grpc-backupd) could not be reached on its socket, or refused this user.</summary>
+    public const int ServiceUnreachable = 5;
+    /// <summary>The task was cancelled.</summary>
+    public const int Cancelled = 6;
+    /// <summary>No such job, guest, storage, archive or task.</summary>
+    public const int NotFound = 7;
+    /// <summary>The job is already running.</summary>
+    public const int AlreadyRunning = 8;
 }

@@ -10,26 +10,57 @@ namespace Grpc.Backup.Cli;
 
 /// <summary>
 /// <c>grpc-backup restore</c>: restores a VM archive into new disk images, or (with <c>--ct-rootfs</c>) a container archive
-/// into a fresh root file system extracted inside the container's user namespace; the configs come back byte-exact.
+/// into a fresh root file system extracted inside the container's user namespace; the configs come back byte-exact. Through
+/// the backup service (<c>--storage</c>, VM archives) or directly from a provider (<c>--endpoint</c>).
 /// </summary>
 internal static class RestoreCommand
 {
     public static Command Create()
     {
         var endpoint = CommonOptions.Endpoint();
+        endpoint.Required = false;
+        endpoint.Description = "Restore directly from this provider socket, without the service";
+        var storage = new Option<string>("--storage") { Description = "The configured storage that holds the archive" };
+        var socket = ServiceOptions.Socket();
+        var noWait = ServiceOptions.NoWait();
         var json = CommonOptions.Json();
         var bwlimit = CommonOptions.BandwidthLimit();
         var archive = new Option<string>("--archive") { Description = "The archive name, as listed by the provider", Required = true };
         var target = new Option<string>("--target") { Description = "A new directory for the restored disks and configs", Required = true };
         var format = new Option<string>("--format") { Description = "raw or qcow2", DefaultValueFactory = _ => "raw" };
-        var rootfs = new Option<string>("--ct-rootfs") { Description = "Restore a container archive: the new root file system (must not exist)" };
-        var idmap = new Option<string[]>("--idmap") { Description = "The restored container's id map lines, e.g. 'u 0 100000 65536' 'g 0 100000 65536'", AllowMultipleArgumentsPerToken = true };
+        var rootfs = new Option<string>("--ct-rootfs") { Description = "Direct mode: restore a container archive: the new root file system (must not exist)" };
+        var idmap = new Option<string[]>("--idmap") { Description = "Direct mode: the restored container's id map lines, e.g. 'u 0 100000 65536' 'g 0 100000 65536'", AllowMultipleArgumentsPerToken = true };
         var command = new Command("restore", "Restore a VM archive into new disk images, or a container archive into a new root file system")
         {
-            endpoint, archive, target, format, rootfs, idmap, bwlimit, json,
+            storage, archive, target, format, bwlimit, socket, noWait, json, endpoint, rootfs, idmap,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
+            if (result.GetValue(endpoint) is null)
+            {
+                if (result.GetValue(storage) is not { } storageName)
+                {
+                    await Console.Error.WriteLineAsync("grpc-backup: give --storage NAME (or --endpoint for direct mode)");
+                    return ExitCodes.Usage;
+                }
+                return await ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+                {
+                    var started = await client.Management.RestoreAsync(new Management.V1.RestoreRequest
+                    {
+                        Storage = storageName,
+                        ArchiveName = result.GetValue(archive)!,
+                        TargetDirectory = Path.GetFullPath(result.GetValue(target)!),
+                        Format = result.GetValue(format)!,
+                        BandwidthLimit = result.GetValue(bwlimit),
+                    }, cancellationToken: cancellationToken);
+                    if (result.GetValue(noWait))
+                    {
+                        Console.WriteLine(started.TaskId);
+                        return ExitCodes.Success;
+                    }
+                    return await TaskFollower.FollowAsync(client, started.TaskId, result.GetValue(json), cancellationToken);
+                });
+            }
             using ILoggerFactory loggers = CliLogging.Create(verbose: false);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
                 loggerFactory: loggers, cancellationToken: cancellationToken);

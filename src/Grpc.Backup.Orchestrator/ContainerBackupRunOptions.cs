@@ -10,6 +10,9 @@ public sealed class ContainerBackupRunOptions
 
     public ContainerBackupMode Mode { get; init; } = ContainerBackupMode.Stop;
 
+    /// <summary>The backup's id (a UUID); a new one when null. A journaling service chooses it up front.</summary>
+    public string? BackupId { get; init; }
+
     /// <summary>vzdump exclusion patterns (a leading '/' anchors at the container root).</summary>
     public IReadOnlyList<string> ExcludePatterns { get; init; } = [];
 

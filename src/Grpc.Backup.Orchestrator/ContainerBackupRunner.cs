@@ -23,7 +23,7 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Container, guest.GuestId, guest.Name,
-            options.RuntimeDirectory, (backupId, archiveName, log) => RunAsync(backupId, archiveName, guest, options, log, cancellationToken),
+            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(backupId, archiveName, guest, options, log, cancellationToken),
             cancellationToken);
         return result with { Stats = stats };
     }

@@ -12,11 +12,26 @@ public sealed class VmBackupOptions
     /// <summary>The storage's id: each storage keeps its own dirty bitmap, so two providers never share a chain.</summary>
     public required string StorageId { get; init; }
 
-    /// <summary>The job's bandwidth limit in bytes per second; 0 is unlimited.</summary>
+    /// <summary>How a running guest is held for the backup (vzdump's snapshot, suspend and stop).</summary>
+    public VmBackupMode Mode { get; init; } = VmBackupMode.Snapshot;
+
+    /// <summary>Stop mode: how long the guest has to shut down after the ACPI powerdown before the backup fails.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>The job's bandwidth limit in bytes per second, enforced by the host (a QEMU throttle group behind the snapshot exports) and told to the provider; 0 is unlimited.</summary>
     public ulong BandwidthLimit { get; init; }
 
     /// <summary>How long a guest write may wait for its copy-before-write before the snapshot breaks.</summary>
     public TimeSpan CbwTimeout { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>
+    /// The backup's id (a UUID); a new one when null. A service that journals its work chooses it up front, so that
+    /// after a crash it can still call BackupCleanup for the half-written backup.
+    /// </summary>
+    public string? BackupId { get; init; }
+
+    /// <summary>Receives every progress report of the provider (the task log only samples them).</summary>
+    public IProgress<Protocol.V1.Progress>? Progress { get; init; }
 
     /// <summary>How long the guest agent has to answer before the host falls back to a crash-consistent switch.</summary>
     public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -14,13 +14,16 @@ namespace Grpc.Backup.Orchestrator.Internal;
 /// </summary>
 internal sealed class GuestBackupSession(ProviderConnection provider, ILogger logger)
 {
-    /// <summary>Runs <paramref name="body"/> (given the backup id, the archive name and the task log) inside the frame.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> (given the backup id, the archive name and the task log) inside the frame. The
+    /// backup id is <paramref name="backupId"/> when the caller chose one (a journaling service), else a new one.
+    /// </summary>
     /// <returns>The body's result and the provider's stats from BackupCleanup.</returns>
     public async Task<(T Result, BackupStats Stats)> RunAsync<T>(string jobId, GuestType guestType, string guestId, string guestName,
-        string runtimeDirectory, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken)
+        string runtimeDirectory, string? backupId, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
-        string backupId = Guid.NewGuid().ToString();
+        backupId ??= Guid.NewGuid().ToString();
         string logPath = Path.Combine(runtimeDirectory, $"task-{backupId}.log");
         using var log = new TaskLog(logPath, logger);
         try

@@ -1,0 +1,215 @@
+using System.CommandLine;
+using System.Globalization;
+using Google.Protobuf;
+using Grpc.Backup.Management.V1;
+
+namespace Grpc.Backup.Cli;
+
+/// <summary>
+/// The commands that only talk to the backup service: list, prune, jobs, status, cancel, watch and providers list.
+/// Each prints aligned text, or with <c>--json</c> the reply as protobuf JSON on stdout.
+/// </summary>
+internal static class ServiceCommands
+{
+    private static readonly string[] KeepRules = ["last", "hourly", "daily", "weekly", "monthly", "yearly"];
+
+    public static Command List()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var storage = new Option<string>("--storage") { Description = "Only this storage" };
+        var guest = new Option<string>("--guest") { Description = "Only this guest" };
+        var refresh = new Option<bool>("--refresh") { Description = "Re-read the providers' lists first (they are the source of truth)" };
+        var command = new Command("list", "List backups from the catalog, newest first") { storage, guest, refresh, socket, json };
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.ListBackupsAsync(new ListBackupsRequest
+            {
+                Storage = result.GetValue(storage) ?? "",
+                GuestId = result.GetValue(guest) ?? "",
+                Refresh = result.GetValue(refresh),
+            }, cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(json), () =>
+            {
+                foreach (var b in reply.Backups)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{b.Storage,-12} {b.GuestId,-8} {b.BackupTime.ToDateTime():yyyy-MM-dd HH:mm:ss} {(b.Incremental ? "incr" : "full"),-4} {b.StoredSizeBytes,14} {(b.Protected ? "protected " : "")}{b.ArchiveName} {b.Notes}"));
+                }
+            });
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Prune()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var storage = new Option<string>("--storage") { Description = "The storage to prune", Required = true };
+        var guest = new Option<string>("--guest") { Description = "Only this guest (default: every guest, each on its own)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Show the decision, remove nothing" };
+        Option<uint>[] keeps = [.. KeepRules
+            .Select(k => new Option<uint>($"--keep-{k}") { Description = $"Keep {k} backups (see PruneBackups in repository.proto)" })];
+        var command = new Command("prune", "Apply a retention policy through the provider; protected backups are never removed")
+        {
+            storage, guest, dryRun, socket, json,
+        };
+        foreach (Option<uint> keep in keeps)
+        {
+            command.Options.Add(keep);
+        }
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.PruneAsync(new PruneRequest
+            {
+                Storage = result.GetValue(storage)!,
+                GuestId = result.GetValue(guest) ?? "",
+                DryRun = result.GetValue(dryRun),
+                Retention = new Retention
+                {
+                    KeepLast = result.GetValue(keeps[0]), KeepHourly = result.GetValue(keeps[1]), KeepDaily = result.GetValue(keeps[2]),
+                    KeepWeekly = result.GetValue(keeps[3]), KeepMonthly = result.GetValue(keeps[4]), KeepYearly = result.GetValue(keeps[5]),
+                },
+            }, cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(json), () =>
+            {
+                foreach (var d in reply.Decisions)
+                {
+                    Console.WriteLine($"{(d.Keep ? "keep  " : "remove")} {d.ArchiveName} ({d.Reason})");
+                }
+            });
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Jobs()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var list = new Command("jobs", "List the configured jobs, their schedules and last results; 'jobs runs' shows history") { socket, json };
+        list.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.ListJobsAsync(new ListJobsRequest(), cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(json), () =>
+            {
+                foreach (var j in reply.Jobs)
+                {
+                    Console.WriteLine($"{j.Name,-16} {j.Storage,-12} {(j.Enabled ? "" : "disabled "),0}schedule '{j.Schedule}' next {Time(j.NextRun)} last {Time(j.LastRun)} {(j.LastRun is null ? "" : Names.Of(j.LastState))}");
+                }
+            });
+            return ExitCodes.Success;
+        }));
+        var limit = new Option<uint>("--limit") { Description = "At most this many runs", DefaultValueFactory = _ => 20 };
+        var runsSocket = ServiceOptions.Socket();
+        var runsJson = CommonOptions.Json();
+        var runs = new Command("runs", "Past runs with per-guest results (sizes, durations, bitmap modes, consistency)") { limit, runsSocket, runsJson };
+        runs.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(runsSocket)!, async client =>
+        {
+            var reply = await client.Management.ListRunsAsync(new ListRunsRequest { Limit = result.GetValue(limit) }, cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(runsJson), () =>
+            {
+                foreach (var r in reply.Runs)
+                {
+                    Console.WriteLine($"{Time(r.Created)} {r.Kind,-7} {r.Job,-16} {Names.Of(r.State),-9} {r.TaskId} {r.Error}");
+                    foreach (var g in r.Guests)
+                    {
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"    {g.GuestId,-8} {Names.Of(g.State),-9} {g.DurationSeconds,7:F1} s {g.BytesRead,14} B read {g.Consistency,-11} {string.Join(",", g.BitmapModes)} {g.ArchiveName}{g.Error}"));
+                    }
+                }
+            });
+            return ExitCodes.Success;
+        }));
+        list.Subcommands.Add(runs);
+        return list;
+    }
+
+    public static Command Status()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var command = new Command("status", "The service's tasks, backup slots and next scheduled runs") { socket, json };
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.GetStatusAsync(new GetStatusRequest(), cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(json), () =>
+            {
+                Console.WriteLine($"node {reply.Node}: {reply.RunningBackups} of {reply.MaxConcurrentBackups} backup slot(s) in use");
+                foreach (var t in reply.Tasks)
+                {
+                    Console.WriteLine($"{t.TaskId} {t.Kind,-7} {t.Job,-16} {Names.Of(t.State),-9} {Time(t.Created)} {t.Error}");
+                }
+                foreach (var j in reply.Jobs.Where(j => j.NextRun is not null))
+                {
+                    Console.WriteLine($"job {j.Name} next {Time(j.NextRun)}");
+                }
+            });
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Cancel()
+    {
+        var socket = ServiceOptions.Socket();
+        var task = new Argument<string>("task") { Description = "The task id (see status)" };
+        var command = new Command("cancel", "Cancel a task; its running backup tears down and cleans up before it ends") { task, socket };
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            await client.Management.CancelAsync(new CancelRequest { TaskId = result.GetValue(task)! }, cancellationToken: cancellationToken);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Watch()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var task = new Argument<string>("task") { Description = "The task id (see status)" };
+        var command = new Command("watch", "Follow a task's progress and log to its end; the exit status is the task's") { task, socket, json };
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!,
+            client => TaskFollower.FollowAsync(client, result.GetValue(task)!, result.GetValue(json), cancellationToken)));
+        return command;
+    }
+
+    /// <summary>Adds <c>providers list</c> (through the service) beside <c>providers info</c>.</summary>
+    public static void AddProvidersList(Command providers)
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var list = new Command("list", "Each configured storage's provider: identity and health (the handshake is run now)") { socket, json };
+        list.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.ListProvidersAsync(new ListProvidersRequest(), cancellationToken: cancellationToken);
+            Print(reply, result.GetValue(json), () =>
+            {
+                foreach (var p in reply.Providers)
+                {
+                    Console.WriteLine(p.Healthy
+                        ? $"{p.Storage,-12} healthy   {p.Name} {p.Version} v{p.ProtocolMajor} {p.Endpoint} [{string.Join(' ', p.Capabilities)}]"
+                        : $"{p.Storage,-12} unhealthy {p.Endpoint}: {p.Error}");
+                }
+            });
+            return reply.Providers.All(p => p.Healthy) ? ExitCodes.Success : ExitCodes.ProviderUnreachable;
+        }));
+        providers.Subcommands.Add(list);
+    }
+
+    private static void Print(IMessage reply, bool json, Action text)
+    {
+        if (json)
+        {
+            Console.WriteLine(JsonFormatter.Default.Format(reply));
+        }
+        else
+        {
+            text();
+        }
+    }
+
+    private static string Time(Google.Protobuf.WellKnownTypes.Timestamp? time) =>
+        time is null ? "-" : time.ToDateTime().ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,277 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Management.V1;
+using Grpc.Backup.Orchestrator.Inventory;
+using Grpc.Backup.Service.Internal.Catalog;
+using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Service.Internal.Engine;
+using Grpc.Backup.Service.Internal.Scheduling;
+using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Service.Internal.Api;
+
+/// <summary>The management API (protos/backup/host/v1/management.proto) over the engine, the registry and the catalog.</summary>
+internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, CatalogDatabase catalog, ILoggerFactory loggerFactory)
+    : Management.V1.Management.ManagementBase
+{
+    private ServiceConfiguration Config => engine.Config;
+
+    public override Task<StartTaskResponse> RunJob(RunJobRequest request, ServerCallContext context)
+    {
+        JobConfig job = Config.Jobs.GetValueOrDefault(request.Job) ?? throw NotFound($"no job '{request.Job}'");
+        if (tasks.RunningJob(job.Name) is { } running)
+        {
+            throw new RpcException(new Status(StatusCode.AlreadyExists, $"job {job.Name} is already running as task {running.Id}"));
+        }
+        ServiceTask task = engine.Start("job", BackupPlan.FromJob(job, Config));
+        task.Log("INFO", "", "started by run-now");
+        return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
+    }
+
+    public override Task<StartTaskResponse> BackupGuests(BackupGuestsRequest request, ServerCallContext context)
+    {
+        if (request.GuestIds.Count == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "name at least one guest"));
+        }
+        if (request.Priority > 9)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "priority is 0-9"));
+        }
+        StorageConfig storage = Storage(request.Storage);
+        var guests = request.GuestIds.Distinct(StringComparer.Ordinal)
+            .Select(id => Config.Guests.GetValueOrDefault(id) ?? throw NotFound($"guest '{id}' is not in the inventory")).ToList();
+        var plan = new BackupPlan("", storage, guests, Config.Host.FleecingDirectory, request.BandwidthLimit, RetentionSettings.None, null, null,
+            request.Priority);
+        return Task.FromResult(new StartTaskResponse { TaskId = engine.Start("backup", plan).Id });
+    }
+
+    public override Task<StartTaskResponse> Restore(RestoreRequest request, ServerCallContext context)
+    {
+        StorageConfig storage = Storage(request.Storage);
+        if (!request.TargetDirectory.StartsWith('/') || request.TargetDirectory.Split('/').Contains(".."))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the target must be an absolute path without '..'"));
+        }
+        DiskFormat format = request.Format switch
+        {
+            "" or "raw" => DiskFormat.Raw,
+            "qcow2" => DiskFormat.Qcow2,
+            _ => throw new RpcException(new Status(StatusCode.InvalidArgument, $"format '{request.Format}': raw or qcow2")),
+        };
+        ServiceTask task = engine.StartRestore(storage, request.ArchiveName, request.TargetDirectory, format, request.BandwidthLimit);
+        return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
+    }
+
+    public override async Task<ListBackupsResponse> ListBackups(ListBackupsRequest request, ServerCallContext context)
+    {
+        if (request.Storage.Length > 0)
+        {
+            Storage(request.Storage);
+        }
+        if (request.Refresh)
+        {
+            foreach (StorageConfig storage in Config.Storages.Values.Where(s => request.Storage.Length == 0 || s.Name == request.Storage))
+            {
+                try
+                {
+                    await using var provider = await ProviderConnection.ConnectAsync(storage.Endpoint, loggerFactory: loggerFactory,
+                        cancellationToken: context.CancellationToken);
+                    await CatalogRefresh.RefreshAsync(catalog, provider, storage.Name, Empty(request.GuestId), context.CancellationToken);
+                }
+                catch (Exception e) when (e is ProviderHandshakeException or RpcException or InvalidOperationException)
+                {
+                    throw new RpcException(new Status(StatusCode.Unavailable, $"storage {storage.Name}: {e.Message}"));
+                }
+            }
+        }
+        var response = new ListBackupsResponse();
+        response.Backups.AddRange(catalog.Backups(Empty(request.Storage), Empty(request.GuestId)).Select(b => new Management.V1.Backup
+        {
+            Storage = b.Storage,
+            ArchiveName = b.Archive,
+            GuestId = b.GuestId,
+            BackupTime = Timestamp.FromDateTime(b.BackupTime),
+            StoredSizeBytes = b.StoredSize,
+            RestoredSizeBytes = b.RestoredSize,
+            Protected = b.Protected,
+            Notes = b.Notes,
+            Incremental = b.Incremental,
+        }));
+        return response;
+    }
+
+    public override async Task<PruneResponse> Prune(PruneRequest request, ServerCallContext context)
+    {
+        StorageConfig storage = Storage(request.Storage);
+        Retention r = request.Retention ?? new Retention();
+        var policy = new Protocol.V1.RetentionPolicy
+        {
+            KeepLast = r.KeepLast, KeepHourly = r.KeepHourly, KeepDaily = r.KeepDaily,
+            KeepWeekly = r.KeepWeekly, KeepMonthly = r.KeepMonthly, KeepYearly = r.KeepYearly,
+        };
+        if (policy.Equals(new Protocol.V1.RetentionPolicy()))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "give at least one keep rule (a policy of all zeros keeps everything)"));
+        }
+        try
+        {
+            await using var provider = await ProviderConnection.ConnectAsync(storage.Endpoint, loggerFactory: loggerFactory,
+                cancellationToken: context.CancellationToken);
+            var pruned = await provider.Repository.PruneBackupsAsync(new Protocol.V1.PruneBackupsRequest
+            {
+                GuestId = request.GuestId,
+                Policy = policy,
+                DryRun = request.DryRun,
+            }, cancellationToken: context.CancellationToken);
+            await CatalogRefresh.RefreshAsync(catalog, provider, storage.Name, Empty(request.GuestId), context.CancellationToken);
+            var response = new PruneResponse();
+            response.Decisions.AddRange(pruned.Decisions.Select(d => new PruneResponse.Types.Decision { ArchiveName = d.ArchiveName, Keep = d.Keep, Reason = d.Reason }));
+            return response;
+        }
+        catch (ProviderHandshakeException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"storage {storage.Name}: {e.Message}"));
+        }
+    }
+
+    public override Task<CancelResponse> Cancel(CancelRequest request, ServerCallContext context)
+    {
+        ServiceTask task = tasks.Find(request.TaskId) ?? throw NotFound($"no task '{request.TaskId}'");
+        task.Cancel();
+        return Task.FromResult(new CancelResponse());
+    }
+
+    public override Task<GetStatusResponse> GetStatus(GetStatusRequest request, ServerCallContext context)
+    {
+        var response = new GetStatusResponse
+        {
+            Node = Config.Host.Node,
+            MaxConcurrentBackups = engine.Slots.Limit,
+            RunningBackups = engine.Slots.Running,
+        };
+        response.Tasks.AddRange(tasks.All.Select(t => t.Info()));
+        response.Jobs.AddRange(Jobs());
+        return Task.FromResult(response);
+    }
+
+    public override Task<ListJobsResponse> ListJobs(ListJobsRequest request, ServerCallContext context)
+    {
+        var response = new ListJobsResponse();
+        response.Jobs.AddRange(Jobs());
+        return Task.FromResult(response);
+    }
+
+    public override async Task<ListProvidersResponse> ListProviders(ListProvidersRequest request, ServerCallContext context)
+    {
+        var response = new ListProvidersResponse();
+        foreach (StorageConfig storage in Config.Storages.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            var info = new Management.V1.ProviderInfo { Storage = storage.Name, Endpoint = storage.Endpoint.ToString() };
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+                timeout.CancelAfter(TimeSpan.FromSeconds(15));
+                await using var provider = await ProviderConnection.ConnectAsync(storage.Endpoint, loggerFactory: loggerFactory, cancellationToken: timeout.Token);
+                info.Healthy = true;
+                info.Name = provider.Info.Name;
+                info.Version = provider.Info.VendorVersion;
+                info.ProtocolMajor = provider.NegotiatedMajor;
+                info.Capabilities.AddRange(provider.Capabilities.VmBackupMechanisms.Select(m => $"vm-backup:{m}"));
+                info.Capabilities.AddRange(provider.Capabilities.ContainerBackupMechanisms.Select(m => $"ct-backup:{m}"));
+                info.Capabilities.AddRange(provider.Capabilities.RepositoryOperations.Select(m => $"repository:{m}"));
+                if (provider.Capabilities.IncrementalVmBackup)
+                {
+                    info.Capabilities.Add("incremental");
+                }
+            }
+            catch (Exception e) when (e is ProviderHandshakeException or RpcException or OperationCanceledException)
+            {
+                info.Healthy = false;
+                info.Error = e.Message;
+            }
+            response.Providers.Add(info);
+        }
+        return response;
+    }
+
+    public override Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    {
+        var response = new ListRunsResponse();
+        response.Runs.AddRange(catalog.RecentRuns(request.Limit == 0 ? 20 : (int)Math.Min(request.Limit, 1000)).Select(ToInfo));
+        return Task.FromResult(response);
+    }
+
+    public override async Task Watch(WatchRequest request, IServerStreamWriter<TaskEvent> responseStream, ServerCallContext context)
+    {
+        ServiceTask task = tasks.Find(request.TaskId) ?? throw NotFound($"no task '{request.TaskId}'");
+        await foreach (TaskEvent e in task.WatchAsync(context.CancellationToken))
+        {
+            await responseStream.WriteAsync(e, context.CancellationToken);
+        }
+    }
+
+    private IEnumerable<JobInfo> Jobs()
+    {
+        DateTime now = DateTime.UtcNow;
+        foreach (JobConfig job in Config.Jobs.Values.OrderBy(j => j.Name, StringComparer.Ordinal))
+        {
+            var info = new JobInfo { Name = job.Name, Storage = job.Storage, Schedule = job.ScheduleText ?? "", Enabled = job.Enabled, Priority = job.Priority };
+            if (job.Enabled && JobScheduler.NextAfter(job, now) is { } next)
+            {
+                info.NextRun = Timestamp.FromDateTime(next);
+            }
+            if (catalog.LastRunOf(job.Name) is { } last)
+            {
+                info.LastRun = Timestamp.FromDateTime(last.Started);
+                info.LastState = ParseState(last.State);
+            }
+            yield return info;
+        }
+    }
+
+    private static TaskInfo ToInfo(RunRecord run)
+    {
+        var info = new TaskInfo
+        {
+            TaskId = run.TaskId,
+            Kind = run.Kind,
+            Job = run.Job,
+            State = ParseState(run.State),
+            Created = Timestamp.FromDateTime(run.Started),
+            Error = run.Error,
+        };
+        if (run.Ended is { } ended)
+        {
+            info.Ended = Timestamp.FromDateTime(ended);
+        }
+        info.Guests.AddRange(run.Guests.Select(g =>
+        {
+            var result = new GuestResult
+            {
+                GuestId = g.GuestId, State = ParseState(g.State), ArchiveName = g.Archive, Error = g.Error, Consistency = g.Consistency,
+                BytesRead = g.BytesRead, ArchiveSizeBytes = g.ArchiveSize, DurationSeconds = g.DurationSeconds,
+            };
+            result.BitmapModes.AddRange(g.BitmapModes);
+            return result;
+        }));
+        return info;
+    }
+
+    private static TaskState ParseState(string state) => state switch
+    {
+        "succeeded" => TaskState.Succeeded,
+        "failed" => TaskState.Failed,
+        "cancelled" => TaskState.Cancelled,
+        "running" => TaskState.Running,
+        _ => TaskState.Queued,
+    };
+
+    private StorageConfig Storage(string name) => Config.Storages.GetValueOrDefault(name) ?? throw NotFound($"no storage '{name}'");
+
+    private static string? Empty(string text) => text.Length == 0 ? null : text;
+
+    private static RpcException NotFound(string message) => new(new Status(StatusCode.NotFound, message));
+}

@@ -1,0 +1,23 @@
+using System.Text.RegularExpressions;
+
+namespace Grpc.Backup.Service.Internal.Configuration;
+
+/// <summary>
+/// Which guests a job backs up: every guest (<c>guests: all</c>), a list, or those carrying one of the tags; minus
+/// the exclusions. Resolved against the inventory each time the job runs, so a new guest joins an "all" job.
+/// </summary>
+internal sealed partial record GuestSelection(bool All, IReadOnlyList<string> Guests, IReadOnlyList<string> Tags, IReadOnlyList<string> Exclude)
+{
+    public IReadOnlyList<string> Resolve(IEnumerable<string> knownGuests, Func<string, IReadOnlyCollection<string>> tagsOf)
+    {
+        IEnumerable<string> chosen = All
+            ? knownGuests
+            : Guests.Concat(knownGuests.Where(g => Tags.Count > 0 && tagsOf(g).Intersect(Tags, StringComparer.Ordinal).Any()));
+        return chosen.Distinct(StringComparer.Ordinal).Where(g => !Exclude.Contains(g, StringComparer.Ordinal)).Order(StringComparer.Ordinal).ToList();
+    }
+
+    public static bool IsPlainName(string name) => PlainName().IsMatch(name);
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+    private static partial Regex PlainName();
+}

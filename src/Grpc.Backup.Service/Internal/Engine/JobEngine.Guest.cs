@@ -1,0 +1,186 @@
+using Grpc.Backup.Containers;
+using Grpc.Backup.Host;
+using Grpc.Backup.Management.V1;
+using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Service.Internal.Catalog;
+using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Service.Internal.Engine;
+
+/// <summary>One guest within a job.</summary>
+internal sealed partial class JobEngine
+{
+    private async Task<bool> BackupGuestAsync(ServiceTask task, BackupPlan plan, ProviderConnection provider, HookRunner hooks, string jobId,
+        ConfiguredGuest guest)
+    {
+        CancellationToken cancellationToken = task.Cancellation;
+        var result = new GuestResult { GuestId = guest.Id, State = TaskState.Queued };
+        task.SetGuest(result.Clone());
+        string backupId = Guid.NewGuid().ToString();
+        string logFile = Path.Combine(paths.LogDirectory, $"{task.Id}-{guest.Id}.log");
+        using var guestLog = new GuestLogFile(task, guest.Id, logFile);
+        var held = new Stack<IDisposable>();
+        DateTime started = DateTime.UtcNow;
+        bool success = false;
+        try
+        {
+            // Always in this order (guest, storage, host), so two runs can never wait on each other in a cycle.
+            held.Push(await _guestLocks.AcquireAsync("guest:" + guest.Id, 1, cancellationToken));
+            held.Push(await _storageSlots.AcquireAsync("storage:" + plan.Storage.Name, plan.Storage.MaxConcurrent, cancellationToken));
+            held.Push(await Slots.AcquireAsync(plan.Priority, cancellationToken));
+            started = DateTime.UtcNow;
+            result.State = TaskState.Running;
+            task.SetGuest(result.Clone());
+            catalog.GuestStarted(task.Id, guest.Id, backupId, started);
+            await hooks.RunAsync(task, "backup-start", jobId, guest.Id, guest.TypeName);
+
+            GuestOutcome backup = await RunJournaledAsync(task, plan, provider, jobId, backupId, guest, cancellationToken);
+            result.ArchiveName = backup.Archive;
+            result.Consistency = backup.Consistency;
+            result.BitmapModes.AddRange(backup.BitmapModes);
+            result.BytesRead = backup.BytesRead;
+            result.ArchiveSizeBytes = backup.ArchiveSize;
+            task.Log("INFO", guest.Id, $"stored {backup.Archive} ({result.Consistency}; {string.Join(", ", result.BitmapModes)}; read {result.BytesRead} bytes, archive {result.ArchiveSizeBytes} bytes)");
+
+            await AfterBackupAsync(task, plan, provider, guest, backup.Archive);
+            await hooks.RunAsync(task, "backup-end", jobId, guest.Id, guest.TypeName, backup.Archive);
+            result.State = TaskState.Succeeded;
+            success = true;
+        }
+        catch (Exception e)
+        {
+            result.Error = Describe(e);
+            result.State = cancellationToken.IsCancellationRequested ? TaskState.Cancelled : TaskState.Failed;
+            task.Log("ERROR", guest.Id, $"backup of {guest.Id} failed: {result.Error}");
+            if (result.State != TaskState.Cancelled || held.Count == 3)
+            {
+                await RunHookQuietlyAsync(task, hooks, "backup-abort", jobId, guest.Id, guest.TypeName);
+            }
+        }
+        finally
+        {
+            while (held.TryPop(out IDisposable? lease))
+            {
+                lease.Dispose();
+            }
+            DateTime ended = DateTime.UtcNow;
+            result.DurationSeconds = held.Count == 0 && result.State != TaskState.Queued ? (ended - started).TotalSeconds : 0;
+            task.SetGuest(result.Clone());
+            catalog.GuestEnded(task.Id, new GuestRecord(guest.Id, result.ArchiveName, StateName(result.State), result.Error, ended,
+                result.DurationSeconds, result.BytesRead, 0, result.ArchiveSizeBytes, [.. result.BitmapModes], result.Consistency));
+            guestLog.Close();
+            await RunHookQuietlyAsync(task, hooks, "log-end", jobId, guest.Id, guest.TypeName, result.ArchiveName.Length > 0 ? result.ArchiveName : null, logFile);
+        }
+        return success;
+    }
+
+    /// <summary>
+    /// The runner inside a journal entry: committed before anything touches the guest or the provider, removed once the
+    /// runner has torn down and called BackupCleanup, whatever the outcome. A crash in between leaves the entry for
+    /// <see cref="Recovery.CrashRecovery"/>.
+    /// </summary>
+    private async Task<GuestOutcome> RunJournaledAsync(ServiceTask task, BackupPlan plan, ProviderConnection provider, string jobId, string backupId,
+        ConfiguredGuest guest, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(plan.FleecingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // The container's root must traverse to its view: a 0711 directory of this backup in the host's tmp-dir.
+        string containerTemp = Path.Combine(config.Host.TemporaryDirectory, $"grpc-backupd-{backupId[..8]}");
+        catalog.JournalBegin(new JournalEntry(backupId, jobId, task.Id, plan.Storage.Name, guest.Id, guest.Vm?.QmpSocket ?? "", guest.Vm?.AgentSocket,
+            [.. (guest.Vm?.BackedUpDisks ?? []).Select(d => new JournalDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
+                d.Format == Orchestrator.Inventory.DiskFormat.Qcow2))],
+            plan.FleecingDirectory, paths.RuntimeDirectory, DateTime.UtcNow, guest.Container is not null, guest.Container?.Cgroup,
+            guest.Container is not null ? containerTemp : null));
+        try
+        {
+            if (guest.Vm is { } vm)
+            {
+                var runner = new VmBackupRunner(provider, new TaskLogger<VmBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<VmBackupRunner>()));
+                VmBackupResult backup = await runner.BackupAsync(jobId, vm, new VmBackupOptions
+                {
+                    BackupId = backupId,
+                    FleecingDirectory = plan.FleecingDirectory,
+                    RuntimeDirectory = paths.RuntimeDirectory,
+                    StorageId = plan.Storage.Name,
+                    BandwidthLimit = plan.BandwidthLimit,
+                    Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
+                }, cancellationToken).ConfigureAwait(false);
+                return new GuestOutcome(backup.ArchiveName, backup.Consistency.ToString().ToLowerInvariant(),
+                    [.. backup.Volumes.Select(v => $"{v.DeviceName}:{ModeName(v.BitmapMode)}")], (ulong)backup.Volumes.Sum(v => (decimal)v.BytesRead),
+                    backup.Stats.ArchiveSizeBytes);
+            }
+            Directory.CreateDirectory(containerTemp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            try
+            {
+                var containerRunner = new ContainerBackupRunner(provider,
+                    new TaskLogger<ContainerBackupRunner>(task, guest.Id, loggerFactory.CreateLogger<ContainerBackupRunner>()));
+                ContainerBackupResult ct = await containerRunner.BackupAsync(jobId, guest.Container!, new ContainerBackupRunOptions
+                {
+                    BackupId = backupId,
+                    RuntimeDirectory = paths.RuntimeDirectory,
+                    Mode = plan.Mode switch
+                    {
+                        JobMode.Stop => ContainerBackupMode.Stop,
+                        JobMode.Suspend => ContainerBackupMode.Suspend,
+                        _ => ContainerBackupMode.Snapshot,
+                    },
+                    ExcludePatterns = plan.ExcludePaths ?? [],
+                    BandwidthLimit = plan.BandwidthLimit,
+                    TemporaryDirectory = containerTemp,
+                }, cancellationToken).ConfigureAwait(false);
+                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes);
+            }
+            finally
+            {
+                Directory.Delete(containerTemp, recursive: true);
+            }
+        }
+        finally
+        {
+            // The runner returns or throws only after its teardown and BackupCleanup: nothing is left to recover.
+            catalog.JournalEnd(backupId);
+        }
+    }
+
+    /// <summary>Notes, retention and the catalog refresh: the archive is listable once BackupCleanup succeeded.</summary>
+    private async Task AfterBackupAsync(ServiceTask task, BackupPlan plan, ProviderConnection provider, ConfiguredGuest guest, string archive)
+    {
+        var operations = provider.Capabilities.RepositoryOperations;
+        if (plan.Notes is { } notes && operations.Contains(RepositoryOperation.UpdateBackupAttributes))
+        {
+            string text = notes.Render(guest.Name, guest.Id, config.Host.Node);
+            await provider.Repository.UpdateBackupAttributesAsync(new UpdateBackupAttributesRequest { ArchiveName = archive, Notes = text });
+            task.Log("INFO", guest.Id, $"notes: {text}");
+        }
+        if (!plan.Retention.KeepsEverything)
+        {
+            if (!operations.Contains(RepositoryOperation.PruneBackups))
+            {
+                task.Log("WARN", guest.Id, $"storage {plan.Storage.Name} cannot prune (PruneBackups not advertised); retention skipped");
+            }
+            else
+            {
+                var prune = await provider.Repository.PruneBackupsAsync(new PruneBackupsRequest { GuestId = guest.Id, Policy = plan.Retention.ToPolicy() });
+                foreach (var decision in prune.Decisions.Where(d => !d.Keep))
+                {
+                    task.Log("INFO", guest.Id, $"pruned {decision.ArchiveName} ({decision.Reason})");
+                }
+            }
+        }
+        if (operations.Contains(RepositoryOperation.ListBackups))
+        {
+            await CatalogRefresh.RefreshAsync(catalog, provider, plan.Storage.Name, guest.Id, CancellationToken.None);
+        }
+    }
+
+    private static string ModeName(BitmapMode mode) => mode switch
+    {
+        BitmapMode.New => "new",
+        BitmapMode.Reuse => "reuse",
+        _ => "none",
+    };
+}

@@ -1,0 +1,130 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Management.V1;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Service.Internal.Catalog;
+using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Service.Internal.Engine;
+
+/// <summary>
+/// Runs backup jobs in the contract's order (protos/README.md, after vzdump's <c>exec_backup</c>): connect, JobInit,
+/// the job-start hook; per guest, once it holds its guest lock, a storage slot and a host slot: backup-start hook,
+/// journal entry, the runner (BackupInit … teardown, log hand-off, BackupCleanup on every path), notes, retention,
+/// catalog, backup-end (or backup-abort) hook, log-end hook; then JobCleanup (always, even when JobInit failed) and
+/// the job-end (or job-abort) hook.
+/// </summary>
+internal sealed partial class JobEngine(ServiceConfiguration config, ServicePaths paths, CatalogDatabase catalog, TaskRegistry tasks,
+    ILoggerFactory loggerFactory)
+{
+    private readonly ILogger _logger = loggerFactory.CreateLogger<JobEngine>();
+    private readonly KeyedGate _guestLocks = new();
+    private readonly KeyedGate _storageSlots = new();
+
+    public BackupSlots Slots { get; } = new(config.Host.MaxBackups);
+
+    public ServiceConfiguration Config => config;
+
+    /// <summary>Registers a task for the plan and runs it in the background; returns at once.</summary>
+    public ServiceTask Start(string kind, BackupPlan plan)
+    {
+        ServiceTask task = tasks.Add(new ServiceTask(kind, plan.JobName, plan.Storage.Name));
+        _ = Task.Run(() => RunAsync(task, plan));
+        return task;
+    }
+
+    public async Task RunAsync(ServiceTask task, BackupPlan plan)
+    {
+        string jobId = Guid.NewGuid().ToString();
+        var hooks = new HookRunner(plan.Hook, plan.JobName, plan.Storage.Name, config.Host.Node);
+        catalog.RunStarted(task.Id, task.Kind, plan.JobName, plan.Storage.Name, task.Created);
+        CancellationToken cancellationToken = task.Cancellation;
+        ProviderConnection? provider = null;
+        string error = "";
+        int failed = 0;
+        bool aborted = false;
+        try
+        {
+            task.SetRunning();
+            task.Log("INFO", "", $"job {jobId}: {plan.Guests.Count} guest(s) to storage {plan.Storage.Name}: {string.Join(' ', plan.Guests.Select(g => g.Id))}");
+            provider = await ProviderConnection.ConnectAsync(plan.Storage.Endpoint, loggerFactory: loggerFactory, cancellationToken: cancellationToken);
+            var init = new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) };
+            foreach (var (key, value) in plan.Storage.Options)
+            {
+                init.Options[key] = value;
+            }
+            await provider.Backup.JobInitAsync(init, cancellationToken: cancellationToken);
+            await hooks.RunAsync(task, "job-start", jobId);
+            bool[] results = await Task.WhenAll(plan.Guests.Select(g => BackupGuestAsync(task, plan, provider, hooks, jobId, g)));
+            failed = results.Count(ok => !ok);
+            error = failed == 0 ? "" : $"{failed} of {results.Length} guest(s) failed";
+        }
+        catch (Exception e)
+        {
+            aborted = true;
+            error = Describe(e);
+            task.Log("ERROR", "", $"job failed: {error}");
+        }
+        finally
+        {
+            if (provider is not null)
+            {
+                await JobCleanupAsync(task, provider, jobId, !aborted && failed == 0, error);
+                await provider.DisposeAsync();
+            }
+            await RunHookQuietlyAsync(task, hooks, aborted ? "job-abort" : "job-end", jobId);
+            TaskState state = cancellationToken.IsCancellationRequested ? TaskState.Cancelled
+                : aborted || failed > 0 ? TaskState.Failed : TaskState.Succeeded;
+            catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+            task.Log(state == TaskState.Succeeded ? "INFO" : "WARN", "", $"job {StateName(state)}{(error.Length > 0 ? ": " + error : "")}");
+            task.End(state, error);
+        }
+    }
+
+    private static async Task JobCleanupAsync(ServiceTask task, ProviderConnection provider, string jobId, bool success, string error)
+    {
+        // JobCleanup is owed on every path, cancelled or not; it gets its own deadline.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await provider.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = success, Error = error },
+                cancellationToken: timeout.Token);
+        }
+        catch (RpcException e)
+        {
+            task.Log("WARN", "", $"JobCleanup failed: {e.Status.Detail}");
+        }
+    }
+
+    private static async Task RunHookQuietlyAsync(ServiceTask task, HookRunner hooks, string phase, string jobId, string? guestId = null,
+        string? guestType = null, string? target = null, string? logFile = null)
+    {
+        try
+        {
+            await hooks.RunAsync(task, phase, jobId, guestId, guestType, target, logFile);
+        }
+        catch (Exception e) when (e is HookException or IOException or System.ComponentModel.Win32Exception)
+        {
+            task.Log("WARN", guestId ?? "", e.Message);
+        }
+    }
+
+    internal static string Describe(Exception e) => e switch
+    {
+        RpcException rpc => $"{rpc.StatusCode}: {rpc.Status.Detail}",
+        OperationCanceledException => "cancelled",
+        _ => e.Message,
+    };
+
+    internal static string StateName(TaskState state) => state switch
+    {
+        TaskState.Succeeded => "succeeded",
+        TaskState.Failed => "failed",
+        TaskState.Cancelled => "cancelled",
+        TaskState.Running => "running",
+        _ => "queued",
+    };
+}

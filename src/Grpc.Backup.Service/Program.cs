@@ -1,0 +1,15 @@
+using Grpc.Backup.Service;
+using Grpc.Backup.Service.Internal;
+
+// grpc-backupd exit codes: 0 clean stop, 2 usage, 78 (EX_CONFIG) invalid configuration.
+ServiceOptions options;
+try
+{
+    options = ServiceOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    await Console.Error.WriteLineAsync($"grpc-backupd: {e.Message}");
+    return 2;
+}
+return await BackupService.RunAsync(options);
