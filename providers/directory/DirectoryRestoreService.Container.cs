@@ -1,6 +1,5 @@
 using Grpc.Backup.Provider;
 using Grpc.Backup.Protocol.V1;
-using Grpc.Backup.Provider;
 using Grpc.Backup.Providers.Directory.Internal;
 using Grpc.Backup.Transport;
 using Grpc.Core;
