@@ -25,6 +25,7 @@ internal sealed class BorgCli(BorgProviderOptions options)
     /// </summary>
     public BorgProcess Start(IEnumerable<string> arguments, string what, bool reader = false)
     {
+        Directory.CreateDirectory(BaseDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var startInfo = new ProcessStartInfo(options.BorgPath)
         {
             RedirectStandardInput = true,
