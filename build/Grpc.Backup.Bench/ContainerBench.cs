@@ -26,6 +26,11 @@ internal static class ContainerBench
     {
         string rootfs = Path.Combine(work, "rootfs");
         long bytes = CreateTree(rootfs);
+        // The container's root must traverse to the tree (build/bench's work directory is a private mktemp).
+        for (string? dir = Path.GetDirectoryName(Path.GetFullPath(work)); dir is not null; dir = Path.GetDirectoryName(dir))
+        {
+            File.SetUnixFileMode(dir, File.GetUnixFileMode(dir) | UnixFileMode.OtherExecute);
+        }
         await Tool.RunAsync("chown", "-R", $"{HostBase}:{HostBase}", work);
         string inventory = Path.Combine(work, "inventory");
         Directory.CreateDirectory(inventory);

@@ -16,6 +16,16 @@ if (work is not null && Argument("--dense-guest") is { } dense)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "dense"), endpointText, dense, "vm-full-nbd", withIncrementalAndRestore: true));
 }
+if (work is not null && Argument("--dense-guest") is { } denseForFiles && Argument("--file-handle-endpoint") is { } fileHandleEndpoint)
+{
+    results.Add(await FileHandleBench.RunAsync(Path.Combine(work, "dense-fh"), fileHandleEndpoint, denseForFiles));
+    results.AddRange(await GuestWriteLatencyBench.RunAsync(Path.Combine(work, "latency"), endpointText, denseForFiles));
+}
+if (work is not null && Argument("--dense-guest") is { } denseGuest && Argument("--borg-endpoint") is { } borgEndpoint)
+{
+    results.Add(await BorgBench.RunAsync(Path.Combine(work, "borg"), borgEndpoint, denseGuest, Argument("--borg-peer-repo")!,
+        Argument("--borg-passphrase-file")!));
+}
 if (work is not null && Argument("--sparse-guest") is { } sparse)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));

@@ -95,7 +95,7 @@ internal static class VmBench
         return results;
     }
 
-    private static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, VmGuest guest, string fleece, string runtime, string storage)
+    internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, VmGuest guest, string fleece, string runtime, string storage)
     {
         string jobId = Guid.NewGuid().ToString();
         await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });

@@ -6,7 +6,7 @@ using Grpc.Backup.Qemu;
 using Microsoft.Win32.SafeHandles;
 
 // grpc-backup-demo-guest --dir DIR [--guest-id 100] [--disk NAME:raw|qcow2:MIB ...] [--write-interval-ms 2] [--fill PERCENT]
-//                        [--no-writer] [--hang-on-freeze]
+//                        [--no-writer] [--hang-on-freeze] [--no-backup NAME ...]
 // Runs until SIGTERM or SIGINT; then quits qemu-storage-daemon cleanly so qcow2 bitmaps are stored.
 string dir = Path.GetFullPath(Argument("--dir") ?? throw new ArgumentException("--dir DIR is required"));
 string guestId = Argument("--guest-id") ?? "100";
@@ -16,6 +16,7 @@ if (diskArgs.Count == 0)
     diskArgs = ["drive-virtio0:qcow2:64", "drive-virtio1:raw:64"];
 }
 var disks = diskArgs.Select(DemoDisk.Parse).ToList();
+var excluded = Arguments("--no-backup").ToHashSet(StringComparer.Ordinal);
 double fill = double.Parse(Argument("--fill") ?? "60", System.Globalization.CultureInfo.InvariantCulture) / 100;
 var interval = TimeSpan.FromMilliseconds(double.Parse(Argument("--write-interval-ms") ?? "2", System.Globalization.CultureInfo.InvariantCulture));
 
@@ -89,7 +90,8 @@ string config = $"""
     {(args.Contains("--no-agent") ? "" : $"agent: {dir}/agent.sock")}
 
     """ + string.Concat(disks.Select(d =>
-        $"disk: {d.DeviceName} file={dir}/{d.FileName} format={d.Format} node={d.FormatNode} filter={d.FilterNode} throttle-group={d.ThrottleGroup}\n"))
+        $"disk: {d.DeviceName} file={dir}/{d.FileName} format={d.Format} node={d.FormatNode} filter={d.FilterNode} throttle-group={d.ThrottleGroup} size={d.SizeBytes}"
+        + (excluded.Contains(d.DeviceName) ? " backup=no\n" : "\n")))
     + "memory: 64\ncores: 1\n";
 File.WriteAllText(Path.Combine(dir, "inventory", guestId + ".conf"), config);
 

@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using System.Runtime.InteropServices;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;

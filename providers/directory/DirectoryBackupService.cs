@@ -8,7 +8,7 @@ using Grpc.Core;
 namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
-/// The Backup service: VM backups over NBD into the repository directory (full as sparse raw, incremental as qcow2
+/// The Backup service: VM backups over NBD or FILE_HANDLE (<c>--vm-mechanism</c>) into the repository directory (full as sparse raw, incremental as qcow2
 /// overlays); container trees as zstd-compressed pax tars (<c>DirectoryBackupService.Container.cs</c>).
 /// </summary>
 internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
@@ -56,7 +56,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         return request.GuestType switch
         {
             GuestType.Vm when session.GuestType == GuestType.Vm =>
-                Task.FromResult(new BackupGetMechanismResponse { Vm = VmBackupMechanism.Nbd }),
+                Task.FromResult(new BackupGetMechanismResponse { Vm = options.VmMechanism }),
             GuestType.Vm or GuestType.Container when request.GuestType != session.GuestType =>
                 throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
             GuestType.Container => Task.FromResult(ContainerMechanism()),
@@ -104,7 +104,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
                 $"backup '{start.BackupId}' is not a VM backup");
         }
-        await RunDataPhaseAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, responseStream, token), context);
+        await RunDataPhaseAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token), context);
     }
 
     /// <summary>

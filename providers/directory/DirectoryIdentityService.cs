@@ -6,8 +6,9 @@ namespace Grpc.Backup.Providers.Directory;
 
 /// <summary>
 /// Identity of the directory provider. The capabilities are those of this build and never depend on the state of the
-/// repository: VM backup over NBD (full and incremental), VM restore through qemu-img, container backup through the
-/// configured mechanism (<c>--ct-mechanism</c>), container restore as a tar, every repository operation.
+/// repository: VM backup over NBD or FILE_HANDLE (full and incremental; which one BackupGetMechanism answers is the
+/// <c>--vm-mechanism</c> option), VM restore through qemu-img, container backup through the configured mechanism
+/// (<c>--ct-mechanism</c>), container restore as a tar, every repository operation.
 /// </summary>
 public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options) : Identity.IdentityBase
 {
@@ -20,7 +21,7 @@ public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options)
         ProtocolMajors = { ProtocolVersion.CurrentMajor },
         Capabilities = new Capabilities
         {
-            VmBackupMechanisms = { VmBackupMechanism.Nbd },
+            VmBackupMechanisms = { VmBackupMechanism.Nbd, VmBackupMechanism.FileHandle },
             VmRestoreMechanisms = { VmRestoreMechanism.QemuImg },
             ContainerRestoreMechanisms = { ContainerRestoreMechanism.Tar },
             IncrementalVmBackup = true,

@@ -32,6 +32,9 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
 
     public int CopyDepth { get; init; } = DefaultCopyDepth;
 
+    /// <summary>What BackupGetMechanism answers for VMs (<c>--vm-mechanism nbd|file-handle</c>); both are advertised.</summary>
+    public VmBackupMechanism VmMechanism { get; init; } = VmBackupMechanism.Nbd;
+
     /// <summary>
     /// How container trees arrive (<c>--ct-mechanism directory|tar-stream</c>): through our worker in the container's
     /// user namespace (the default), or as the host's tar stream.
@@ -55,6 +58,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             RuntimeDirectory = configuration["runtime-directory"] ?? options.RuntimeDirectory,
             CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
             CopyDepth = ReadInt(configuration, "copy-depth", options.CopyDepth, 1, 64),
+            VmMechanism = configuration["vm-mechanism"] switch
+            {
+                null or "nbd" => VmBackupMechanism.Nbd,
+                "file-handle" => VmBackupMechanism.FileHandle,
+                string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+            },
             ContainerMechanism = configuration["ct-mechanism"] switch
             {
                 null or "directory" => ContainerBackupMechanism.Directory,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 using Grpc.Backup.Providers.Directory.Internal;
 using Grpc.Core;
 
@@ -94,17 +95,17 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
             {
                 Dictionary<ArchiveRef, ArchiveManifest> archives = store.LoadArchives(guest, includeIncomplete: false)
                     .ToDictionary(a => a.Archive, a => a.Manifest);
-                IReadOnlyList<RetentionDecision> decisions = RetentionPlanner.Plan(
-                    archives.Select(a => new RetentionCandidate(a.Key, a.Value.BackupTime, a.Value.Protected)), policy, TimeZoneInfo.Local);
+                IReadOnlyList<RetentionDecision<ArchiveRef>> decisions = RetentionPlanner.Plan(
+                    archives.Select(a => new RetentionCandidate<ArchiveRef>(a.Key, a.Key.Name, a.Value.BackupTime, a.Value.Protected)), policy, TimeZoneInfo.Local);
                 if (!request.DryRun)
                 {
                     // Check every removal first, so a backup in use fails the prune before anything is gone.
-                    foreach (RetentionDecision decision in decisions.Where(d => !d.Keep))
+                    foreach (RetentionDecision<ArchiveRef> decision in decisions.Where(d => !d.Keep))
                     {
                         deleter.CheckDeletable(decision.Archive, archives[decision.Archive]);
                     }
                     // Newest first: each rebase then copies only one backup's own changes into the kept one above it.
-                    foreach (RetentionDecision decision in decisions.Where(d => !d.Keep))
+                    foreach (RetentionDecision<ArchiveRef> decision in decisions.Where(d => !d.Keep))
                     {
                         // Re-read: an earlier deletion may have rebased this one's images and rewritten its manifest.
                         if (store.TryReadManifest(decision.Archive) is { } manifest)
@@ -113,7 +114,7 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
                         }
                     }
                 }
-                foreach (RetentionDecision decision in decisions)
+                foreach (RetentionDecision<ArchiveRef> decision in decisions)
                 {
                     response.Decisions.Add(new PruneBackupsResponse.Types.Decision
                     {

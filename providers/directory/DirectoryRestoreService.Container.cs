@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Directory.Internal;
 using Grpc.Backup.Transport;

@@ -12,7 +12,13 @@ public sealed class VmBackupOptions
     /// <summary>The storage's id: each storage keeps its own dirty bitmap, so two providers never share a chain.</summary>
     public required string StorageId { get; init; }
 
-    /// <summary>The job's bandwidth limit in bytes per second; 0 is unlimited.</summary>
+    /// <summary>How a running guest is held for the backup (vzdump's snapshot, suspend and stop).</summary>
+    public VmBackupMode Mode { get; init; } = VmBackupMode.Snapshot;
+
+    /// <summary>Stop mode: how long the guest has to shut down after the ACPI powerdown before the backup fails.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>The job's bandwidth limit in bytes per second, enforced by the host (a QEMU throttle group behind the snapshot exports) and told to the provider; 0 is unlimited.</summary>
     public ulong BandwidthLimit { get; init; }
 
     /// <summary>How long a guest write may wait for its copy-before-write before the snapshot breaks.</summary>

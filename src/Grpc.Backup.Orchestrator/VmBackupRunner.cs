@@ -34,10 +34,13 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         var mechanism = await provider.Backup.BackupGetMechanismAsync(
             new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }, cancellationToken: cancellationToken);
         if (mechanism.MechanismCase != BackupGetMechanismResponse.MechanismOneofCase.Vm
-            || mechanism.Vm != VmBackupMechanism.Nbd || !provider.Capabilities.VmBackupMechanisms.Contains(VmBackupMechanism.Nbd))
+            || mechanism.Vm is not (VmBackupMechanism.Nbd or VmBackupMechanism.FileHandle)
+            || !provider.Capabilities.VmBackupMechanisms.Contains(mechanism.Vm))
         {
             throw new BackupException($"provider chose VM mechanism {mechanism.Vm}, which this host does not offer or the provider did not advertise");
         }
+        VmBackupMechanism chosen = mechanism.Vm;
+        log.Info($"mechanism {chosen}");
         var disks = guest.BackedUpDisks.ToList();
         foreach (VmDisk excluded in guest.Disks.Where(d => !d.Backup))
         {
@@ -47,6 +50,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         if (qmp is null)
         {
             log.Info("the VM is not running: its images are exported read-only, with their persistent bitmaps");
+            if (chosen == VmBackupMechanism.FileHandle)
+            {
+                throw new BackupException("the VM is stopped and the provider chose FILE_HANDLE; stopped VMs are exported over NBD only");
+            }
             return await RunStoppedAsync(backupId, archiveName, guest, disks, options, log, cancellationToken);
         }
         await using var _ = qmp;
@@ -55,23 +62,68 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             cancellationToken);
 
         var quiescer = new GuestQuiescer(qmp, guest.AgentSocket, options.AgentTimeout, log);
+        var modeGuard = new BackupModeGuard(qmp, options.Mode, options.ShutdownTimeout, log);
         var snapshotDisks = disks.Select(d => new SnapshotDisk(d.DeviceName, d.FormatNode, d.FilterNode, d.ThrottleGroup,
             d.Format == DiskFormat.Qcow2, ToRequest(choices.GetValueOrDefault(d.DeviceName)))).ToList();
         bool stored = false;
-        var access = await VmSnapshotAccess.SetupAsync(qmp, snapshotDisks, new SnapshotAccessOptions
-        {
-            FleecingDirectory = options.FleecingDirectory,
-            NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
-            StorageId = options.StorageId,
-            CbwTimeout = options.CbwTimeout,
-            Quiesce = quiescer.QuiesceAsync,
-            Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
-        }, cancellationToken);
+        VmSnapshotAccess access;
+        Consistency? held = null;
         try
         {
-            var completed = await StreamAsync(backupId, guest, access.Exports, quiescer.Achieved, options, log, cancellationToken);
+            await modeGuard.EnterAsync(cancellationToken);
+            held = modeGuard.Holds ? modeGuard.HeldConsistency : null;
+            access = await VmSnapshotAccess.SetupAsync(qmp, snapshotDisks, new SnapshotAccessOptions
+            {
+                FleecingDirectory = options.FleecingDirectory,
+                NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
+                BandwidthLimit = options.BandwidthLimit,
+                StorageId = options.StorageId,
+                CbwTimeout = options.CbwTimeout,
+                // A guest the mode holds (paused or shut down) cannot write, and its agent cannot answer a freeze.
+                Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : quiescer.QuiesceAsync,
+                Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
+            }, cancellationToken);
+        }
+        finally
+        {
+            // vzdump's order: the guest gets its state back as soon as snapshot access exists (or failed to).
+            await modeGuard.RestoreAsync();
+        }
+        Consistency consistency = held ?? quiescer.Achieved;
+        try
+        {
+            IReadOnlyList<SnapshotExport> exports = access.Exports;
+            List<List<Extent>>? extents = null;
+            SnapshotFileMounts? mounts = null;
+            IReadOnlyList<string>? files = null;
+            if (chosen == VmBackupMechanism.FileHandle)
+            {
+                // Mapped over NBD before the provider holds any fd (block status of a range it already punched fails);
+                // then each export is mounted as a file for the provider.
+                extents = [];
+                foreach (SnapshotExport export in exports)
+                {
+                    extents.Add(await SnapshotExtentMap.BuildAsync(export, cancellationToken));
+                }
+                mounts = SnapshotFileMounts.Create(Path.Combine(options.RuntimeDirectory, $"files-{backupId[..8]}"));
+            }
+            List<VolumeCompleted> completed;
+            // Unmounted before the snapshot is torn down, on every path.
+            await using (mounts)
+            {
+                if (mounts is not null)
+                {
+                    var paths = new List<string>();
+                    foreach (SnapshotExport export in exports)
+                    {
+                        paths.Add(await mounts.MountAsync(export.NbdSocketPath, export.ExportName, cancellationToken));
+                    }
+                    files = paths;
+                }
+                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, log, cancellationToken);
+            }
             stored = true;
-            return new VmBackupResult(archiveName, completed, new BackupStats(), quiescer.Achieved);
+            return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
         }
         finally
         {
@@ -108,7 +160,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     Bitmap = ToRequest(choices.GetValueOrDefault(disk.DeviceName)),
                 }, cancellationToken));
             }
-            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), Consistency.Stopped, options, log,
+            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options, log,
                 cancellationToken);
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
@@ -149,93 +201,124 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
-        Consistency consistency, VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
+        CancellationToken cancellationToken)
     {
-        // One connected socket per export, passed in one sideband transfer; the host's copies close when the call ends.
-        var sockets = new List<Socket>();
-        try
+        // One source per export (a connected NBD socket, or with extents the FUSE file opened read-write), passed in
+        // one sideband transfer; the host's copies are closed when the call ends.
+        await using var sources = new PassedVolumeSources();
+        for (int i = 0; i < exports.Count; i++)
         {
-            foreach (SnapshotExport export in exports)
+            SnapshotExport export = exports[i];
+            if (files is not null)
             {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                sockets.Add(socket);
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(export.NbdSocketPath), cancellationToken);
+                sources.AddFile(files[i]);
             }
-            IReadOnlyList<FdRef> refs = await provider.SendFdsAsync(
-                sockets.Select(s => new FdToSend(s.SafeHandle, Transport.FdKind.NbdSocket)).ToList(), cancellationToken);
-            var start = new BackupVmStart
+            else
             {
-                BackupId = backupId,
-                GuestConfig = Google.Protobuf.ByteString.CopyFrom(guest.RawConfig.Span),
-                BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
-                Consistency = consistency,
-            };
-            for (int i = 0; i < exports.Count; i++)
+                await sources.ConnectNbdAsync(export.NbdSocketPath, cancellationToken);
+            }
+        }
+        IReadOnlyList<FdRef> refs = await provider.SendFdsAsync(sources.ToSend(), cancellationToken);
+        var start = new BackupVmStart
+        {
+            BackupId = backupId,
+            GuestConfig = Google.Protobuf.ByteString.CopyFrom(guest.RawConfig.Span),
+            BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
+            Consistency = consistency,
+        };
+        for (int i = 0; i < exports.Count; i++)
+        {
+            SnapshotExport export = exports[i];
+            var volume = new VmVolume { DeviceName = export.DeviceName, SizeBytes = export.SizeBytes, BitmapMode = ToMode(export.Bitmap) };
+            if (extents is null || files is null)
             {
-                SnapshotExport export = exports[i];
-                start.Volumes.Add(new VmVolume
-                {
-                    DeviceName = export.DeviceName,
-                    SizeBytes = export.SizeBytes,
-                    BitmapMode = ToMode(export.Bitmap),
-                    Nbd = new NbdVolumeSource { Socket = refs[i], ExportName = export.ExportName, BitmapContext = export.BitmapContext ?? "" },
-                });
+                volume.Nbd = new NbdVolumeSource { Socket = refs[i], ExportName = export.ExportName, BitmapContext = export.BitmapContext ?? "" };
                 log.Info($"{export.DeviceName}: {export.SizeBytes} bytes, bitmap {export.Bitmap}");
             }
-            using var call = provider.Backup.BackupVm(cancellationToken: cancellationToken);
-            await call.RequestStream.WriteAsync(new BackupVmRequest { Start = start }, cancellationToken);
-            await call.RequestStream.CompleteAsync();
-            var completed = new List<VolumeCompleted>();
-            var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
-            while (await call.ResponseStream.MoveNext(cancellationToken))
+            else
             {
-                BackupVmEvent e = call.ResponseStream.Current;
-                switch (e.EventCase)
-                {
-                    case BackupVmEvent.EventOneofCase.Progress:
-                        options.Progress?.Report(e.Progress);
-                        if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
-                        {
-                            lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;
-                            log.Info($"{e.Progress.DeviceName}: {e.Progress.BytesDone} of {e.Progress.BytesTotal} bytes");
-                        }
-                        break;
-                    case BackupVmEvent.EventOneofCase.Log:
-                        log.Info($"provider: {e.Log.Message}");
-                        break;
-                    case BackupVmEvent.EventOneofCase.VolumeCompleted:
-                        VolumeCompleted done = e.VolumeCompleted;
-                        if (exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
-                        {
-                            throw new BackupException($"provider reported completion of unknown or repeated volume '{done.DeviceName}'");
-                        }
-                        completed.Add(done);
-                        log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
-                        break;
-                }
+                volume.File = new FileVolumeSource { File = refs[i] };
+                log.Info($"{export.DeviceName}: {export.SizeBytes} bytes, bitmap {export.Bitmap}, {extents[i].Count} extents "
+                    + $"({extents[i].Where(e => !e.Zero).Sum(e => (long)e.Length)} bytes of data)");
             }
-            if (completed.Count != exports.Count)
-            {
-                throw new BackupException($"provider ended BackupVm after {completed.Count} of {exports.Count} volumes");
-            }
+            start.Volumes.Add(volume);
+        }
+
+        using var call = provider.Backup.BackupVm(cancellationToken: cancellationToken);
+        await call.RequestStream.WriteAsync(new BackupVmRequest { Start = start }, cancellationToken);
+        // Extents go out while events come in: a provider busy with one volume must be able to send progress before it
+        // reads the next volume's extents, so neither side may wait for the other's stream.
+        Task sending = SendExtentsAsync(call.RequestStream, exports, extents, cancellationToken);
+        try
+        {
+            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, cancellationToken);
+            await sending;
             return completed;
         }
         finally
         {
-            foreach (Socket socket in sockets)
+            // On failure the call's disposal fails the pending write; that outcome is not the one to report.
+            _ = sending.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+    }
+
+    private static async Task SendExtentsAsync(IClientStreamWriter<BackupVmRequest> requests, IReadOnlyList<SnapshotExport> exports,
+        List<List<Extent>>? extents, CancellationToken cancellationToken)
+    {
+        for (int i = 0; extents is not null && i < exports.Count; i++)
+        {
+            foreach (VolumeExtents message in SnapshotExtentMap.ToMessages(exports[i].DeviceName, extents[i]))
             {
-                // shutdown() acts on the connection, not on this fd: the provider's copies go dead too, so QEMU sees
-                // its NBD clients end now even if a provider (or a transfer still in flight) holds the other fds.
-                try
-                {
-                    socket.Shutdown(SocketShutdown.Both);
-                }
-                catch (SocketException)
-                {
-                }
-                socket.Dispose();
+                await requests.WriteAsync(new BackupVmRequest { Extents = message }, cancellationToken);
             }
         }
+        await requests.CompleteAsync();
+    }
+
+    private static async Task<List<VolumeCompleted>> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
+        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, CancellationToken cancellationToken)
+    {
+        var completed = new List<VolumeCompleted>();
+        var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
+        while (await events.MoveNext(cancellationToken))
+        {
+            BackupVmEvent e = events.Current;
+            switch (e.EventCase)
+            {
+                case BackupVmEvent.EventOneofCase.Progress:
+                    progress?.Report(e.Progress);
+                    if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
+                    {
+                        lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;
+                        log.Info($"{e.Progress.DeviceName}: {e.Progress.BytesDone} of {e.Progress.BytesTotal} bytes");
+                    }
+                    break;
+                case BackupVmEvent.EventOneofCase.Log:
+                    log.Info($"provider: {e.Log.Message}");
+                    break;
+                case BackupVmEvent.EventOneofCase.VolumeCompleted:
+                    VolumeCompleted done = e.VolumeCompleted;
+                    if (exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
+                    {
+                        throw new BackupException($"provider reported completion of unknown or repeated volume '{done.DeviceName}'");
+                    }
+                    completed.Add(done);
+                    log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
+                    break;
+            }
+        }
+        if (completed.Count != exports.Count)
+        {
+            throw new BackupException($"provider ended BackupVm after {completed.Count} of {exports.Count} volumes");
+        }
+        return completed;
+    }
+
+    /// <summary>The quiesce window of a guest the backup mode already holds still.</summary>
+    private sealed class HeldGuest : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     private static BitmapRequest ToRequest(IncrementalChoice choice) => choice switch

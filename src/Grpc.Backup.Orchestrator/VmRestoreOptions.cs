@@ -13,4 +13,7 @@ public sealed class VmRestoreOptions
 
     /// <summary>The restore bandwidth limit in bytes per second, enforced by the host; 0 is unlimited.</summary>
     public ulong BandwidthLimit { get; init; }
+
+    /// <summary>What becomes of the disks the guest config marks <c>backup=no</c> (they are not in the archive).</summary>
+    public ExcludedDiskRestore ExcludedDisks { get; init; } = ExcludedDiskRestore.RecreateEmpty;
 }

@@ -55,12 +55,69 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             await provider.Restore.RestoreVmCleanupAsync(new RestoreVmCleanupRequest { RestoreId = restoreId, ArchiveName = archiveName },
                 cancellationToken: CancellationToken.None);
         }
+        foreach (VmDisk excluded in ExcludedDisks(guestConfig, disks, options))
+        {
+            disks[excluded.DeviceName] = await CreateEmptyDiskAsync(excluded, options, cancellationToken);
+        }
         await File.WriteAllBytesAsync(Path.Combine(options.TargetDirectory, "guest.conf"), guestConfig, cancellationToken);
         if (firewall.Present)
         {
             await File.WriteAllBytesAsync(Path.Combine(options.TargetDirectory, "firewall.conf"), firewall.FirewallConfig.ToByteArray(), cancellationToken);
         }
         return new VmRestoreResult(disks, guestConfig, firewall.Present ? firewall.FirewallConfig.ToByteArray() : null);
+    }
+
+    /// <summary>
+    /// The disks the archived config marks <c>backup=no</c> that the archive does not hold, when they are to be recreated.
+    /// The config came back from the provider, so it is parsed as untrusted input (one that is not an inventory config
+    /// names no disk to recreate); an excluded disk without a recorded size cannot be recreated and fails the restore
+    /// rather than silently going missing.
+    /// </summary>
+    private List<VmDisk> ExcludedDisks(byte[] guestConfig, Dictionary<string, string> restored, VmRestoreOptions options)
+    {
+        if (options.ExcludedDisks == ExcludedDiskRestore.LeaveOut)
+        {
+            return [];
+        }
+        VmGuest guest;
+        try
+        {
+            guest = GuestInventory.ParseVm("archived-guest.conf", guestConfig);
+        }
+        catch (ConfigException e)
+        {
+            // Not an inventory config (another host's format, or none): it names no excluded disk the host could recreate.
+            LogUnreadableConfig(logger, e.Message);
+            return [];
+        }
+        var excluded = guest.Disks.Where(d => !d.Backup && !restored.ContainsKey(d.DeviceName)).ToList();
+        foreach (VmDisk disk in excluded)
+        {
+            if (disk.SizeBytes is null)
+            {
+                throw new BackupException($"disk {disk.DeviceName} was excluded from backup and its config line records no size=; "
+                    + "it cannot be recreated empty (restore with ExcludedDisks = LeaveOut, or record its size)");
+            }
+            LogRecreated(logger, disk.DeviceName, (long)disk.SizeBytes.Value);
+        }
+        return excluded;
+    }
+
+    private static async Task<string> CreateEmptyDiskAsync(VmDisk disk, VmRestoreOptions options, CancellationToken cancellationToken)
+    {
+        string rawPath = Path.Combine(options.TargetDirectory, disk.DeviceName + ".raw");
+        using (SafeFileHandle target = File.OpenHandle(rawPath, FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            RandomAccess.SetLength(target, (long)disk.SizeBytes!.Value);
+        }
+        if (options.TargetFormat == DiskFormat.Raw)
+        {
+            return rawPath;
+        }
+        string qcow2Path = Path.ChangeExtension(rawPath, ".qcow2");
+        await QemuImg.RunAsync(["convert", "-f", "raw", "-O", "qcow2", rawPath, qcow2Path], cancellationToken);
+        File.Delete(rawPath);
+        return qcow2Path;
     }
 
     private async Task<string> RestoreVolumeAsync(string restoreId, string archiveName, VolumeSize volume, VmRestoreOptions options,
@@ -205,4 +262,10 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Device}: {Size} bytes, {Written} written, in {Seconds:0.00} s")]
     private static partial void LogRestored(ILogger logger, string device, long size, long written, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The archived guest config is not an inventory config ({Reason}); no disk excluded from backup is recreated")]
+    private static partial void LogUnreadableConfig(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Device} was excluded from backup: recreated empty with {Size} bytes")]
+    private static partial void LogRecreated(ILogger logger, string device, long size);
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.IO.Pipes;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.Containers;
 using Grpc.Backup.Transport;
@@ -106,6 +107,22 @@ public sealed class ContainerWorker
             await pipe.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Sends an existing pipe's read end (e.g. a child's stdout, <see cref="System.Diagnostics.Process.StandardOutput"/>)
+    /// to the provider as the stream, so the bytes never pass through this process. Only for an unlimited
+    /// <see cref="BytesPerSecond"/>: nothing paces a pipe the worker does not copy.
+    /// </summary>
+    public async Task SendPipeToProviderAsync(SafeHandle readEnd, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(readEnd);
+        if (BytesPerSecond != 0)
+        {
+            throw new InvalidOperationException("a bandwidth limit is set: copy the stream with CopyAsync so it is paced");
+        }
+        using var sideband = new Socket(new SafeSocketHandle(ContainerWorkerEnvironment.SidebandFd, ownsHandle: true));
+        await FdSidebandHandoff.SendAsync(sideband, Token, [new FdToSend(readEnd, FdKind.Pipe)], cancellationToken);
     }
 
     /// <summary>Copies <paramref name="source"/> to <paramref name="destination"/> within <see cref="BytesPerSecond"/>; returns the bytes copied.</summary>

@@ -145,7 +145,14 @@ public sealed class HostileInputTests
         RpcException contextWithoutReuse = await FailedBackupVmAsync(host, job,
             new VolumeSpec(Device, 4 * MiB, BitmapMode.New, export, "qemu:dirty-bitmap:bm"));
         RpcException badDevice = await FailedBackupVmAsync(host, job, new VolumeSpec("../etc", 4 * MiB, BitmapMode.New, export));
-        RpcException fileSource = await FileHandleBackupVmAsync(host, job);
+        RpcException unknownFile = await FileHandleBackupVmAsync(host, job, passFile: false, [new Extent { Offset = 0, Length = MiB }]);
+        RpcException descending = await FileHandleBackupVmAsync(host, job, passFile: true,
+            [new Extent { Offset = 2 * MiB, Length = MiB }, new Extent { Offset = 0, Length = MiB }]);
+        RpcException overlapping = await FileHandleBackupVmAsync(host, job, passFile: true,
+            [new Extent { Offset = 0, Length = 2 * MiB }, new Extent { Offset = MiB, Length = MiB }]);
+        RpcException pastTheEnd = await FileHandleBackupVmAsync(host, job, passFile: true, [new Extent { Offset = 3 * MiB, Length = 2 * MiB }]);
+        RpcException empty = await FileHandleBackupVmAsync(host, job, passFile: true, [new Extent { Offset = 0, Length = 0 }]);
+        RpcException noLast = await FileHandleBackupVmAsync(host, job, passFile: true, [new Extent { Offset = 0, Length = MiB }], last: false);
 
         Assert.Equal(StatusCode.InvalidArgument, wrongSize.StatusCode);
         Assert.Contains("8388608", wrongSize.Status.Detail, StringComparison.Ordinal);
@@ -153,8 +160,10 @@ public sealed class HostileInputTests
         Assert.Equal(ErrorReason.SizeMismatch, noPrevious.GetReason());
         Assert.Equal(StatusCode.InvalidArgument, contextWithoutReuse.StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, badDevice.StatusCode);
-        Assert.Equal(StatusCode.FailedPrecondition, fileSource.StatusCode);
-        Assert.Equal(ErrorReason.MechanismNotSupported, fileSource.GetReason());
+        Assert.Equal(StatusCode.InvalidArgument, unknownFile.StatusCode);
+        Assert.All([descending, overlapping, pastTheEnd, empty, noLast], e => Assert.Equal(StatusCode.InvalidArgument, e.StatusCode));
+        Assert.Contains("ascending", descending.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("ended before", noLast.Status.Detail, StringComparison.Ordinal);
         Assert.Empty(provider.ArchiveDirectories());
         Assert.DoesNotContain(System.IO.Directory.EnumerateFiles(provider.RepositoryPath, "*", SearchOption.AllDirectories),
             f => !f.EndsWith("incremental-state.json", StringComparison.Ordinal));
@@ -202,12 +211,23 @@ public sealed class HostileInputTests
         }
     }
 
-    private static async Task<RpcException> FileHandleBackupVmAsync(SimulatedHost host, string job)
+    /// <summary>A FILE_HANDLE BackupVm of a 4 MiB file (or of an fd that was never passed) with the given extents.</summary>
+    private static async Task<RpcException> FileHandleBackupVmAsync(SimulatedHost host, string job, bool passFile, Extent[] extents,
+        bool last = true)
     {
         string backupId = Guid.NewGuid().ToString();
         await host.BackupInitAsync(job, backupId, "100", Time);
+        string path = Path.Combine(Path.GetTempPath(), $"fh-{backupId}.raw");
         try
         {
+            using (var create = File.Create(path))
+            {
+                create.SetLength(4 * MiB);
+            }
+            using var file = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+            FdRef reference = passFile
+                ? (await host.Connection.SendFdsAsync([new Grpc.Backup.Transport.FdToSend(file, Grpc.Backup.Transport.FdKind.File)], CancellationToken.None))[0]
+                : new FdRef { TransferToken = ByteString.CopyFrom(new byte[16]), Kind = FdKind.File };
             return await SimulatedHost.FailsAsync(async () =>
             {
                 using var call = host.Connection.Backup.BackupVm();
@@ -222,11 +242,14 @@ public sealed class HostileInputTests
                             new VmVolume
                             {
                                 DeviceName = Device, SizeBytes = 4 * MiB, BitmapMode = BitmapMode.New,
-                                File = new FileVolumeSource { File = new FdRef { TransferToken = ByteString.CopyFrom(new byte[16]), Kind = FdKind.File } },
+                                File = new FileVolumeSource { File = reference },
                             },
                         },
                     },
                 });
+                var message = new VolumeExtents { DeviceName = Device, Last = last };
+                message.Extents.AddRange(extents);
+                await call.RequestStream.WriteAsync(new BackupVmRequest { Extents = message });
                 await call.RequestStream.CompleteAsync();
                 while (await call.ResponseStream.MoveNext())
                 {
@@ -236,6 +259,7 @@ public sealed class HostileInputTests
         finally
         {
             await host.BackupCleanupAsync(job, backupId, success: false);
+            File.Delete(path);
         }
     }
 

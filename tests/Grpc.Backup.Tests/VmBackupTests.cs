@@ -13,12 +13,14 @@ namespace Grpc.Backup.Tests;
 /// </summary>
 public sealed class VmBackupTests
 {
-    [Fact]
-    public async Task Full_and_two_incrementals_of_a_writing_guest_restore_to_their_instants()
+    [Theory]
+    [InlineData(VmBackupMechanism.Nbd)]
+    [InlineData(VmBackupMechanism.FileHandle)]
+    public async Task Full_and_two_incrementals_of_a_writing_guest_restore_to_their_instants(VmBackupMechanism mechanism)
     {
         using var work = new TempDirectory();
         await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
-        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync(mechanism);
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
         var backups = new List<(VmBackupResult Result, IReadOnlyDictionary<string, string> Expected)>();
 
@@ -42,23 +44,26 @@ public sealed class VmBackupTests
                 .RestoreAsync(backups[i].Result.ArchiveName, new VmRestoreOptions { TargetDirectory = target }, CancellationToken.None);
             foreach (var (device, expected) in backups[i].Expected)
             {
-                Assert.Equal(expected, Checksums.Sha256File(restored.Disks[device]));
+                Assert.True(expected == Checksums.Sha256File(restored.Disks[device]), $"backup {i}, {device}: restored data differs from the instant");
             }
             Assert.Equal(guest.Guest.RawConfig.ToArray(), restored.GuestConfig.ToArray());
         }
         Assert.Empty(Directory.GetFiles(work.File("fleece")));
+        AssertNoHostLeftovers(work);
     }
 
-    [Fact]
-    public async Task A_provider_killed_mid_backup_leaves_nothing_behind_and_the_next_incremental_is_exact()
+    [Theory]
+    [InlineData(VmBackupMechanism.Nbd)]
+    [InlineData(VmBackupMechanism.FileHandle)]
+    public async Task A_provider_killed_mid_backup_leaves_nothing_behind_and_the_next_incremental_is_exact(VmBackupMechanism mechanism)
     {
         using var work = new TempDirectory();
         await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
-        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync(mechanism);
         await using (var first = await ProviderConnection.ConnectAsync(provider.Endpoint))
         {
             await BackupAsync(first, guest, work);
-            // The provider paces itself to the job's limit, so this backup is still running when it is killed.
+            // The job's limit (enforced by the host) keeps this backup running when the provider is killed.
             Task<VmBackupResult> slow = BackupAsync(first, guest, work, bandwidthLimit: 1024 * 1024);
             await WaitUntilAsync(() => Directory.GetFiles(work.File("fleece")).Length > 0, TimeSpan.FromSeconds(30));
             await Task.Delay(500);
@@ -70,17 +75,55 @@ public sealed class VmBackupTests
         Assert.False(guest.Process.HasExited, "the guest kept running");
         await using (var qmp = await Qemu.QmpClient.ConnectAsync(guest.Guest.QmpSocket))
         {
-            // Only the guest's own FUSE exports remain; every snapshot (NBD) export is gone.
+            // Only the guest's own FUSE exports remain; every snapshot export (NBD and FUSE) is gone.
             var exports = (await qmp.ExecuteAsync("query-block-exports"))!.AsArray();
-            Assert.All(exports, e => Assert.Equal("fuse", (string?)e!["type"]));
+            Assert.Equal(["guest0", "guest1"], exports.Select(e => (string)e!["id"]!).Order(StringComparer.Ordinal));
             var nodes = (await qmp.ExecuteAsync("query-named-block-nodes", new System.Text.Json.Nodes.JsonObject { ["flat"] = true }))!
                 .AsArray().Select(n => (string)n!["node-name"]!).Order(StringComparer.Ordinal);
             Assert.Equal(["file0", "file1", "fmt0", "fmt1", "top0", "top1"], nodes);
+            // No throttle group of a backup survives it either.
+            var groups = (await qmp.ExecuteAsync("qom-list", new System.Text.Json.Nodes.JsonObject { ["path"] = "/objects" }))!.AsArray()
+                .Select(o => (string)o!["name"]!).Where(n => n.StartsWith("gb", StringComparison.Ordinal));
+            Assert.Empty(groups);
         }
+        AssertNoHostLeftovers(work);
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
         VmBackupResult next = await BackupAsync(connection, guest, work);
         Assert.All(next.Volumes, v => Assert.Equal(BitmapMode.Reuse, v.BitmapMode));
         await AssertRestoresToAsync(connection, next, guest.LastInstant(), work.File("restore"));
+    }
+
+    [Fact]
+    public async Task A_disk_excluded_from_backup_never_reaches_the_provider_and_is_recreated_empty_or_left_out()
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"),
+            "--disk", "drive-virtio0:qcow2:32", "--disk", "drive-virtio1:raw:32", "--disk", "drive-scratch:raw:16", "--no-backup", "drive-scratch");
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+
+        VmBackupResult backup = await BackupAsync(connection, guest, work);
+        IReadOnlyDictionary<string, string> instant = guest.LastInstant();
+
+        Assert.Equal(["drive-virtio0", "drive-virtio1"], backup.Volumes.Select(v => v.DeviceName).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(Directory.EnumerateFiles(provider.RepositoryPath, "*", SearchOption.AllDirectories),
+            f => f.Contains("drive-scratch", StringComparison.Ordinal));
+        var recreated = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
+            .RestoreAsync(backup.ArchiveName, new VmRestoreOptions { TargetDirectory = work.File("recreated") }, CancellationToken.None);
+        var leftOut = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance).RestoreAsync(backup.ArchiveName,
+            new VmRestoreOptions { TargetDirectory = work.File("left-out"), ExcludedDisks = ExcludedDiskRestore.LeaveOut }, CancellationToken.None);
+
+        foreach (string device in (string[])["drive-virtio0", "drive-virtio1"])
+        {
+            Assert.Equal(instant[device], Checksums.Sha256File(recreated.Disks[device]));
+            Assert.Equal(instant[device], Checksums.Sha256File(leftOut.Disks[device]));
+        }
+        // The excluded disk holds guest data, but none of it was backed up: it comes back empty, at its recorded size.
+        Assert.NotEqual(Checksums.Sha256File(recreated.Disks["drive-scratch"]), instant["drive-scratch"]);
+        Assert.Equal(16L << 20, new FileInfo(recreated.Disks["drive-scratch"]).Length);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(new byte[16 << 20])),
+            Checksums.Sha256File(recreated.Disks["drive-scratch"]));
+        Assert.False(leftOut.Disks.ContainsKey("drive-scratch"));
     }
 
     [Fact]
@@ -128,6 +171,13 @@ public sealed class VmBackupTests
             Assert.All(afterCrash.Volumes, v => Assert.Equal(BitmapMode.New, v.BitmapMode));
             await AssertRestoresToAsync(connection, afterCrash, guest.LastInstant(), work.File("restore2"));
         }
+    }
+
+    /// <summary>No FUSE mount, mountpoint or socket of a backup is left in the host's runtime directory.</summary>
+    private static void AssertNoHostLeftovers(TempDirectory work)
+    {
+        Assert.DoesNotContain(work.File("run"), File.ReadAllText("/proc/self/mountinfo"), StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(work.File("run")), e => !e.EndsWith(".log", StringComparison.Ordinal));
     }
 
     private static async Task AssertRestoresToAsync(ProviderConnection connection, VmBackupResult backup,

@@ -14,6 +14,9 @@ internal static class RepoPaths
     public static string DirectoryProviderDll =>
         Path.Combine(Root, "providers", "directory", "bin", Configuration, "net10.0", "grpc-backup-provider-directory.dll");
 
+    public static string BorgProviderDll =>
+        Path.Combine(Root, "providers", "borg", "bin", Configuration, "net10.0", "grpc-backup-provider-borg.dll");
+
     public static string DemoGuestDll =>
         Path.Combine(Root, "build", "Grpc.Backup.DemoGuest", "bin", Configuration, "net10.0", "grpc-backup-demo-guest.dll");
 

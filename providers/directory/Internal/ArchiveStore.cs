@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Grpc.Backup.Protocol;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 

@@ -1,5 +1,6 @@
-using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Provider;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 

@@ -1,4 +1,5 @@
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 

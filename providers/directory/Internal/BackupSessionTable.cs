@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 

@@ -1,5 +1,6 @@
-using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Provider;
 using Grpc.Core;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
@@ -40,36 +41,45 @@ internal static class BackupVmValidation
             switch (volume.SourceCase)
             {
                 case VmVolume.SourceOneofCase.Nbd:
+                    volumes.Add(new ValidatedVolume(device, (long)volume.SizeBytes, volume.BitmapMode, ValidateNbd(device, volume), null));
                     break;
                 case VmVolume.SourceOneofCase.File:
-                    throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
-                        $"device {device} is a FILE_HANDLE source; this provider advertises only the NBD mechanism");
+                    if (volume.File.File is not { Kind: FdKind.File })
+                    {
+                        throw DirectoryErrors.InvalidArgument($"device {device}: the file source is missing or not declared FD_KIND_FILE");
+                    }
+                    volumes.Add(new ValidatedVolume(device, (long)volume.SizeBytes, volume.BitmapMode, null, volume.File));
+                    break;
                 default:
                     throw DirectoryErrors.InvalidArgument($"device {device} has no source");
             }
-            NbdVolumeSource nbd = volume.Nbd;
-            if (nbd.Socket is null)
-            {
-                throw DirectoryErrors.InvalidArgument($"device {device} has no NBD socket");
-            }
-            if (nbd.Socket.Kind != FdKind.NbdSocket)
-            {
-                throw DirectoryErrors.InvalidArgument($"device {device}: the NBD socket is declared as {nbd.Socket.Kind}");
-            }
-            if (volume.BitmapMode == BitmapMode.Reuse && string.IsNullOrEmpty(nbd.BitmapContext))
-            {
-                throw DirectoryErrors.InvalidArgument($"device {device} is REUSE but names no bitmap_context");
-            }
-            if (volume.BitmapMode != BitmapMode.Reuse && !string.IsNullOrEmpty(nbd.BitmapContext))
-            {
-                throw DirectoryErrors.InvalidArgument($"device {device} names a bitmap_context but its bitmap_mode is {volume.BitmapMode}");
-            }
-            if (nbd.ExtraConnections > MaxExtraConnections || nbd.Socket.Index + (ulong)nbd.ExtraConnections > MaxExtraConnections)
-            {
-                throw DirectoryErrors.InvalidArgument($"device {device} asks for {nbd.ExtraConnections} extra connections");
-            }
-            volumes.Add(new ValidatedVolume(device, (long)volume.SizeBytes, volume.BitmapMode, nbd));
         }
         return volumes;
+    }
+
+    private static NbdVolumeSource ValidateNbd(string device, VmVolume volume)
+    {
+        NbdVolumeSource nbd = volume.Nbd;
+        if (nbd.Socket is null)
+        {
+            throw DirectoryErrors.InvalidArgument($"device {device} has no NBD socket");
+        }
+        if (nbd.Socket.Kind != FdKind.NbdSocket)
+        {
+            throw DirectoryErrors.InvalidArgument($"device {device}: the NBD socket is declared as {nbd.Socket.Kind}");
+        }
+        if (volume.BitmapMode == BitmapMode.Reuse && string.IsNullOrEmpty(nbd.BitmapContext))
+        {
+            throw DirectoryErrors.InvalidArgument($"device {device} is REUSE but names no bitmap_context");
+        }
+        if (volume.BitmapMode != BitmapMode.Reuse && !string.IsNullOrEmpty(nbd.BitmapContext))
+        {
+            throw DirectoryErrors.InvalidArgument($"device {device} names a bitmap_context but its bitmap_mode is {volume.BitmapMode}");
+        }
+        if (nbd.ExtraConnections > MaxExtraConnections || nbd.Socket.Index + (ulong)nbd.ExtraConnections > MaxExtraConnections)
+        {
+            throw DirectoryErrors.InvalidArgument($"device {device} asks for {nbd.ExtraConnections} extra connections");
+        }
+        return nbd;
     }
 }

@@ -2,8 +2,11 @@ using Grpc.Backup.Protocol.V1;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
-/// <summary>A BackupVm volume that passed validation, with the incremental base chosen for it (REUSE only).</summary>
-internal sealed record ValidatedVolume(string Device, long SizeBytes, BitmapMode BitmapMode, NbdVolumeSource Source)
+/// <summary>
+/// A BackupVm volume that passed validation, with the incremental base chosen for it (REUSE only). Exactly one of
+/// <see cref="Nbd"/> (NBD mechanism) and <see cref="File"/> (FILE_HANDLE mechanism) is set.
+/// </summary>
+internal sealed record ValidatedVolume(string Device, long SizeBytes, BitmapMode BitmapMode, NbdVolumeSource? Nbd, FileVolumeSource? File)
 {
     public bool IsIncremental => BitmapMode == BitmapMode.Reuse;
 

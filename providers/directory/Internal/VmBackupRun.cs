@@ -5,27 +5,37 @@ using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
 using Grpc.Backup.Transport;
 using Grpc.Core;
+using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
 /// <summary>
-/// One BackupVm call: validates the start message, claims every NBD socket at once (claims expire), then under the
-/// guest's lock chooses incremental bases, stores the configurations and copies the volumes one after the other:
+/// One BackupVm call: validates the start message, claims every passed fd at once (claims expire): NBD sockets or
+/// snapshot files; then under the guest's lock chooses incremental bases, stores the configurations and copies the
+/// volumes one after the other (a FILE_HANDLE volume's extents are read from the request stream just before it):
 /// full ones into sparse raw files, incremental ones into qcow2 overlays on the previous image.
 /// </summary>
 internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTools tools, ProviderFds fds,
     DirectoryRepositoryOptions options, TimeProvider timeProvider)
 {
-    public async Task RunAsync(BackupSession session, BackupVmStart start, IServerStreamWriter<BackupVmEvent> stream,
-        CancellationToken cancellationToken)
+    public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
+        IServerStreamWriter<BackupVmEvent> stream, CancellationToken cancellationToken)
     {
         List<ValidatedVolume> volumes = BackupVmValidation.Validate(start);
         var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
+        var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
         try
         {
             foreach (ValidatedVolume volume in volumes)
             {
-                sockets[volume.Device] = await ClaimSocketsAsync(volume, cancellationToken);
+                if (volume.File is { } file)
+                {
+                    files[volume.Device] = await ClaimFileAsync(volume, file, cancellationToken);
+                }
+                else
+                {
+                    sockets[volume.Device] = await ClaimSocketsAsync(volume, cancellationToken);
+                }
             }
             using IDisposable guestLock = await locks.AcquireAsync(session.GuestId, cancellationToken);
             ChooseBases(session, volumes);
@@ -35,10 +45,15 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
             foreach (ValidatedVolume volume in volumes)
             {
-                List<Socket> volumeSockets = sockets[volume.Device];
+                (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
+                    ? await OpenFileAsync(volume, file, requests, cancellationToken)
+                    : await OpenNbdAsync(volume, sockets[volume.Device], cancellationToken);
                 sockets.Remove(volume.Device);
-                ManifestVolume stored = await BackupVolumeAsync(session, volume, volumeSockets, bandwidth, events, cancellationToken);
-                session.Volumes.Add(stored);
+                await using (reader)
+                {
+                    ManifestVolume stored = await BackupVolumeAsync(session, volume, reader, plan, bandwidth, events, cancellationToken);
+                    session.Volumes.Add(stored);
+                }
             }
             WriteManifest(session, start, complete: false);
         }
@@ -48,6 +63,79 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             {
                 socket.Dispose();
             }
+            foreach (SafeFileHandle file in files.Values)
+            {
+                file.Dispose();
+            }
+        }
+    }
+
+    private async Task<SafeFileHandle> ClaimFileAsync(ValidatedVolume volume, FileVolumeSource source, CancellationToken cancellationToken)
+    {
+        using PassedFd passed = await fds.ClaimAsync(source.File, cancellationToken);
+        SafeFileHandle file = passed.TakeFileHandle();
+        long length;
+        try
+        {
+            length = RandomAccess.GetLength(file);
+        }
+        catch (IOException e)
+        {
+            file.Dispose();
+            throw SnapshotErrors.Broken(volume.Device, "reading the size of its file", e);
+        }
+        if (length != volume.SizeBytes)
+        {
+            file.Dispose();
+            throw DirectoryErrors.InvalidArgument($"device {volume.Device} was declared with {volume.SizeBytes} bytes but its file has {length}");
+        }
+        return file;
+    }
+
+    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVolume volume, SafeFileHandle file,
+        IAsyncStreamReader<BackupVmRequest> requests, CancellationToken cancellationToken)
+    {
+        var reader = new FileSnapshotReader(file);
+        try
+        {
+            return (reader, await FileExtentPlan.ReadAsync(requests, volume, cancellationToken));
+        }
+        catch
+        {
+            await reader.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVolume volume, List<Socket> sockets,
+        CancellationToken cancellationToken)
+    {
+        string context = volume.IsIncremental ? volume.Nbd!.BitmapContext : NbdMetaContexts.BaseAllocation;
+        NbdSource source = await ConnectAsync(volume, sockets, context, cancellationToken);
+        try
+        {
+            if (source.Export.Size != volume.SizeBytes)
+            {
+                throw DirectoryErrors.InvalidArgument(
+                    $"device {volume.Device} was declared with {volume.SizeBytes} bytes but its NBD export has {source.Export.Size}");
+            }
+            List<PlannedExtent> plan;
+            try
+            {
+                plan = volume.IsIncremental
+                    ? await ExtentMap.BuildAsync(source, volume.SizeBytes, ExtentMap.ClassifyDirty, ExtentAction.Copy, cancellationToken)
+                    : await ExtentMap.BuildAsync(source, volume.SizeBytes, ExtentMap.ClassifyAllocation, ExtentAction.Copy, cancellationToken);
+            }
+            catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
+            {
+                throw SnapshotErrors.Broken(volume.Device, "mapping it with block status", e);
+            }
+            return (new NbdSnapshotReader(source), plan);
+        }
+        catch
+        {
+            await source.DisposeAsync();
+            throw;
         }
     }
 
@@ -56,8 +144,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         var claimed = new List<Socket>();
         try
         {
-            FdRef first = volume.Source.Socket;
-            for (uint i = 0; i <= volume.Source.ExtraConnections; i++)
+            FdRef first = volume.Nbd!.Socket;
+            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
             {
                 var reference = new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind };
                 using PassedFd passed = await fds.ClaimAsync(reference, cancellationToken);
@@ -104,21 +192,13 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVolume volume, List<Socket> sockets,
-        TokenBucket bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
+    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVolume volume, ISnapshotReader source,
+        List<PlannedExtent> plan, TokenBucket bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
     {
-        string context = volume.IsIncremental ? volume.Source.BitmapContext : NbdMetaContexts.BaseAllocation;
-        await using NbdSource source = await ConnectAsync(volume, sockets, context, cancellationToken);
-        if (source.Export.Size != volume.SizeBytes)
-        {
-            throw DirectoryErrors.InvalidArgument(
-                $"device {volume.Device} was declared with {volume.SizeBytes} bytes but its NBD export has {source.Export.Size}");
-        }
-        if (!source.CanTrim)
+        if (!source.CanDiscard)
         {
             await events.LogAsync(LogRecord.Types.Level.Info,
-                $"{volume.Device}: the export does not accept TRIM{(source.Export.IsReadOnly ? " (read-only)" : "")}; copying without trimming",
-                cancellationToken);
+                $"{volume.Device}: the export does not accept TRIM (read-only); copying without trimming", cancellationToken);
         }
 
         string directory = store.DirectoryOf(session.Archive);
@@ -128,9 +208,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
         {
             var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth);
-            result = volume.IsIncremental
-                ? await copier.CopyAsync(ExtentMap.ClassifyDirty, ExtentAction.Copy, cancellationToken)
-                : await copier.CopyAsync(ExtentMap.ClassifyAllocation, ExtentAction.Copy, cancellationToken);
+            result = await copier.CopyAsync(plan, cancellationToken);
             try
             {
                 await target.FinishAsync(cancellationToken);
@@ -170,7 +248,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
     {
         try
         {
-            return await NbdSource.ConnectAsync(sockets, volume.Source.ExportName, context, requireContext: volume.IsIncremental,
+            return await NbdSource.ConnectAsync(sockets, volume.Nbd!.ExportName, context, requireContext: volume.IsIncremental,
                 options.CopyRequestSize, options.CopyDepth, cancellationToken);
         }
         catch (NbdHandshakeException e)

@@ -1,15 +1,16 @@
-using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
 /// <summary>
-/// Copies one volume from the host's NBD export into a target: maps it first (<see cref="ExtentMap"/>), then reads the
+/// Copies one volume from the host's snapshot (NBD export or passed file) into a target along a plan made before
+/// anything is read (<see cref="ExtentMap"/> for NBD, <see cref="FileExtentPlan"/> for streamed extents): reads the
 /// ranges to copy in chunks of the request size with several chunks in flight, stores each chunk (zero blocks as
-/// holes or zero clusters), and TRIMs exactly what it stored, so the host's fleecing space shrinks as the copy goes
-/// and no trimmed range is ever read again.
+/// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
+/// and no discarded range is ever read again.
 /// </summary>
-internal sealed class VolumeCopier(string device, NbdSource source, IVolumeTarget target, TokenBucket bandwidth,
+internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, TokenBucket bandwidth,
     BackupEventWriter events, int requestSize, int depth)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
@@ -22,23 +23,11 @@ internal sealed class VolumeCopier(string device, NbdSource source, IVolumeTarge
     private int _trimDisabled;
 
     /// <summary>
-    /// Copies with <paramref name="classify"/> deciding per block-status extent; <paramref name="withoutContext"/> applies
-    /// when the export offered no meta context. Read failures are ABORTED SNAPSHOT_BROKEN; write failures are the
+    /// Copies along <paramref name="plan"/>. Read failures are ABORTED SNAPSHOT_BROKEN; write failures are the
     /// repository's (<see cref="DirectoryErrors.FromStorage"/>).
     /// </summary>
-    public async Task<VolumeCopyResult> CopyAsync(Func<uint, ExtentAction> classify, ExtentAction withoutContext,
-        CancellationToken cancellationToken)
+    public async Task<VolumeCopyResult> CopyAsync(List<PlannedExtent> plan, CancellationToken cancellationToken)
     {
-        long size = source.Export.Size;
-        List<PlannedExtent> plan;
-        try
-        {
-            plan = await ExtentMap.BuildAsync(source, size, classify, withoutContext, cancellationToken);
-        }
-        catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
-        {
-            throw SnapshotErrors.Broken(device, "mapping it with block status", e);
-        }
         long total = plan.Where(e => e.Action != ExtentAction.Skip).Sum(e => e.Length);
         _trims = new TrimBatcher(TrimBatchSize, TrimBatcher.ClosingOffsets(plan), TrimAsync);
         await events.ProgressAsync(device, 0, total, force: true, cancellationToken);
@@ -84,7 +73,7 @@ internal sealed class VolumeCopier(string device, NbdSource source, IVolumeTarge
     {
         try
         {
-            await source.Client.ReadAsync(offset, buffer, cancellationToken);
+            await source.ReadAsync(offset, buffer, cancellationToken);
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
@@ -133,31 +122,30 @@ internal sealed class VolumeCopier(string device, NbdSource source, IVolumeTarge
     }
 
     /// <summary>
-    /// TRIMs a stored range (called by the batcher). TRIM only saves the host space, so an export that refuses it does not fail the backup:
-    /// the first refusal is logged and trimming stops. A lost connection, though, is a broken snapshot.
+    /// Discards a stored range (called by the batcher). Discarding only saves the host space, so a source that refuses
+    /// it does not fail the backup: the first refusal is logged and discarding stops. A lost connection or a failing
+    /// file, though, is a broken snapshot.
     /// </summary>
     private async Task TrimAsync(long offset, long length, CancellationToken cancellationToken)
     {
-        if (!source.CanTrim || Volatile.Read(ref _trimDisabled) != 0)
+        if (!source.CanDiscard || Volatile.Read(ref _trimDisabled) != 0)
         {
             return;
         }
+        string? refused;
         try
         {
-            await source.Client.TrimAsync(offset, length, NbdCommandFlags.None, cancellationToken);
-        }
-        catch (NbdException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            if (Interlocked.Exchange(ref _trimDisabled, 1) == 0)
-            {
-                await events.LogAsync(LogRecord.Types.Level.Warning,
-                    $"{device}: the export refused TRIM ({e.Message}); the rest of the volume is copied without trimming",
-                    cancellationToken);
-            }
+            refused = await source.DiscardAsync(offset, length, cancellationToken);
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
-            throw SnapshotErrors.Broken(device, $"trimming {length} bytes at offset {offset}", e);
+            throw SnapshotErrors.Broken(device, $"discarding {length} bytes at offset {offset}", e);
+        }
+        if (refused is not null && Interlocked.Exchange(ref _trimDisabled, 1) == 0)
+        {
+            await events.LogAsync(LogRecord.Types.Level.Warning,
+                $"{device}: the source refused to discard ({refused}); the rest of the volume is copied without discarding",
+                cancellationToken);
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Threading.RateLimiting;
 using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Orchestrator.Internal;
@@ -14,7 +13,7 @@ internal static class BlockCopier
     private const int ChunkSize = 4 * 1024 * 1024;
     private const int InFlight = 4;
 
-    public static async Task<long> CopyAsync(IBlockSource source, SafeFileHandle target, long size, RateLimiter? limiter,
+    public static async Task<long> CopyAsync(IBlockSource source, SafeFileHandle target, long size, ByteRateLimiter? limiter,
         Action<long>? progress, CancellationToken cancellationToken)
     {
         long written = 0;
@@ -46,7 +45,7 @@ internal static class BlockCopier
                     {
                         if (limiter is not null)
                         {
-                            using RateLimitLease lease = await limiter.AcquireAsync(chunkLength, cancellationToken);
+                            await limiter.AcquireAsync(chunkLength, cancellationToken);
                         }
                         Memory<byte> data = buffer.AsMemory(0, chunkLength);
                         await source.ReadAsync(at, data, cancellationToken);
@@ -80,22 +79,5 @@ internal static class BlockCopier
     }
 
     /// <summary>A limiter for <paramref name="bytesPerSecond"/>, or null for unlimited.</summary>
-    public static TokenBucketRateLimiter? CreateLimiter(ulong bytesPerSecond)
-    {
-        if (bytesPerSecond == 0)
-        {
-            return null;
-        }
-        int perTenth = (int)Math.Clamp(bytesPerSecond / 10, 1, int.MaxValue);
-        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-        {
-            // One chunk must fit in the bucket, or a lease for it could never be granted.
-            TokenLimit = Math.Max(perTenth, ChunkSize),
-            TokensPerPeriod = perTenth,
-            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
-            QueueLimit = int.MaxValue,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            AutoReplenishment = true,
-        });
-    }
+    public static ByteRateLimiter? CreateLimiter(ulong bytesPerSecond) => bytesPerSecond == 0 ? null : new ByteRateLimiter(bytesPerSecond);
 }

@@ -138,7 +138,7 @@ public sealed partial class GuestInventory
         }
         foreach (string key in options.Keys)
         {
-            if (key is not ("file" or "format" or "node" or "filter" or "throttle-group" or "backup"))
+            if (key is not ("file" or "format" or "node" or "filter" or "throttle-group" or "backup" or "size"))
             {
                 throw line.Error($"unknown disk option '{key}'");
             }
@@ -154,7 +154,23 @@ public sealed partial class GuestInventory
         string filter = NodeName(line, Required(line, options, "filter"));
         string group = options.TryGetValue("throttle-group", out string? g) ? NodeName(line, g) : "";
         bool backup = ParseYesNo(line, options);
-        return new VmDisk(device, file, format, node, filter, group, backup);
+        ulong? size = options.TryGetValue("size", out string? sizeText) ? ParseSize(line, sizeText) : null;
+        return new VmDisk(device, file, format, node, filter, group, backup, size);
+    }
+
+    /// <summary>At most 64 TiB: an excluded disk is recreated from this number, and a config is not to be trusted blindly.</summary>
+    private const ulong MaxDiskSize = 64UL << 40;
+
+    private static ulong ParseSize(ConfigLine line, string text)
+    {
+        int shift = text.Length > 0 ? text[^1] switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 } : 0;
+        string digits = shift == 0 ? text : text[..^1];
+        if (!ulong.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong value)
+            || value == 0 || value > MaxDiskSize >> shift || ((value << shift) & 511) != 0)
+        {
+            throw line.Error($"size={text}: expected a positive multiple of 512 bytes up to 64T (suffixes K, M, G, T)");
+        }
+        return value << shift;
     }
 
     private static string Single(ConfigLine line, string? existing) =>

@@ -10,6 +10,10 @@ namespace Grpc.Backup.Orchestrator.Inventory;
 /// <param name="FormatNode">The QEMU node name of the image's format layer.</param>
 /// <param name="FilterNode">The QEMU node name of the throttle filter above it.</param>
 /// <param name="ThrottleGroup">The throttle group of the filter node; reopening must restate it.</param>
-/// <param name="Backup">False: the disk never reaches a provider.</param>
+/// <param name="Backup">False (<c>backup=no</c>): the disk never reaches a provider.</param>
+/// <param name="SizeBytes">
+/// The disk's virtual size (<c>size=</c>, bytes or with a K/M/G/T suffix), if the config records it. A restore needs it
+/// to recreate a disk excluded from backup as an empty disk of the same size.
+/// </param>
 public sealed record VmDisk(string DeviceName, string ImagePath, DiskFormat Format, string FormatNode, string FilterNode,
-    string ThrottleGroup, bool Backup);
+    string ThrottleGroup, bool Backup, ulong? SizeBytes = null);

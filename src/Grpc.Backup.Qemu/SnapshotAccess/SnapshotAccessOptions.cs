@@ -43,6 +43,12 @@ public sealed class SnapshotAccessOptions
     /// </summary>
     public Action<SnapshotAccessLogLevel, string>? Log { get; init; }
 
+    /// <summary>
+    /// Reads of the exports are limited to this many bytes per second by a QEMU throttle group on a filter node over
+    /// each snapshot-access node (per disk, disks are read one after the other); 0 means unlimited.
+    /// </summary>
+    public ulong BandwidthLimit { get; init; }
+
     /// <summary>How long teardown waits for <c>BLOCK_EXPORT_DELETED</c> before it forces the export closed.</summary>
     public TimeSpan ExportDeleteTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

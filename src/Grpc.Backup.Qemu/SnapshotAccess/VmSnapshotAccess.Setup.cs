@@ -169,7 +169,7 @@ public sealed partial class VmSnapshotAccess
         }
     }
 
-    /// <summary>snapshot-access nodes and NBD exports, after the window.</summary>
+    /// <summary>snapshot-access nodes, the bandwidth throttle and NBD exports, after the window.</summary>
     private async Task ExposeAsync(CancellationToken cancellationToken)
     {
         var exports = new List<SnapshotExport>(_disks.Length);
@@ -178,8 +178,16 @@ public sealed partial class VmSnapshotAccess
             await SnapshotStep.RunAsync(disk.DeviceName, "add snapshot-access node", () => SnapshotGraphCommands.AddSnapshotAccessAsync(_qmp, disk.SnapshotNode, disk.CbwNode, cancellationToken));
             disk.Progress.SnapshotNodeAdded = true;
 
+            if (_options.BandwidthLimit > 0)
+            {
+                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle group", () => SnapshotGraphCommands.AddReadThrottleGroupAsync(_qmp, disk.ThrottleGroupId, _options.BandwidthLimit, cancellationToken));
+                disk.Progress.ThrottleGroupAdded = true;
+                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle node", () => SnapshotGraphCommands.AddThrottleNodeAsync(_qmp, disk.ThrottleNode, disk.ThrottleGroupId, disk.SnapshotNode, cancellationToken));
+                disk.Progress.ThrottleNodeAdded = true;
+            }
+
             string? exportedBitmap = disk.Plan.Outcome == BitmapOutcome.Reuse ? disk.BitmapName : null;
-            await SnapshotStep.RunAsync(disk.DeviceName, "add NBD export", () => SnapshotGraphCommands.AddExportAsync(_qmp, disk.ExportId, disk.SnapshotNode, disk.DeviceName, disk.FormatNode, exportedBitmap, cancellationToken));
+            await SnapshotStep.RunAsync(disk.DeviceName, "add NBD export", () => SnapshotGraphCommands.AddExportAsync(_qmp, disk.ExportId, disk.ExportedNode, disk.DeviceName, disk.FormatNode, exportedBitmap, cancellationToken));
             disk.Progress.ExportAdded = true;
 
             exports.Add(new SnapshotExport

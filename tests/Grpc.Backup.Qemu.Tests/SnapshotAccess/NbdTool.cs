@@ -13,7 +13,7 @@ internal sealed class NbdTool
     // Prints one JSON object per call; NBD errors are results ("errno"), not failures, because several
     // tests assert that an operation is refused.
     private const string Script = """
-        import hashlib, json, sys
+        import hashlib, json, sys, time
         import nbd
 
         def connect(uri, ctx=None):
@@ -41,11 +41,13 @@ internal sealed class NbdTool
             if cmd == "sha256":
                 h = connect(uri)
                 size, off, d = h.get_size(), 0, hashlib.sha256()
+                chunk = int(rest[0]) if rest else 4 << 20
+                started = time.monotonic()
                 while off < size:
-                    n = min(4 << 20, size - off)
+                    n = min(chunk, size - off)
                     d.update(h.pread(n, off))
                     off += n
-                return {"sha256": d.hexdigest(), "size": size}
+                return {"sha256": d.hexdigest(), "size": size, "seconds": time.monotonic() - started}
             if cmd == "map":
                 ctx = rest[0]
                 h = connect(uri, ctx)
@@ -108,6 +110,13 @@ internal sealed class NbdTool
     public static string Uri(SnapshotExport export) => Uri(export.NbdSocketPath, export.ExportName);
 
     public async Task<string> Sha256Async(string uri) => (string)(await RunAsync("sha256", uri))["sha256"]!;
+
+    /// <summary>Reads the whole export in requests of <paramref name="requestSize"/>, back to back, timing only the reads.</summary>
+    public async Task<(string Sha256, double Seconds)> TimedSha256Async(string uri, int requestSize)
+    {
+        JsonObject result = await RunAsync("sha256", uri, requestSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return ((string)result["sha256"]!, (double)result["seconds"]!);
+    }
 
     /// <summary>The extents of <paramref name="context"/> with bit 0 (dirty) set, adjacent ones merged.</summary>
     public async Task<List<(long Offset, long Length)>> DirtyExtentsAsync(string uri, string context)

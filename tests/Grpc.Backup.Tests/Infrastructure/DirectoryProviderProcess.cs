@@ -23,6 +23,11 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
 
     public string RepositoryPath => _directory.File("repo");
 
+    /// <summary>Starts the provider with <c>--vm-mechanism</c> set to the protocol's name of <paramref name="mechanism"/>.</summary>
+    public static Task<DirectoryProviderProcess> StartAsync(Protocol.V1.VmBackupMechanism mechanism) =>
+        StartAsync(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            "--vm-mechanism", mechanism == Protocol.V1.VmBackupMechanism.FileHandle ? "file-handle" : "nbd");
+
     public static async Task<DirectoryProviderProcess> StartAsync(
         UnixFileMode directoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, params string[] extraArguments)
     {

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Grpc.Backup.Providers.Directory.Internal.Interop;
 
-/// <summary>The few libc calls .NET has no managed API for: allocated size (statx) and directory fsync.</summary>
+/// <summary>The few libc calls .NET has no managed API for: allocated size (statx), directory fsync and punch-hole.</summary>
 internal static unsafe partial class LibC
 {
     public const int AtFdCwd = -100;
@@ -15,15 +15,17 @@ internal static unsafe partial class LibC
     /// <summary>Offset of stx_blocks (u64, 512-byte units) in struct statx.</summary>
     public const int StatxBlocksOffset = 48;
 
-    public const int ORdOnly = 0;
-    public const int ODirectory = 0x10000;
-    public const int OCloExec = 0x80000;
-
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Statx(int dirFd, string path, int flags, uint mask, byte* buffer);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
+
+    public const int FallocKeepSize = 0x01;
+    public const int FallocPunchHole = 0x02;
+
+    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int Fallocate(int fd, int mode, long offset, long length);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);

@@ -19,5 +19,11 @@ internal sealed class DiskProgress
 
     public bool SnapshotNodeAdded { get; set; }
 
+    public bool ThrottleGroupAdded { get; set; }
+
+    public bool ThrottleNodeAdded { get; set; }
+
     public bool ExportAdded { get; set; }
+
+
 }

@@ -18,7 +18,10 @@ internal sealed class DiskSession
         CbwNode = $"{prefix}cbw{index}";
         SnapshotNode = $"{prefix}snap{index}";
         ExportId = $"{prefix}exp{index}";
+        ThrottleNode = $"{prefix}thr{index}";
+        ThrottleGroupId = $"{prefix}tg{index}";
         FleecingPath = Path.Combine(options.FleecingDirectory, $"fleece-{backupId}-{index}.raw");
+
     }
 
     public SnapshotDisk Disk { get; }
@@ -49,6 +52,15 @@ internal sealed class DiskSession
     public string ExportId { get; }
 
     public string FleecingPath { get; }
+
+    /// <summary>Throttle filter over the snapshot-access node when the job has a bandwidth limit.</summary>
+    public string ThrottleNode { get; }
+
+    /// <summary>The throttle group (QOM object) of <see cref="ThrottleNode"/>, one per disk and backup.</summary>
+    public string ThrottleGroupId { get; }
+
+    /// <summary>The node the exports read: the throttle filter when there is one, else the snapshot-access node.</summary>
+    public string ExportedNode => Progress.ThrottleNodeAdded ? ThrottleNode : SnapshotNode;
 
     public ulong SizeBytes { get; set; }
 

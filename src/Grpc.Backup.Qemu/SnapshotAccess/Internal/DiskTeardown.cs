@@ -17,7 +17,17 @@ internal sealed class DiskTeardown(QmpClient qmp, DiskSession disk, SnapshotLog 
             await TryAsync("delete NBD export", () => ExportDeletion.DeleteAsync(qmp, disk.ExportId, exportDeleteTimeout, log, cancellationToken), () => Progress.ExportAdded = false);
         }
 
-        if (Progress.SnapshotNodeAdded && !Progress.ExportAdded)
+        if (Progress.ThrottleNodeAdded && !Progress.ExportAdded)
+        {
+            await TryAsync("delete throttle node", () => SnapshotGraphCommands.DeleteNodeAsync(qmp, disk.ThrottleNode, CancellationToken.None), () => Progress.ThrottleNodeAdded = false);
+        }
+
+        if (Progress.ThrottleGroupAdded && !Progress.ThrottleNodeAdded)
+        {
+            await TryAsync("delete throttle group", () => SnapshotGraphCommands.DeleteObjectAsync(qmp, disk.ThrottleGroupId, CancellationToken.None), () => Progress.ThrottleGroupAdded = false);
+        }
+
+        if (Progress.SnapshotNodeAdded && !Progress.ExportAdded && !Progress.ThrottleNodeAdded)
         {
             await TryAsync("delete snapshot-access node", () => SnapshotGraphCommands.DeleteNodeAsync(qmp, disk.SnapshotNode, CancellationToken.None), () => Progress.SnapshotNodeAdded = false);
         }

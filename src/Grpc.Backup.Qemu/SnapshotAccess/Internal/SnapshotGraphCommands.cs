@@ -104,6 +104,35 @@ internal static class SnapshotGraphCommands
         return qmp.ExecuteAsync("block-export-add", arguments, cancellationToken);
     }
 
+    /// <summary>
+    /// A throttle group that limits reads to <paramref name="bytesPerSecond"/>: the host's own enforcement of the
+    /// job's bandwidth limit, whatever the provider does. QEMU allows a burst of a tenth of a second by default.
+    /// </summary>
+    public static Task AddReadThrottleGroupAsync(QmpClient qmp, string groupId, ulong bytesPerSecond, CancellationToken cancellationToken)
+        => qmp.ExecuteAsync("object-add", new JsonObject
+        {
+            ["qom-type"] = "throttle-group",
+            ["id"] = groupId,
+            ["limits"] = new JsonObject { ["bps-read"] = bytesPerSecond },
+        }, cancellationToken);
+
+    /// <summary>
+    /// The throttle filter between the snapshot-access node and the exports. <c>discard:"unmap"</c> passes a
+    /// provider's TRIM or punch-hole down; every layer drops discards without it.
+    /// </summary>
+    public static Task AddThrottleNodeAsync(QmpClient qmp, string nodeName, string groupId, string childNode, CancellationToken cancellationToken)
+        => qmp.ExecuteAsync("blockdev-add", new JsonObject
+        {
+            ["driver"] = "throttle",
+            ["node-name"] = nodeName,
+            ["throttle-group"] = groupId,
+            ["file"] = childNode,
+            ["discard"] = "unmap",
+        }, cancellationToken);
+
+    public static Task DeleteObjectAsync(QmpClient qmp, string id, CancellationToken cancellationToken)
+        => qmp.ExecuteAsync("object-del", new JsonObject { ["id"] = id }, cancellationToken);
+
     public static Task DeleteNodeAsync(QmpClient qmp, string nodeName, CancellationToken cancellationToken)
         => qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = nodeName }, cancellationToken);
 }

@@ -1,0 +1,341 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Grpc.Backup.Nbd;
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
+using Grpc.Backup.Transport;
+using Grpc.Core;
+
+namespace Grpc.Backup.Providers.Borg.Internal;
+
+/// <summary>
+/// One BackupVm call: claims every passed fd at once (claims expire), takes the repository lock, picks the previous
+/// archive of each REUSE volume, and streams one tar into <c>borg import-tar</c>: guest.conf, firewall.conf, then
+/// each volume as <c>&lt;device&gt;.raw</c>, a whole disk image (<see cref="VolumeStreamer"/>). The archive is written
+/// as NAME.partial; BackupCleanup(success) renames it.
+/// </summary>
+internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repositoryLock, Catalog catalog, BorgCli borg,
+    ProviderFds fds, TimeProvider timeProvider)
+{
+    private const int MaxConfigBytes = 64 * 1024;
+
+    public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
+        IServerStreamWriter<BackupVmEvent> responses, CancellationToken cancellationToken)
+    {
+        VmVolumeValidation.Validate(start);
+        if (start.GuestConfig.Length > MaxConfigBytes || start.FirewallConfig.Length > MaxConfigBytes)
+        {
+            throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
+        }
+        var claimed = new Dictionary<string, List<PassedFd>>(StringComparer.Ordinal);
+        try
+        {
+            foreach (VmVolume volume in start.Volumes)
+            {
+                claimed[volume.DeviceName] = await ClaimAsync(volume, cancellationToken);
+            }
+            using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);
+            Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
+            ArchiveMetadata metadata = MetadataFor(session, start, bases);
+
+            using var events = new BackupEventWriter(responses, timeProvider);
+            var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
+            var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
+            JsonElement stats;
+            await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))
+            {
+                try
+                {
+                    Stream tar = import.StandardInput;
+                    await WriteMemberAsync(tar, "guest.conf", start.GuestConfig.ToByteArray(), metadata.BackupTime, cancellationToken);
+                    if (start.HasFirewallConfig)
+                    {
+                        await WriteMemberAsync(tar, "firewall.conf", start.FirewallConfig.ToByteArray(), metadata.BackupTime, cancellationToken);
+                    }
+                    foreach (VmVolume volume in start.Volumes)
+                    {
+                        List<PassedFd> passed = claimed[volume.DeviceName];
+                        claimed.Remove(volume.DeviceName);
+                        bytesRead[volume.DeviceName] = await StreamVolumeAsync(volume, passed, bases.GetValueOrDefault(volume.DeviceName),
+                            requests, tar, metadata.BackupTime, bandwidth, events, cancellationToken);
+                    }
+                    await tar.WriteAsync(TarHeader.EndOfArchive(), cancellationToken);
+                    await tar.FlushAsync(cancellationToken);
+                    tar.Close();
+                    using JsonDocument result = JsonDocument.Parse(await import.ReadOutputAsync(cancellationToken));
+                    stats = result.RootElement.GetProperty("archive").GetProperty("stats").Clone();
+                }
+                catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // borg stopped reading: its own error says why.
+                    await import.WaitAsync(cancellationToken);
+                    throw new BorgException($"borg import-tar stopped reading its input: {e.Message}", 2, null);
+                }
+                catch (BorgException e)
+                {
+                    throw BorgErrors.From(e, "storing the backup");
+                }
+            }
+
+            Dictionary<string, long> storedPerMember = await StoredPerMemberAsync(session.Archive.PartialBorgName, cancellationToken);
+            foreach (VolumeMetadata volume in metadata.Volumes)
+            {
+                await events.CompletedAsync(new VolumeCompleted
+                {
+                    DeviceName = volume.Device,
+                    BitmapMode = start.Volumes.Single(v => v.DeviceName == volume.Device).BitmapMode,
+                    BytesRead = (ulong)bytesRead[volume.Device],
+                    BytesStored = (ulong)storedPerMember.GetValueOrDefault(volume.MemberName),
+                }, cancellationToken);
+            }
+            var entry = new CatalogEntry
+            {
+                Metadata = metadata,
+                Notes = session.Notes,
+                OriginalSize = metadata.Volumes.Sum(v => v.SizeBytes),
+                CompressedSize = stats.GetProperty("compressed_size").GetInt64(),
+                DeduplicatedSize = stats.GetProperty("deduplicated_size").GetInt64(),
+                BytesRead = bytesRead,
+            };
+            await events.LogAsync(LogRecord.Types.Level.Info,
+                $"borg archive {session.Archive.PartialBorgName}: {entry.OriginalSize} bytes of disks, {entry.CompressedSize} compressed, "
+                + $"{entry.DeduplicatedSize} new in the repository", cancellationToken);
+            session.Stored = entry;
+            catalog.Write(session.Archive, entry);
+        }
+        finally
+        {
+            foreach (PassedFd fd in claimed.Values.SelectMany(f => f))
+            {
+                fd.Dispose();
+            }
+        }
+    }
+
+    private async Task<List<PassedFd>> ClaimAsync(VmVolume volume, CancellationToken cancellationToken)
+    {
+        var claimed = new List<PassedFd>();
+        try
+        {
+            if (volume.SourceCase == VmVolume.SourceOneofCase.File)
+            {
+                claimed.Add(await fds.ClaimAsync(volume.File.File, cancellationToken));
+                return claimed;
+            }
+            FdRef first = volume.Nbd.Socket;
+            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
+            {
+                claimed.Add(await fds.ClaimAsync(new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind },
+                    cancellationToken));
+            }
+            return claimed;
+        }
+        catch
+        {
+            claimed.ForEach(c => c.Dispose());
+            throw;
+        }
+    }
+
+    /// <summary>REUSE needs the device's last successful archive, still in the repository, with the same size.</summary>
+    private async Task<Dictionary<string, IncrementalBase>> ChooseBasesAsync(BackupSession session, BackupVmStart start,
+        CancellationToken cancellationToken)
+    {
+        var bases = new Dictionary<string, IncrementalBase>(StringComparer.Ordinal);
+        if (!start.Volumes.Any(v => v.BitmapMode == BitmapMode.Reuse))
+        {
+            return bases;
+        }
+        IncrementalState state = catalog.ReadIncremental(session.GuestId);
+        Dictionary<string, DateTimeOffset> listing = await ListAsync(cancellationToken);
+        foreach (VmVolume volume in start.Volumes.Where(v => v.BitmapMode == BitmapMode.Reuse))
+        {
+            if (!state.Devices.TryGetValue(volume.DeviceName, out IncrementalBase? last) || last.SizeBytes != (long)volume.SizeBytes
+                || !listing.ContainsKey(last.BorgName))
+            {
+                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.SizeMismatch,
+                    $"device {volume.DeviceName} is REUSE, but the repository has no previous backup of it with {volume.SizeBytes} bytes; "
+                    + "the next backup must be NEW");
+            }
+            bases[volume.DeviceName] = last;
+        }
+        return bases;
+    }
+
+    private async Task<Dictionary<string, DateTimeOffset>> ListAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await repository.ListAsync(cancellationToken);
+        }
+        catch (BorgException e)
+        {
+            throw BorgErrors.From(e, "listing the repository");
+        }
+    }
+
+    private static ArchiveMetadata MetadataFor(BackupSession session, BackupVmStart start, Dictionary<string, IncrementalBase> bases) => new()
+    {
+        BackupId = session.BackupId,
+        GuestId = session.GuestId,
+        GuestType = ArchiveMetadata.GuestTypeVm,
+        GuestName = session.GuestName,
+        BackupTime = session.Archive.Time,
+        Consistency = start.Consistency.ToString(),
+        GuestConfig = start.GuestConfig.ToByteArray(),
+        FirewallConfig = start.HasFirewallConfig ? start.FirewallConfig.ToByteArray() : null,
+        Volumes = start.Volumes.Select(v => new VolumeMetadata
+        {
+            Device = v.DeviceName,
+            SizeBytes = (long)v.SizeBytes,
+            BitmapMode = VmVolumeValidation.ModeName(v.BitmapMode),
+            Base = bases.GetValueOrDefault(v.DeviceName)?.BorgName,
+        }).ToList(),
+    };
+
+    private static async Task WriteMemberAsync(Stream tar, string name, byte[] content, DateTimeOffset time, CancellationToken cancellationToken)
+    {
+        await tar.WriteAsync(TarHeader.For(name, content.Length, time), cancellationToken);
+        await tar.WriteAsync(content, cancellationToken);
+        await tar.WriteAsync(new byte[TarHeader.PaddingFor(content.Length)], cancellationToken);
+    }
+
+    private async Task<long> StreamVolumeAsync(VmVolume volume, List<PassedFd> passed, IncrementalBase? previous,
+        IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, TokenBucket bandwidth, BackupEventWriter events,
+        CancellationToken cancellationToken)
+    {
+        string device = volume.DeviceName;
+        long size = (long)volume.SizeBytes;
+        bool incremental = volume.BitmapMode == BitmapMode.Reuse;
+        await using IVolumeSource source = await OpenSourceAsync(volume, passed, events, cancellationToken);
+        List<PlannedExtent> plan = source is NbdSnapshotVolume nbd
+            ? await MapAsync(device, nbd.Source, size, incremental, cancellationToken)
+            : await FileExtentPlan.ReadAsync(requests, device, size, incremental, cancellationToken);
+
+        await tar.WriteAsync(TarHeader.For(device + ".raw", size, time), cancellationToken);
+        BorgProcess? baseImage = previous is null ? null : repository.StartExtract(previous.BorgName, device + ".raw");
+        try
+        {
+            var streamer = new VolumeStreamer(device, source, baseImage?.StandardOutput, tar, bandwidth, events,
+                borg.Options.CopyRequestSize, borg.Options.CopyDepth);
+            try
+            {
+                await streamer.StreamAsync(plan, cancellationToken);
+            }
+            catch (InvalidDataException e)
+            {
+                // The previous image did not have the expected length: its own error (if any) is the better message.
+                if (baseImage is not null)
+                {
+                    await baseImage.WaitAsync(cancellationToken);
+                }
+                throw BorgErrors.ArchiveCorrupt(previous!.BorgName, e.Message);
+            }
+            if (baseImage is not null)
+            {
+                await baseImage.WaitAsync(cancellationToken);
+            }
+            await tar.WriteAsync(new byte[TarHeader.PaddingFor(size)], cancellationToken);
+            await events.LogAsync(LogRecord.Types.Level.Info, previous is null
+                ? $"{device}: full, read {streamer.BytesRead} of {size} bytes"
+                : $"{device}: incremental on {previous.BorgName}, read {streamer.BytesRead} dirty bytes, {streamer.BytesFromBase} from the previous archive",
+                cancellationToken);
+            return streamer.BytesRead;
+        }
+        catch (BorgException e)
+        {
+            throw BorgErrors.From(e, $"reading the previous image of {device}");
+        }
+        finally
+        {
+            if (baseImage is not null)
+            {
+                await baseImage.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<IVolumeSource> OpenSourceAsync(VmVolume volume, List<PassedFd> passed, BackupEventWriter events,
+        CancellationToken cancellationToken)
+    {
+        string device = volume.DeviceName;
+        long size = (long)volume.SizeBytes;
+        if (volume.SourceCase == VmVolume.SourceOneofCase.File)
+        {
+            var file = passed[0].TakeFileHandle();
+            long length = RandomAccess.GetLength(file);
+            if (length != 0 && length < size) // a block device reports 0 here
+            {
+                file.Dispose();
+                throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its file has {length}");
+            }
+            return new FileSnapshotVolume(device, file, size, events);
+        }
+        var sockets = passed.Select(p => p.TakeSocket()).ToList();
+        bool incremental = volume.BitmapMode == BitmapMode.Reuse;
+        NbdSource source;
+        try
+        {
+            source = await NbdSource.ConnectAsync(sockets, volume.Nbd.ExportName,
+                incremental ? volume.Nbd.BitmapContext : NbdMetaContexts.BaseAllocation, requireContext: incremental,
+                borg.Options.CopyRequestSize, borg.Options.CopyDepth, cancellationToken);
+        }
+        catch (NbdHandshakeException e)
+        {
+            throw BorgErrors.InvalidArgument($"device {device}: the NBD handshake on the passed socket failed: {e.Message}");
+        }
+        catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
+        {
+            throw SnapshotErrors.Broken(device, "connecting to its export", e);
+        }
+        if (source.Export.Size != size)
+        {
+            await source.DisposeAsync();
+            throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
+        }
+        if (!source.CanTrim)
+        {
+            await events.LogAsync(LogRecord.Types.Level.Info, $"{device}: the export does not accept TRIM; reading without trimming",
+                cancellationToken);
+        }
+        return new NbdSnapshotVolume(device, source, events);
+    }
+
+    private static async Task<List<PlannedExtent>> MapAsync(string device, NbdSource source, long size, bool incremental,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Every block-status query comes before the first TRIM: a trimmed range cannot be queried any more.
+            return incremental
+                ? await ExtentMap.BuildAsync(source, size, ExtentMap.ClassifyDirty, ExtentAction.Copy, cancellationToken)
+                : await ExtentMap.BuildAsync(source, size, ExtentMap.ClassifyAllocation, ExtentAction.Copy, cancellationToken);
+        }
+        catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
+        {
+            throw SnapshotErrors.Broken(device, "mapping it with block status", e);
+        }
+    }
+
+    /// <summary>What each member added to the repository (compressed, deduplicated), from borg's per-file accounting.</summary>
+    private async Task<Dictionary<string, long>> StoredPerMemberAsync(string borgName, CancellationToken cancellationToken)
+    {
+        var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+        try
+        {
+            string lines = await borg.RunAsync(["list", "--bypass-lock", "--json-lines", "--format", "{path}{dcsize}", borg.Archive(borgName)],
+                "list", cancellationToken);
+            foreach (string line in lines.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var item = JsonDocument.Parse(line);
+                stored[item.RootElement.GetProperty("path").GetString() ?? ""] = item.RootElement.GetProperty("dcsize").GetInt64();
+            }
+        }
+        catch (Exception e) when (e is BorgException or JsonException or KeyNotFoundException)
+        {
+            // Only the per-volume figure is lost; the archive's totals come from import-tar itself.
+        }
+        return stored;
+    }
+}

@@ -1,0 +1,124 @@
+using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Providers.Borg.Tests.Infrastructure;
+using Grpc.Core;
+using static Grpc.Backup.Providers.Directory.Tests.Infrastructure.Images;
+
+namespace Grpc.Backup.Providers.Borg.Tests;
+
+/// <summary>Stale locks, killed processes and a wrong passphrase: clear errors, and a repository that stays sound.</summary>
+public sealed class LockAndCrashTests
+{
+    private const string Device = "drive-scsi0";
+
+    [Fact]
+    public async Task A_borg_killed_mid_backup_leaves_a_stale_lock_that_is_reported_until_the_operator_allows_breaking_it()
+    {
+        await using var provider = await BorgProvider.StartAsync();
+        var host = new SimulatedHost(provider.Connection);
+        string image = provider.Work("disk.raw");
+        CreateSparse(image, 64 * MiB);
+        WriteRandom(image, 0, 64 * MiB, seed: 9);
+        string expected = await Sha256OfFileAsync(image);
+
+        // A backup paced to 2 MiB/s is still running when its borg is killed with SIGKILL.
+        await using (QemuNbdExport export = await QemuNbdExport.ReadOnlyRawAsync(image, provider.Work("e0.sock")))
+        {
+            string job = await host.JobInitAsync();
+            string backupId = Guid.NewGuid().ToString();
+            await host.BackupInitAsync(job, backupId, "500", DateTimeOffset.UtcNow);
+            Task<List<BackupVmEvent>> running = host.BackupVmAsync(backupId, [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)],
+                "name: vm500\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB);
+            int borg = await WaitForAsync(() => provider.BorgChildren().FirstOrDefault(p => BorgProvider.CommandLine(p).Contains("import-tar",
+                StringComparison.Ordinal)));
+            // Once borg holds the repository lock, kill it.
+            await WaitForAsync(() => System.IO.Directory.Exists(Path.Combine(provider.RepositoryPath, "lock.exclusive")) ? 1 : 0);
+            await Task.Delay(500);
+            System.Diagnostics.Process.GetProcessById(borg).Kill();
+            await Assert.ThrowsAnyAsync<RpcException>(() => running);
+            await host.BackupCleanupAsync(job, backupId, success: false).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        RpcException stale = await Assert.ThrowsAsync<RpcException>(() => host.JobInitAsync());
+        Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.Equal(ErrorReason.RepositoryLocked, ProviderErrors.GetReason(stale));
+        Assert.Contains("stale lock", stale.Status.Detail, StringComparison.Ordinal);
+
+        await provider.RestartAsync("--break-stale-locks", "true");
+        host = new SimulatedHost(provider.Connection);
+        BackupOutcome next;
+        await using (QemuNbdExport export = await QemuNbdExport.ReadOnlyRawAsync(image, provider.Work("e1.sock")))
+        {
+            next = await host.BackupAsync("500", DateTimeOffset.UtcNow, [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)]);
+        }
+        Assert.Equal(expected, (await host.RestoreAsync(next.ArchiveName, Device)).Sha256);
+        (int check, _, string errors) = await provider.BorgAsync("check", provider.RepositoryPath);
+        Assert.True(check == 0, errors);
+    }
+
+    [Fact]
+    public async Task A_provider_killed_mid_backup_leaves_the_repository_sound_and_the_next_backup_works()
+    {
+        await using var provider = await BorgProvider.StartAsync();
+        var host = new SimulatedHost(provider.Connection);
+        string image = provider.Work("disk.raw");
+        CreateSparse(image, 64 * MiB);
+        WriteRandom(image, 0, 64 * MiB, seed: 10);
+        string expected = await Sha256OfFileAsync(image);
+        await using (QemuNbdExport export = await QemuNbdExport.ReadOnlyRawAsync(image, provider.Work("e0.sock")))
+        {
+            string job = await host.JobInitAsync();
+            string backupId = Guid.NewGuid().ToString();
+            await host.BackupInitAsync(job, backupId, "600", DateTimeOffset.UtcNow);
+            Task<List<BackupVmEvent>> running = host.BackupVmAsync(backupId, [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)],
+                "name: vm600\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB);
+            await WaitForAsync(() => provider.BorgChildren().FirstOrDefault(p => BorgProvider.CommandLine(p).Contains("import-tar",
+                StringComparison.Ordinal)));
+            await WaitForAsync(() => System.IO.Directory.Exists(Path.Combine(provider.RepositoryPath, "lock.exclusive")) ? 1 : 0);
+            await Task.Delay(500);
+            System.Diagnostics.Process.GetProcessById(provider.Process.Id).Kill(); // the provider alone, not its borg
+            await Assert.ThrowsAnyAsync<Exception>(() => running);
+        }
+        await provider.RestartAsync();
+        host = new SimulatedHost(provider.Connection);
+        BackupOutcome next;
+        await using (QemuNbdExport export = await QemuNbdExport.ReadOnlyRawAsync(image, provider.Work("e1.sock")))
+        {
+            next = await host.BackupAsync("600", DateTimeOffset.UtcNow.AddMinutes(1), [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)]);
+        }
+        Assert.Equal(expected, (await host.RestoreAsync(next.ArchiveName, Device)).Sha256);
+        ListBackupsResponse list = await provider.Connection.Repository.ListBackupsAsync(new ListBackupsRequest { GuestId = "600" });
+        Assert.Equal([next.ArchiveName], list.Backups.Select(b => b.ArchiveName));
+        (int check, _, string errors) = await provider.BorgAsync("check", provider.RepositoryPath);
+        Assert.True(check == 0, errors);
+    }
+
+    [Fact]
+    public async Task A_wrong_passphrase_fails_JobInit_clearly()
+    {
+        await using var provider = await BorgProvider.StartAsync();
+        string wrong = provider.Work("wrong-passphrase");
+        await File.WriteAllTextAsync(wrong, "not-the-passphrase\n");
+        await ChildProcess.RunAsync("chown", [$"{BorgProvider.Nobody}", wrong]);
+        await provider.RestartAsync("--passphrase-file", wrong);
+        RpcException e = await Assert.ThrowsAsync<RpcException>(() => new SimulatedHost(provider.Connection).JobInitAsync());
+        Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+        Assert.Equal(ErrorReason.AuthenticationFailed, ProviderErrors.GetReason(e));
+        Assert.DoesNotContain("not-the-passphrase", provider.Process.StandardError, StringComparison.Ordinal);
+    }
+
+    private static async Task<int> WaitForAsync(Func<int> find)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            int pid = find();
+            if (pid > 0)
+            {
+                return pid;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for borg");
+            await Task.Delay(20);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Grpc.Backup.Orchestrator.Internal;
+using Grpc.Backup.Tests.Infrastructure;
+
+namespace Grpc.Backup.Tests;
+
+/// <summary>The restore bandwidth limit is the host's: its copier holds the rate, whatever the source could deliver.</summary>
+public sealed class RestoreBandwidthTests
+{
+    [Fact]
+    public async Task The_restore_copy_is_held_to_the_limit()
+    {
+        const ulong limit = 8L << 20;
+        const int size = 24 << 20;
+        using var work = new TempDirectory();
+        byte[] data = RandomNumberGenerator.GetBytes(size);
+        await File.WriteAllBytesAsync(work.File("source.raw"), data);
+        using var source = File.OpenHandle(work.File("source.raw"));
+        using var target = File.OpenHandle(work.File("target.raw"), FileMode.CreateNew, FileAccess.ReadWrite);
+        RandomAccess.SetLength(target, size);
+
+        using ByteRateLimiter? limiter = BlockCopier.CreateLimiter(limit);
+        var clock = Stopwatch.StartNew();
+        await BlockCopier.CopyAsync(new FileBlockSource(source), target, size, limiter, null, CancellationToken.None);
+        double rate = size / clock.Elapsed.TotalSeconds;
+
+        Assert.InRange(rate, limit * 0.9, limit * 1.1);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(await File.ReadAllBytesAsync(work.File("target.raw"))));
+    }
+}
