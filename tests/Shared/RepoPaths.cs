@@ -17,6 +17,11 @@ internal static class RepoPaths
     public static string BorgProviderDll =>
         Path.Combine(Root, "providers", "borg", "bin", Configuration, "net10.0", "grpc-backup-provider-borg.dll");
 
+    /// <summary>The restic provider's launcher (Python; generates its stubs with <see cref="ResticStubGenerator"/>).</summary>
+    public static string ResticProvider => Path.Combine(Root, "providers", "restic", "grpc-backup-provider-restic");
+
+    public static string ResticStubGenerator => Path.Combine(Root, "providers", "restic", "generate-stubs");
+
     public static string DemoGuestDll =>
         Path.Combine(Root, "build", "Grpc.Backup.DemoGuest", "bin", Configuration, "net10.0", "grpc-backup-demo-guest.dll");
 
