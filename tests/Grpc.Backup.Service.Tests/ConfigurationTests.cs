@@ -48,12 +48,14 @@ public sealed class ConfigurationTests : IDisposable
             keep-daily: 7
             notes-template: {{guestname}} ({{vmid}}) on {{node}}
             priority: 2
+            mode: suspend
             """);
         ServiceConfiguration config = Load();
         Assert.Equal(("pve1", 3u), (config.Host.Node, config.Host.MaxBackups));
         JobConfig job = config.Jobs["nightly"];
         Assert.Equal(["100", "101"], job.Selection.Resolve(config.Guests.Keys, id => config.Guests[id].Tags));
         Assert.Equal(50UL << 20, job.BandwidthLimit);
+        Assert.Equal(JobMode.Suspend, job.Mode);
         Assert.Equal((3u, 7u), (job.Retention.KeepLast, job.Retention.KeepDaily));
         Assert.Equal("db (101) on pve1", job.Notes!.Render("db", "101", "pve1"));
         var next = job.Schedule!.GetNextOccurrence(new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc), TimeZoneInfo.Utc);
@@ -68,7 +70,6 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("jobs/a.conf", "storage: dir\nguests: 100 107\n", "jobs/a.conf:2: guest '107' is not in the inventory")]
     [InlineData("jobs/a.conf", "storage: dir\nguests: all\nkeep-last: many\n", "jobs/a.conf:3: keep-last: expected a whole number")]
     [InlineData("jobs/a.conf", "storage: dir\nguests: all\nnotes-template: {{hostname}}\n", "jobs/a.conf:3: unknown placeholder '{{hostname}}'")]
-    [InlineData("jobs/a.conf", "storage: dir\nguests: all\nmode: stop\n", "jobs/a.conf:3: mode stop is offered for containers only, and the job selects VM 100")]
     [InlineData("jobs/a.conf", "storage: dir\nguests: all\nmode: sometimes\n", "jobs/a.conf:3: mode 'sometimes' is not known")]
     [InlineData("jobs/a.conf", "storage: dir\nguests: all\nbwlimit: fast\n", "jobs/a.conf:3: bwlimit: expected bytes")]
     [InlineData("jobs/a.conf", "storage: dir\nguests: all\nhook: /nonexistent/hook\n", "jobs/a.conf:3: /nonexistent/hook does not exist")]

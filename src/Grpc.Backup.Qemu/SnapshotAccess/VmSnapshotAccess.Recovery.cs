@@ -39,6 +39,21 @@ public sealed partial class VmSnapshotAccess
         }
 
         IReadOnlyDictionary<string, BlockNodeInfo> nodes = await BlockNodeQuery.QueryAsync(qmp, cancellationToken);
+        // The bandwidth throttle between the exports and the snapshot-access node, then its group object.
+        await DeleteNodesAsync(qmp, "thr", done, cancellationToken);
+        foreach (string throttle in nodes.Keys.Where(n => LeftoverName("thr").IsMatch(n)))
+        {
+            string group = ThrottleNumber().Replace(throttle, "-tg");
+            try
+            {
+                await SnapshotGraphCommands.DeleteObjectAsync(qmp, group, cancellationToken);
+                done.Add($"deleted throttle group {group}");
+            }
+            catch (QmpCommandException)
+            {
+                // Never created, or already gone.
+            }
+        }
         await DeleteNodesAsync(qmp, "snap", done, cancellationToken);
         if (nodes.Keys.Any(LeftoverName("cbw").IsMatch))
         {
@@ -119,6 +134,7 @@ public sealed partial class VmSnapshotAccess
         "snap" => SnapNode(),
         "cbw" => CbwNode(),
         "fl" => FleeceNode(),
+        "thr" => ThrottleNode(),
         _ => FleeceFileNode(),
     };
 
@@ -133,6 +149,12 @@ public sealed partial class VmSnapshotAccess
 
     [GeneratedRegex("^gb[0-9a-f]{8}-fl[0-9]+$")]
     private static partial Regex FleeceNode();
+
+    [GeneratedRegex("^gb[0-9a-f]{8}-thr[0-9]+$")]
+    private static partial Regex ThrottleNode();
+
+    [GeneratedRegex("-thr(?=[0-9]+$)")]
+    private static partial Regex ThrottleNumber();
 
     [GeneratedRegex("^gb[0-9a-f]{8}-ff[0-9]+$")]
     private static partial Regex FleeceFileNode();

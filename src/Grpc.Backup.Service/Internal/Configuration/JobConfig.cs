@@ -10,7 +10,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// guests: all                     # or: guests: 100 101
 /// tags: prod db                   # also every guest with one of these tags ('tags:' in its ID.conf)
 /// exclude: 102
-/// mode: snapshot                  # VMs: always live (snapshot); containers: snapshot, suspend or stop
+/// mode: snapshot                  # snapshot (live), suspend or stop, as vzdump
 /// exclude-path: /tmp/?* /var/cache   # containers: vzdump exclusion patterns
 /// fleecing-dir: /var/lib/grpc-backup/fleecing
 /// bwlimit: 50M                    # bytes per second

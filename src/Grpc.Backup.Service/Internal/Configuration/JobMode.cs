@@ -1,6 +1,6 @@
 namespace Grpc.Backup.Service.Internal.Configuration;
 
-/// <summary>vzdump's modes. VMs are always backed up live (snapshot); containers take all three.</summary>
+/// <summary>vzdump's modes, for VMs and containers alike.</summary>
 internal enum JobMode
 {
     Snapshot,

@@ -85,10 +85,6 @@ internal sealed class ServiceConfiguration
                         throw new ConfigException(file, line, $"guest '{guest}' is not in the inventory (no guests/{guest}.conf)");
                     }
                 }
-                if (job.Mode != JobMode.Snapshot && job.Selection.Resolve(guests.Keys, id => guests[id].Tags).FirstOrDefault(id => guests[id].Vm is not null) is { } vm)
-                {
-                    throw new ConfigException(file, job.ModeLine, $"mode {job.Mode.ToString().ToLowerInvariant()} is offered for containers only, and the job selects VM {vm}; VMs are backed up live (snapshot)");
-                }
                 jobs.Add(job.Name, job);
             });
         }

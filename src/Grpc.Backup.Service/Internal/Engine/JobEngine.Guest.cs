@@ -105,6 +105,12 @@ internal sealed partial class JobEngine
                     FleecingDirectory = plan.FleecingDirectory,
                     RuntimeDirectory = paths.RuntimeDirectory,
                     StorageId = plan.Storage.Name,
+                    Mode = plan.Mode switch
+                    {
+                        JobMode.Stop => VmBackupMode.Stop,
+                        JobMode.Suspend => VmBackupMode.Suspend,
+                        _ => VmBackupMode.Snapshot,
+                    },
                     BandwidthLimit = plan.BandwidthLimit,
                     Progress = new Progress<Protocol.V1.Progress>(p => task.Progress(guest.Id, p.DeviceName, p.BytesDone, p.BytesTotal)),
                 }, cancellationToken).ConfigureAwait(false);

@@ -148,10 +148,29 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
         }
     }
 
-    /// <summary>A stopped guest is exported by qemu-nbd children of the dead service; they outlive it and hold the images.</summary>
+    /// <summary>
+    /// Children of the dead service that outlive it: qemu-nbd exporting a stopped guest's images, and nbdfuse serving
+    /// the FILE_HANDLE mechanism's snapshot files (whose FUSE mounts are then detached and their directory removed).
+    /// </summary>
     private void KillOrphanedExports(JournalEntry entry)
     {
-        string marker = Path.Combine(entry.RuntimeDirectory, $"off-{entry.BackupId[..8]}-");
+        KillOrphans(entry, "qemu-nbd", Path.Combine(entry.RuntimeDirectory, $"off-{entry.BackupId[..8]}-"));
+        string files = Path.Combine(entry.RuntimeDirectory, $"files-{entry.BackupId[..8]}");
+        KillOrphans(entry, "nbdfuse", files + "/");
+        if (Directory.Exists(files))
+        {
+            foreach (string mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(files + "/", StringComparison.Ordinal)))
+            {
+                using var umount = System.Diagnostics.Process.Start("umount", ["-l", mount]);
+                umount.WaitForExit();
+                LogStep(_logger, entry.GuestId, $"detached FUSE mount {mount}");
+            }
+            Directory.Delete(files, recursive: true);
+        }
+    }
+
+    private void KillOrphans(JournalEntry entry, string program, string marker)
+    {
         foreach (string dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out int pid))
@@ -161,11 +180,11 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
             try
             {
                 string[] argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (argv.Length > 0 && Path.GetFileName(argv[0]) == "qemu-nbd" && argv.Any(a => a.StartsWith(marker, StringComparison.Ordinal)))
+                if (argv.Length > 0 && Path.GetFileName(argv[0]) == program && argv.Any(a => a.StartsWith(marker, StringComparison.Ordinal)))
                 {
                     using var process = System.Diagnostics.Process.GetProcessById(pid);
                     process.Kill();
-                    LogStep(_logger, entry.GuestId, $"killed orphaned qemu-nbd {pid}");
+                    LogStep(_logger, entry.GuestId, $"killed orphaned {program} {pid}");
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
