@@ -11,8 +11,9 @@ public sealed class RestoreBandwidthTests
     [Fact]
     public async Task The_restore_copy_is_held_to_the_limit()
     {
-        const ulong limit = 8L << 20;
-        const int size = 24 << 20;
+        // Well below what this machine copies even while other suites run, so the limit, not the copy, sets the pace.
+        const ulong limit = 4L << 20;
+        const int size = 12 << 20;
         using var work = new TempDirectory();
         byte[] data = RandomNumberGenerator.GetBytes(size);
         await File.WriteAllBytesAsync(work.File("source.raw"), data);
