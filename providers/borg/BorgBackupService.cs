@@ -111,7 +111,8 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         {
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{start.BackupId}' is not a VM backup");
         }
-        await RunDataCallAsync(session, context, token => vmBackup.RunAsync(session, start, requestStream, responseStream, token));
+        await BackupDataCall.RunAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token),
+            context.CancellationToken);
     }
 
     public override Task<BackupContainerPrepareResponse> BackupContainerPrepare(BackupContainerPrepareRequest request, ServerCallContext context)
@@ -137,7 +138,8 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         {
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{request.BackupId}' is not a container backup");
         }
-        await RunDataCallAsync(session, context, token => containerBackup.RunAsync(session, request, responseStream, token));
+        await BackupDataCall.RunAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token),
+            context.CancellationToken);
     }
 
     public override async Task<BackupHandleLogFileResponse> BackupHandleLogFile(BackupHandleLogFileRequest request, ServerCallContext context)
@@ -159,41 +161,6 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
             throw BorgErrors.FromState(e, "storing the task log");
         }
         return new BackupHandleLogFileResponse();
-    }
-
-    /// <summary>Runs the one data call a backup may have, so BackupCleanup can stop it and wait for it.</summary>
-    private static async Task RunDataCallAsync(BackupSession session, ServerCallContext context, Func<CancellationToken, Task> run)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (session.Gate)
-        {
-            if (session.Phase != BackupPhase.Initialized)
-            {
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
-                    $"the data of backup '{session.BackupId}' was already sent (state {session.Phase}); start a new backup");
-            }
-            session.Phase = BackupPhase.Running;
-            session.Running = done.Task;
-        }
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Abort.Token);
-        bool stored = false;
-        try
-        {
-            await run(cancellation.Token);
-            stored = true;
-        }
-        catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
-        {
-            throw ProviderErrors.Create(StatusCode.Aborted, "the backup was cleaned up while its data was being stored");
-        }
-        finally
-        {
-            lock (session.Gate)
-            {
-                session.Phase = stored ? BackupPhase.DataStored : BackupPhase.DataFailed;
-            }
-            done.SetResult();
-        }
     }
 
     private BackupSession Find(string backupId) =>

@@ -33,7 +33,8 @@ internal sealed partial class DirectoryBackupService
         {
             throw DirectoryErrors.InvalidArgument($"this provider answered mechanism {options.ContainerMechanism}; the request carries {request.SourceCase}");
         }
-        await RunDataPhaseAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token), context);
+        await BackupDataCall.RunAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token),
+            context.CancellationToken);
     }
 
     private BackupGetMechanismResponse ContainerMechanism()

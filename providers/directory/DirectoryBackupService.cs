@@ -104,45 +104,8 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
             throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
                 $"backup '{start.BackupId}' is not a VM backup");
         }
-        await RunDataPhaseAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token), context);
-    }
-
-    /// <summary>
-    /// The one data call of a backup (BackupVm or BackupContainer): it may run once, its progress is visible to
-    /// BackupCleanup (which waits for it or aborts it), and its outcome decides what BackupCleanup commits.
-    /// </summary>
-    private static async Task RunDataPhaseAsync(BackupSession session, string call, Func<CancellationToken, Task> run, ServerCallContext context)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (session.Gate)
-        {
-            if (session.Phase != BackupPhase.Initialized)
-            {
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
-                    $"{call} already ran for backup '{session.BackupId}' (state {session.Phase}); start a new backup");
-            }
-            session.Phase = BackupPhase.Running;
-            session.Running = done.Task;
-        }
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Abort.Token);
-        bool stored = false;
-        try
-        {
-            await run(cancellation.Token);
-            stored = true;
-        }
-        catch (OperationCanceledException) when (session.Abort.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
-        {
-            throw ProviderErrors.Create(StatusCode.Aborted, $"the backup was cleaned up while {call} was running");
-        }
-        finally
-        {
-            lock (session.Gate)
-            {
-                session.Phase = stored ? BackupPhase.DataStored : BackupPhase.DataFailed;
-            }
-            done.SetResult();
-        }
+        await BackupDataCall.RunAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token),
+            context.CancellationToken);
     }
 
     public override async Task<BackupHandleLogFileResponse> BackupHandleLogFile(BackupHandleLogFileRequest request, ServerCallContext context)

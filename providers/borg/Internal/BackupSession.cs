@@ -7,7 +7,7 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// One guest's backup, keyed by backup_id. Phase changes happen under <see cref="Gate"/>; a running BackupVm or
 /// BackupContainer can be stopped through <see cref="Abort"/> and awaited through <see cref="Running"/>.
 /// </summary>
-internal sealed class BackupSession
+internal sealed class BackupSession : IBackupDataState
 {
     public required string BackupId { get; init; }
 

@@ -8,7 +8,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// running BackupVm can be stopped through <see cref="Abort"/> and awaited through <see cref="Running"/>, so
 /// BackupCleanup never removes files a copy is still writing.
 /// </summary>
-internal sealed class BackupSession
+internal sealed class BackupSession : IBackupDataState
 {
     public required string BackupId { get; init; }
 
