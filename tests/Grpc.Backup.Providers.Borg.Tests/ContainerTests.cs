@@ -123,7 +123,7 @@ public sealed class ContainerTests
             BackupTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
         });
         // A tar header and part of its data, then EOF: no end-of-archive marker.
-        using var head = Process.Start(new ProcessStartInfo("sh", ["-c", "head -c 5000 /dev/urandom > /tmp/gbt-cut.bin; tar --format=pax -C /tmp -cf - gbt-cut.bin | head -c 3072"])
+        using var head = Process.Start(new ProcessStartInfo("sh", ["-c", "d=$(mktemp -d); head -c 5000 /dev/urandom > \"$d/cut.bin\"; tar --format=pax -C \"$d\" -cf - cut.bin | head -c 3072; rm -rf \"$d\""])
         {
             RedirectStandardOutput = true, UseShellExecute = false,
         })!;
