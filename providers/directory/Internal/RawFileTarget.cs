@@ -35,6 +35,19 @@ internal sealed class RawFileTarget : IVolumeTarget
 
     public ValueTask WriteZeroesAsync(long offset, long length, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        for (int done = 0; done < buffer.Length;)
+        {
+            int read = await RandomAccess.ReadAsync(_handle, buffer[done..], offset + done, cancellationToken);
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"the image ends at {offset + done}");
+            }
+            done += read;
+        }
+    }
+
     public Task FinishAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public ValueTask DisposeAsync()

@@ -205,12 +205,15 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string format = volume.IsIncremental ? ManifestVolume.FormatQcow2 : ManifestVolume.FormatRaw;
         string fileName = volume.Device + "." + format;
         VolumeCopyResult result;
+        string contentSha256;
         await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
         {
-            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth);
+            using var hasher = new ContentHasher(plan, volume.SizeBytes, volume.IsIncremental, target.ReadAsync);
+            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth, hasher);
             result = await copier.CopyAsync(plan, cancellationToken);
             try
             {
+                contentSha256 = await hasher.FinishAsync(cancellationToken);
                 await target.FinishAsync(cancellationToken);
             }
             catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
@@ -225,6 +228,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BitmapMode = volume.BitmapMode,
             BytesRead = (ulong)result.BytesRead,
             BytesStored = (ulong)result.BytesStored,
+            ContentSha256 = contentSha256,
         }, cancellationToken);
         await events.LogAsync(LogRecord.Types.Level.Info, volume.Base is { } stackedOn
             ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}"
@@ -240,6 +244,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BitmapMode = volume.ModeName,
             BytesRead = result.BytesRead,
             BytesStored = result.BytesStored,
+            ContentSha256 = contentSha256,
         };
     }
 
