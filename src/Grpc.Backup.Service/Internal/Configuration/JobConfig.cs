@@ -21,6 +21,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// hook: /etc/grpc-backup/hooks/notify
 /// priority: 5                     # 0-9, lower runs first when backup slots are contended
 /// enabled: yes
+/// file-manifest: yes              # containers: record the file manifest verification compares with (reads the tree twice)
 /// kind: backup                    # or verify: restore backups to scratch and compare them with what was recorded
 /// verify: latest                  # verify jobs: latest (each guest's newest backup) or unverified (all never verified)
 /// </code>
@@ -30,7 +31,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 internal sealed record JobConfig(string Name, string Storage, GuestSelection Selection, string? FleecingDirectory, ulong BandwidthLimit,
     CronExpression? Schedule, string? ScheduleText, bool RepeatMissed, RetentionSettings Retention, NotesTemplate? Notes, string? Hook,
     uint Priority, bool Enabled, string File, int StorageLine, IReadOnlyDictionary<string, int> GuestLines, JobMode Mode, int ModeLine,
-    IReadOnlyList<string> ExcludePaths, JobKind Kind = JobKind.Backup, VerifySelection Verify = VerifySelection.Latest)
+    IReadOnlyList<string> ExcludePaths, JobKind Kind = JobKind.Backup, VerifySelection Verify = VerifySelection.Latest,
+    bool FileManifest = true)
 {
     private static readonly string[] VerifyJobKeys =
         ["storage", "guests", "tags", "exclude", "schedule", "repeat-missed", "priority", "enabled", "kind", "verify"];
@@ -39,7 +41,7 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
     [
         "storage", "guests", "tags", "exclude", "mode", "exclude-path", "fleecing-dir", "bwlimit", "schedule", "repeat-missed", "keep-last",
         "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "notes-template", "hook", "priority", "enabled",
-        "kind", "verify",
+        "kind", "verify", "file-manifest",
     ];
 
     public static JobConfig Parse(string file, string text)
@@ -67,6 +69,7 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
         var excludePaths = new List<string>();
         JobKind kind = JobKind.Backup;
         VerifySelection verify = VerifySelection.Latest;
+        bool fileManifest = true;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             if (!KnownKeys.Contains(line.Key, StringComparer.Ordinal))
@@ -157,6 +160,9 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
                 case "enabled":
                     enabled = ConfigValues.Bool(line);
                     break;
+                case "file-manifest":
+                    fileManifest = ConfigValues.Bool(line);
+                    break;
                 case "kind":
                     kind = line.Value switch
                     {
@@ -200,7 +206,7 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
             throw new ConfigException(file, seen["repeat-missed"], "repeat-missed needs a schedule");
         }
         return new JobConfig(name, storage, new GuestSelection(all, guests, tags, exclude), fleecing, bwlimit, schedule, scheduleText,
-            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths, kind, verify);
+            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths, kind, verify, fileManifest);
     }
 
     private static IEnumerable<string> Names(ConfigLine line, string what)

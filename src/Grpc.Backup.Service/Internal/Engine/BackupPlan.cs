@@ -5,7 +5,7 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// <summary>What one run backs up and how: from a job's config, or from a one-off request with the storage's defaults.</summary>
 internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOnlyList<ConfiguredGuest> Guests, string FleecingDirectory,
     ulong BandwidthLimit, RetentionSettings Retention, NotesTemplate? Notes, string? Hook, uint Priority, JobMode Mode = JobMode.Snapshot,
-    IReadOnlyList<string>? ExcludePaths = null)
+    IReadOnlyList<string>? ExcludePaths = null, bool FileManifest = true)
 {
     public static BackupPlan FromJob(JobConfig job, ServiceConfiguration config) => new(
         job.Name,
@@ -18,5 +18,6 @@ internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOn
         job.Hook,
         job.Priority,
         job.Mode,
-        job.ExcludePaths);
+        job.ExcludePaths,
+        job.FileManifest);
 }

@@ -48,6 +48,12 @@ internal sealed partial class JobEngine
             {
                 catalog.RecordChecksums(plan.Storage.Name, backup.Archive, checksums);
             }
+            if (backup.Manifest is { } manifest)
+            {
+                string manifestPath = paths.ManifestPath(plan.Storage.Name, backup.Archive);
+                await manifest.SaveAsync(manifestPath, CancellationToken.None);
+                catalog.RecordContainerManifest(plan.Storage.Name, backup.Archive, manifestPath);
+            }
             task.Log("INFO", guest.Id, $"stored {backup.Archive} ({result.Consistency}; {string.Join(", ", result.BitmapModes)}; read {result.BytesRead} bytes, archive {result.ArchiveSizeBytes} bytes)");
 
             await AfterBackupAsync(task, plan, provider, guest, backup.Archive);
@@ -141,8 +147,10 @@ internal sealed partial class JobEngine
                     ExcludePatterns = plan.ExcludePaths ?? [],
                     BandwidthLimit = plan.BandwidthLimit,
                     TemporaryDirectory = containerTemp,
+                    ComputeFileManifest = plan.FileManifest,
                 }, cancellationToken).ConfigureAwait(false);
-                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes);
+                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes,
+                    Manifest: ct.Manifest);
             }
             finally
             {

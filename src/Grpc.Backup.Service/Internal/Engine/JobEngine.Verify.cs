@@ -39,7 +39,8 @@ internal sealed partial class JobEngine
             }
             List<BackupRecord> backups = Choose(plan);
             task.Log("INFO", "", $"verifying {backups.Count} backup(s) of storage {plan.Storage.Name}: {string.Join(' ', backups.Select(b => b.Archive))}");
-            var verifier = new BackupVerifier(catalog, config.Host.TemporaryDirectory, loggerFactory);
+            var verifier = new BackupVerifier(catalog, config.Host.TemporaryDirectory,
+                id => config.Guests.GetValueOrDefault(id)?.Container, loggerFactory);
             var failures = new List<string>();
             foreach (BackupRecord backup in backups)
             {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Orchestrator.Inventory;
@@ -14,9 +15,12 @@ namespace Grpc.Backup.Service.Internal.Verification;
 /// <summary>
 /// Verifies one backup: restores it through the normal restore runner (so the restore path itself is what is tested)
 /// into a scratch directory of its own, compares it with what was recorded at backup time, and always removes the
-/// scratch. A VM's volumes are restored as raw files and each hashed against the content_sha256 its provider reported.
+/// scratch. A VM's volumes are restored as raw files and each hashed against the content_sha256 its provider reported;
+/// a container is compared by file manifest (<c>BackupVerifier.Container.cs</c>); <paramref name="guests"/> gives a
+/// configured container by id (its id map).
 /// </summary>
-internal sealed partial class BackupVerifier(CatalogDatabase catalog, string scratchRoot, ILoggerFactory loggerFactory)
+internal sealed partial class BackupVerifier(CatalogDatabase catalog, string scratchRoot, Func<string, ContainerGuest?> guests,
+    ILoggerFactory loggerFactory)
 {
     public async Task<VerificationOutcome> VerifyAsync(ServiceTask task, ProviderConnection provider, BackupRecord backup,
         CancellationToken cancellationToken)
@@ -30,7 +34,8 @@ internal sealed partial class BackupVerifier(CatalogDatabase catalog, string scr
                 : await VerifyVmAsync(task, provider, backup, scratch, cancellationToken);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested
-            && e is RpcException or BackupException or IOException or InvalidOperationException or UnauthorizedAccessException)
+            && e is RpcException or BackupException or IOException or InvalidOperationException or UnauthorizedAccessException
+                or ContainerRestoreException or ContainerBackupException or InvalidDataException)
         {
             // A backup that cannot be restored has failed verification just as much as one that restores wrong.
             return new VerificationOutcome(VerificationRecord.Failed, $"the restore failed: {JobEngine.Describe(e)}");
