@@ -208,12 +208,14 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string contentSha256;
         await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
         {
-            using var hasher = new ContentHasher(plan, volume.SizeBytes, volume.IsIncremental, target.ReadAsync);
+            using ContentHasher? hasher = options.ContentSha256
+                ? new ContentHasher(plan, volume.SizeBytes, volume.IsIncremental, target.ReadAsync)
+                : null;
             var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth, hasher);
             result = await copier.CopyAsync(plan, cancellationToken);
             try
             {
-                contentSha256 = await hasher.FinishAsync(cancellationToken);
+                contentSha256 = hasher is null ? "" : await hasher.FinishAsync(cancellationToken);
                 await target.FinishAsync(cancellationToken);
             }
             catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
