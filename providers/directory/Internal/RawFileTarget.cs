@@ -6,7 +6,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// A full backup's image: a new sparse raw file of the volume's size, written with pwrite. Zero ranges are never
 /// written, so they stay holes. Durability comes later: BackupCleanup fsyncs before it marks the archive complete.
 /// </summary>
-internal sealed class RawFileTarget : IVolumeTarget
+internal sealed class RawFileTarget : IVolumeTarget, IDisposable
 {
     private readonly SafeFileHandle _handle;
 
@@ -28,6 +28,18 @@ internal sealed class RawFileTarget : IVolumeTarget
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>An existing raw image opened to be read (an incremental's raw base); it must have the volume's size.</summary>
+    public static RawFileTarget OpenReadOnly(string path, long size)
+    {
+        SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        if (RandomAccess.GetLength(handle) != size)
+        {
+            handle.Dispose();
+            throw new IOException($"{path} does not have the volume's {size} bytes");
+        }
+        return new RawFileTarget(handle);
     }
 
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
@@ -55,4 +67,6 @@ internal sealed class RawFileTarget : IVolumeTarget
         _handle.Dispose();
         return ValueTask.CompletedTask;
     }
+
+    public void Dispose() => _handle.Dispose();
 }
