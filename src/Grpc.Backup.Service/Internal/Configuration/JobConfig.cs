@@ -23,7 +23,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// notify: ops-hook root-mail      # notifications/NAME.conf targets told when the run ends (or JobInit fails)
 /// notify-on: failure              # always (default) or failure
 /// enabled: yes
-/// file-manifest: yes              # containers: record the file manifest verification compares with (reads the tree twice)
+/// file-manifest: yes              # containers: record the file manifest verification compares with (a second walk
+///                                 # that hashes every file, about as long as the backup; stop mode stays stopped for it)
 /// kind: backup                    # or verify: restore backups to scratch and compare them with what was recorded
 /// verify: latest                  # verify jobs: latest (each guest's newest backup) or unverified (all never verified)
 /// </code>
