@@ -27,6 +27,8 @@ public sealed class SocketActivationTests
         Assert.Equal((UnixFileMode)sidecar.SocketMode, File.GetUnixFileMode(sidecar.Endpoint.SocketPath));
 
         await using var connection = await sidecar.ConnectAsync();
+        // The C# providers are Type=notify (the SDK's UseSystemd); the Python one is Type=simple.
+        Assert.Equal(provider != "restic", await sidecar.WaitForReadyAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal((UnixFileMode)sidecar.SocketMode, File.GetUnixFileMode(sidecar.Endpoint.SidebandPath));
         // The provider got both sockets from socket activation: it bound neither (it could not: the directory is root's).
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead

@@ -9,8 +9,8 @@ namespace Grpc.Backup.Packaging.Tests.Infrastructure;
 /// A provider sidecar started the way its two units start it, with the host's file system re-rooted under a test
 /// directory. From the .socket unit: <c>ListenStream=</c> and <c>ListenSequentialPacket=</c> become two nested
 /// <c>systemd-socket-activate</c> (one passes one socket type; the inner one passes the outer's fd through, so the
-/// provider gets both, as from systemd), <c>SocketMode=</c>, <c>SocketUser=</c>/<c>SocketGroup=</c> and
-/// <c>DirectoryMode=</c> are applied. From the .service unit: <c>ExecStart=</c> (the installed program swapped for this
+/// provider gets both, as from systemd) under a parent named systemd; <c>SocketMode=</c>, <c>SocketUser=</c>/
+/// <c>SocketGroup=</c> and <c>DirectoryMode=</c> are applied. From the .service unit: <c>ExecStart=</c> (the installed program swapped for this
 /// checkout's, every other absolute path re-rooted), <c>User=</c> (<see cref="ServiceAccount"/>), <c>StateDirectory=</c>,
 /// <c>RuntimeDirectory=</c>, <c>LoadCredential=</c> (<c>$CREDENTIALS_DIRECTORY</c>), <c>ReadWritePaths=</c>,
 /// <c>UMask=</c>, <c>NoNewPrivileges=</c> and an empty <c>CapabilityBoundingSet=</c> (setpriv).
@@ -18,10 +18,13 @@ namespace Grpc.Backup.Packaging.Tests.Infrastructure;
 internal sealed class SocketActivatedSidecar : IAsyncDisposable
 {
     private readonly SystemdUnit _socketUnit;
+    private readonly NotifySocket? _notify;
 
-    private SocketActivatedSidecar(SystemdUnit socketUnit, string root, ServiceAccount account, ChildProcess process, ProviderEndpoint endpoint, int socketMode)
+    private SocketActivatedSidecar(SystemdUnit socketUnit, string root, ServiceAccount account, ChildProcess process, ProviderEndpoint endpoint,
+        int socketMode, NotifySocket? notify)
     {
         _socketUnit = socketUnit;
+        _notify = notify;
         Root = root;
         Account = account;
         Process = process;
@@ -34,7 +37,11 @@ internal sealed class SocketActivatedSidecar : IAsyncDisposable
 
     public ServiceAccount Account { get; }
 
-    /// <summary>The outer systemd-socket-activate, which execs (same pid) into the inner one, setpriv and the provider.</summary>
+    /// <summary>
+    /// A shell named systemd, standing in for PID 1 as the provider's parent (.NET's UseSystemd notifies only under a
+    /// parent of that name). Its one child is the outer systemd-socket-activate, which execs (same pid) into the inner
+    /// one, setpriv and the provider.
+    /// </summary>
     public ChildProcess Process { get; }
 
     public ProviderEndpoint Endpoint { get; }
@@ -95,6 +102,13 @@ internal sealed class SocketActivatedSidecar : IAsyncDisposable
             command.Add("-E");
             command.Add($"{name}={value}");
         }
+        // Type=notify: the provider must say READY=1, or systemd would kill it at TimeoutStartSec.
+        NotifySocket? notify = null;
+        if (serviceUnit.Optional("Service", "Type") == "notify")
+        {
+            notify = new NotifySocket(Path.Combine(root, "notify"));
+            command.AddRange(["-E", $"NOTIFY_SOCKET={notify.Path}"]);
+        }
         command.Add("--");
         command.AddRange(["setpriv", "--reuid", account.Uid.ToString(CultureInfo.InvariantCulture),
             "--regid", account.Gid.ToString(CultureInfo.InvariantCulture), "--clear-groups"]);
@@ -107,10 +121,12 @@ internal sealed class SocketActivatedSidecar : IAsyncDisposable
             command.AddRange(["--bounding-set=-all", "--inh-caps=-all"]);
         }
         command.AddRange(["--", "/bin/sh", "-c", $"umask {serviceUnit.Optional("Service", "UMask") ?? "0022"} && exec \"$@\"", "sh"]);
-        command.AddRange(ExecStart(serviceUnit, root, environment));
+        command.AddRange(UnitCommandLine.ExecStart(serviceUnit, root, environment));
 
-        ChildProcess process = ChildProcess.Start(command[0], command.Skip(1));
-        var sidecar = new SocketActivatedSidecar(socketUnit, root, account, process, ProviderEndpoint.Parse("unix:" + grpcPath), socketMode);
+        string parent = Path.Combine(root, "systemd");
+        File.CreateSymbolicLink(parent, "/bin/bash");
+        ChildProcess process = ChildProcess.Start(parent, ["-c", "\"$@\" & wait $!", "systemd", .. command]);
+        var sidecar = new SocketActivatedSidecar(socketUnit, root, account, process, ProviderEndpoint.Parse("unix:" + grpcPath), socketMode, notify);
         try
         {
             await process.WaitForFileAsync(grpcPath, TimeSpan.FromSeconds(30));
@@ -145,10 +161,25 @@ internal sealed class SocketActivatedSidecar : IAsyncDisposable
         return await ProviderConnection.ConnectAsync(Endpoint, new ProviderConnectionOptions { UnaryDeadline = TimeSpan.FromMinutes(3) });
     }
 
-    /// <summary>The pid of the provider: every stage of the chain execs the next, so it is the outer process's.</summary>
-    public int ProviderPid => Process.Id;
+    /// <summary>The pid of the provider: the stand-in parent's one child (every stage of the chain execs the next).</summary>
+    public int ProviderPid => int.Parse(File.ReadAllText($"/proc/{Process.Id}/task/{Process.Id}/children").Trim(), CultureInfo.InvariantCulture);
 
-    public async ValueTask DisposeAsync() => await Process.DisposeAsync();
+    /// <summary>For a <c>Type=notify</c> unit: the first notification that carries READY=1 (false for other types).</summary>
+    public async Task<bool> WaitForReadyAsync(TimeSpan timeout)
+    {
+        if (_notify is null)
+        {
+            return false;
+        }
+        await _notify.WaitForReadyAsync(timeout, () => Process.StandardError);
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Process.DisposeAsync();
+        _notify?.Dispose();
+    }
 
     /// <summary>
     /// systemd-socket-activate creates every socket 0644 owned by its caller; systemd would apply the unit's settings
@@ -162,29 +193,6 @@ internal sealed class SocketActivatedSidecar : IAsyncDisposable
         // The packaged group exists once build/install ran; elsewhere root's group stands in (the host is root).
         (int exit, _, _) = await ChildProcess.RunAsync("getent", ["group", group]);
         await RunCheckedAsync("chown", $"{user}:{(exit == 0 ? group : "root")}", path);
-    }
-
-    /// <summary>ExecStart= split as systemd splits an unquoted command line, with the specifiers the units use.</summary>
-    private static IEnumerable<string> ExecStart(SystemdUnit serviceUnit, string root, SidecarEnvironment environment)
-    {
-        string line = serviceUnit.Single("Service", "ExecStart");
-        if (line.IndexOfAny(['"', '\'', '\\']) >= 0 || line[0] is '-' or '+' or '!' or '@' or ':')
-        {
-            throw new FormatException($"{serviceUnit.Name}: ExecStart= uses quoting or a prefix this test does not follow: {line}");
-        }
-        string[] words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        yield return InstalledLayout.BuiltProgram(words[0])
-            ?? throw new InvalidOperationException($"{serviceUnit.Name}: ExecStart= names {words[0]}, which build/install does not install");
-        foreach (string word in words.Skip(1))
-        {
-            string expanded = word
-                .Replace("${CREDENTIALS_DIRECTORY}", environment.CredentialsDirectory ?? "", StringComparison.Ordinal)
-                .Replace("%d", environment.CredentialsDirectory ?? "", StringComparison.Ordinal)
-                .Replace("${STATE_DIRECTORY}", environment.StateDirectory ?? "", StringComparison.Ordinal)
-                .Replace("${RUNTIME_DIRECTORY}", environment.RuntimeDirectory ?? "", StringComparison.Ordinal);
-            // A path of the unit that is not one systemd made for this run is a path of the host: re-rooted.
-            yield return expanded == word && word.StartsWith('/') ? Rerooted(root, word) : expanded;
-        }
     }
 
     private static async Task WriteCredentialsAsync(SystemdUnit serviceUnit, string directory, IReadOnlyDictionary<string, string> credentials,
