@@ -49,6 +49,10 @@ public sealed class InstallScriptTests
         Assert.True(File.Exists(Path.Combine(stage, "usr/lib/grpc-backup/providers/restic/gen/.stamp")));
         string config = Path.Combine(stage, "etc/grpc-backup");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(config));
+        // The configuration directory it creates is one the service accepts.
+        (int checkExit, string checkOut, string checkError) = await ChildProcess.RunAsync(Path.Combine(stage, "usr/bin/grpc-backupd"),
+            ["--config", config, "--state", work.File("state"), "--check-config"]);
+        Assert.True(checkExit == 0, checkOut + checkError);
 
         // Idempotent: the administrator's files stay, a program file the new version does not have goes.
         string storage = Path.Combine(config, "storages/dir.conf");
