@@ -19,7 +19,16 @@ internal static class HostJobs
         try
         {
             return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest.Guest,
-                new VmBackupOptions { FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test" },
+                new VmBackupOptions
+                {
+                    FleecingDirectory = work.File("fleece"),
+                    RuntimeDirectory = work.File("run"),
+                    StorageId = "test",
+                    // The demo guest's agent hashes its whole disks to record the instant; on a loaded machine that
+                    // outlasts the default 10 s, the host falls back to a crash-consistent switch and the recorded
+                    // instant no longer matches the snapshot.
+                    AgentTimeout = TimeSpan.FromSeconds(60),
+                },
                 CancellationToken.None);
         }
         finally
