@@ -21,6 +21,7 @@ internal sealed class BorgProcess : IAsyncDisposable
     private readonly List<string> _lines = [];
     private string? _errorId;
     private string? _errorMessage;
+    private readonly List<string> _remoteLines = [];
     private int _exitObserved;
 
     private BorgProcess(Process process, string what)
@@ -73,6 +74,12 @@ internal sealed class BorgProcess : IAsyncDisposable
         if (_process.ExitCode >= 2 || _process.ExitCode < 0)
         {
             string detail = _errorMessage ?? string.Join(" | ", _lines.TakeLast(5));
+            if (_remoteLines.Count > 0)
+            {
+                // For ssh:// repositories the cause is what ssh or the server said ("Connection refused"), which borg
+                // logs as a warning before its generic "Connection closed by remote host".
+                detail += " (" + string.Join(" | ", _remoteLines) + ")";
+            }
             throw new BorgException($"borg {_what} failed (exit code {_process.ExitCode}): {detail}", _process.ExitCode, _errorId);
         }
     }
@@ -145,6 +152,10 @@ internal sealed class BorgProcess : IAsyncDisposable
                 else if (level == "WARNING" && warnings.Count < 50)
                 {
                     warnings.Add(message);
+                    if (message.StartsWith("Remote: ", StringComparison.Ordinal) && _remoteLines.Count < 3)
+                    {
+                        _remoteLines.Add(message);
+                    }
                 }
             }
             catch (JsonException)
