@@ -48,6 +48,8 @@ public sealed class SshRepositoryTests
 
         Assert.Equal(IncrementalChoice.Use, incremental.Choices[Device]);
         Assert.Equal((ulong)(192 * 1024), incremental.Completed(Device).BytesRead);
+        Assert.Equal(expectedFull, full.Completed(Device).ContentSha256);
+        Assert.Equal(expectedIncremental, incremental.Completed(Device).ContentSha256);
         Assert.Equal(expectedFull, (await host.RestoreAsync(full.ArchiveName, Device)).Sha256);
         Assert.Equal(expectedIncremental, (await host.RestoreAsync(incremental.ArchiveName, Device)).Sha256);
         ListBackupsResponse listed = await provider.Connection.Repository.ListBackupsAsync(new ListBackupsRequest { GuestId = "500" });
@@ -84,7 +86,9 @@ public sealed class SshRepositoryTests
         RpcException e = await Assert.ThrowsAsync<RpcException>(() => new SimulatedHost(provider.Connection).JobInitAsync());
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
         Assert.Equal(ErrorReason.RepositoryUnreachable, ProviderErrors.GetReason(e));
-        Assert.Contains("Connection refused", e.Status.Detail, StringComparison.Ordinal);
+        // borg's own words, and the repository; ssh's "Connection refused" is added when borg relayed it (not always).
+        Assert.Contains("Connection closed by remote host", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"127.0.0.1:{closedPort}", e.Status.Detail, StringComparison.Ordinal);
         // The job failed before any guest (the host stops at a failed JobInit), and no borg is left behind.
         Assert.Empty(provider.BorgChildren());
     }
