@@ -1,0 +1,17 @@
+using Grpc.Backup.Service.Internal.Configuration;
+
+namespace Grpc.Backup.Service.Internal.Engine;
+
+/// <summary>
+/// What one verify run checks: one named archive, or per guest its newest backup or all its never-verified ones,
+/// chosen from the catalog after refreshing it from the provider.
+/// </summary>
+internal sealed record VerifyPlan(string JobName, StorageConfig Storage, string? Archive, IReadOnlyList<string> GuestIds, VerifySelection Selection)
+{
+    public static VerifyPlan FromJob(JobConfig job, ServiceConfiguration config) => new(
+        job.Name,
+        config.Storages[job.Storage],
+        null,
+        [.. job.Selection.Resolve(config.Guests.Keys, id => config.Guests[id].Tags)],
+        job.Verify);
+}
