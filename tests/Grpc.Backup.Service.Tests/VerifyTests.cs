@@ -55,13 +55,22 @@ public sealed class VerifyTests
         // A second backup, then a scheduled verify job for the backups never verified: it takes the new one only.
         Assert.Equal(0, (await service.CliAsync("backup", "--job", "daily")).ExitCode);
         await service.StopAsync();
-        service.WriteConfig("jobs/check.conf", "kind: verify\nverify: unverified\nstorage: dir\nguests: 100\nschedule: */2 * * * * *\n");
+        using var receiver = HttpReceiver.Start();
+        Directory.CreateDirectory(Path.Combine(service.ConfigDirectory, "notifications"));
+        service.WriteConfig("notifications/ops.conf", $"type: webhook\nurl: {receiver.Url}verify\n");
+        service.WriteConfig("jobs/check.conf", "kind: verify\nverify: unverified\nstorage: dir\nguests: 100\nschedule: */2 * * * * *\nnotify: ops\n");
         await service.StartAsync();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!Runs(await service.CliJsonAsync("jobs", "runs")).Any(r => Job(r) == "check" && State(r) == "TASK_STATE_SUCCEEDED"))
         {
             Assert.True(DateTime.UtcNow < deadline, "the scheduled verify did not run: " + service.Log);
             await Task.Delay(500);
+        }
+        // The verify run reports its end like a backup job.
+        ReceivedRequest report = await receiver.WaitForAsync("/verify", TimeSpan.FromSeconds(30));
+        using (JsonDocument body = JsonDocument.Parse(report.Body))
+        {
+            Assert.Equal(("verify-end", "check"), (body.RootElement.GetProperty("event").GetString(), body.RootElement.GetProperty("job").GetString()));
         }
         await service.StopAsync();
         await service.StartAsync();

@@ -46,7 +46,7 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
     public bool NotifyOnFailureOnly { get; init; }
 
     private static readonly string[] VerifyJobKeys =
-        ["storage", "guests", "tags", "exclude", "schedule", "repeat-missed", "priority", "enabled", "kind", "verify"];
+        ["storage", "guests", "tags", "exclude", "schedule", "repeat-missed", "priority", "enabled", "kind", "verify", "notify", "notify-on"];
 
     private static readonly string[] KnownKeys =
     [

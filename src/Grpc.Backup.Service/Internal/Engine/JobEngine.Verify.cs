@@ -1,9 +1,12 @@
+using System.Diagnostics;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Service.Internal.Catalog;
 using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Service.Internal.Notifications;
 using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Backup.Service.Internal.Telemetry;
 using Grpc.Backup.Service.Internal.Verification;
 
 namespace Grpc.Backup.Service.Internal.Engine;
@@ -28,11 +31,18 @@ internal sealed partial class JobEngine
         CancellationToken cancellationToken = task.Cancellation;
         string error = "";
         TaskState state = TaskState.Succeeded;
+        Activity.Current = null;
+        using Activity? span = ServiceInstruments.Source.StartActivity("verify job", ActivityKind.Internal);
+        span?.SetTag("grpc_backup.job", plan.JobName);
+        span?.SetTag("grpc_backup.storage", plan.Storage.Name);
+        span?.SetTag("grpc_backup.task_id", task.Id);
+        string providerName = "";
         try
         {
             task.SetRunning();
             await using ProviderConnection provider = await ProviderConnection.ConnectAsync(plan.Storage.Endpoint, loggerFactory: loggerFactory,
                 cancellationToken: cancellationToken);
+            providerName = provider.Info.Name;
             if (provider.Capabilities.RepositoryOperations.Contains(RepositoryOperation.ListBackups))
             {
                 await CatalogRefresh.RefreshAsync(catalog, provider, plan.Storage.Name, null, cancellationToken);
@@ -47,6 +57,12 @@ internal sealed partial class JobEngine
                 cancellationToken.ThrowIfCancellationRequested();
                 VerificationOutcome outcome = await verifier.VerifyAsync(task, provider, backup, cancellationToken);
                 catalog.SetVerification(new VerificationRecord(plan.Storage.Name, backup.Archive, outcome.State, outcome.Detail, DateTime.UtcNow, task.Id));
+                ServiceInstruments.Verifications.Add(1, new TagList
+                {
+                    { "outcome", outcome.State },
+                    { "storage", plan.Storage.Name },
+                    { "provider", providerName },
+                });
                 task.Log(outcome.State switch
                 {
                     VerificationRecord.Verified => "INFO",
@@ -72,6 +88,12 @@ internal sealed partial class JobEngine
         }
         catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
         task.Log(state == TaskState.Succeeded ? "INFO" : "WARN", "", $"verify {StateName(state)}{(error.Length > 0 ? ": " + error : "")}");
+        if (state != TaskState.Succeeded)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, error);
+        }
+        await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, new JobReport(JobReport.VerifyEnd, plan.JobName, "", task.Id,
+            plan.Storage.Name, config.Host.Node, StateName(state), error, task.Created, DateTime.UtcNow, task.Info().Guests));
         task.End(state, error);
     }
 

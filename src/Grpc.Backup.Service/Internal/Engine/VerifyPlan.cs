@@ -8,10 +8,19 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// </summary>
 internal sealed record VerifyPlan(string JobName, StorageConfig Storage, string? Archive, IReadOnlyList<string> GuestIds, VerifySelection Selection)
 {
+    /// <summary>Where the run's end is reported, as for backup jobs.</summary>
+    public IReadOnlyList<NotificationTarget> Notify { get; init; } = [];
+
+    public bool NotifyOnFailureOnly { get; init; }
+
     public static VerifyPlan FromJob(JobConfig job, ServiceConfiguration config) => new(
         job.Name,
         config.Storages[job.Storage],
         null,
         [.. job.Selection.Resolve(config.Guests.Keys, id => config.Guests[id].Tags)],
-        job.Verify);
+        job.Verify)
+    {
+        Notify = [.. job.Notify.Select(name => config.Notifications[name])],
+        NotifyOnFailureOnly = job.NotifyOnFailureOnly,
+    };
 }
