@@ -3,15 +3,26 @@ using System.Text.Json;
 using Grpc.Backup.Bench;
 using Grpc.Backup.Protocol;
 
-// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json
-string endpointText = Argument("--endpoint") ?? throw new ArgumentException("--endpoint unix:PATH is required");
+// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg]
+// --only borg runs borg-vm-full alone (then --endpoint may be omitted), to measure the Borg provider on its own.
+bool borgOnly = Argument("--only") == "borg";
+string endpointText = Argument("--endpoint") ?? (borgOnly ? "" : throw new ArgumentException("--endpoint unix:PATH is required"));
 string output = Argument("--out") ?? "artifacts/bench/results.json";
 int calls = int.Parse(Argument("--calls") ?? "5000", CultureInfo.InvariantCulture);
 
 var results = new List<BenchResult>();
-results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
-// VM measures run when build/bench started the demo guests (a dense and a sparse disk).
 string? work = Argument("--work");
+if (borgOnly)
+{
+    results.Add(await BorgBench.RunAsync(Path.Combine(work!, "borg"), Argument("--borg-endpoint")!, Argument("--dense-guest")!,
+        Argument("--borg-peer-repo")!, Argument("--borg-passphrase-file")!));
+    work = null;
+}
+else
+{
+    results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
+}
+// VM measures run when build/bench started the demo guests (a dense and a sparse disk).
 if (work is not null && Argument("--dense-guest") is { } dense)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "dense"), endpointText, dense, "vm-full-nbd", withIncrementalAndRestore: true));

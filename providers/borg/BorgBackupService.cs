@@ -21,15 +21,16 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         {
             throw BorgErrors.InvalidArgument("job_id must be a UUID in text form");
         }
+        IReadOnlySet<string> archives;
         try
         {
-            await repository.CheckAccessAsync(context.CancellationToken);
+            archives = await repository.OpenAsync(context.CancellationToken);
         }
         catch (BorgException e)
         {
             throw BorgErrors.From(e, $"opening the repository {options.Repository}");
         }
-        sessions.AddJob(request.JobId);
+        sessions.AddJob(request.JobId, archives);
         return new JobInitResponse();
     }
 
@@ -57,12 +58,12 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
             : new BackupGetMechanismResponse { Container = ContainerBackupMechanism.TarStream });
     }
 
-    public override async Task<BackupVmQueryIncrementalResponse> BackupVmQueryIncremental(BackupVmQueryIncrementalRequest request,
+    public override Task<BackupVmQueryIncrementalResponse> BackupVmQueryIncremental(BackupVmQueryIncrementalRequest request,
         ServerCallContext context)
     {
         BackupSession session = Find(request.BackupId);
         IncrementalState state = catalog.ReadIncremental(session.GuestId);
-        Dictionary<string, DateTimeOffset>? listing = null;
+        IReadOnlySet<string> archives = sessions.ArchivesAtJobStart(session.JobId);
         var response = new BackupVmQueryIncrementalResponse();
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (VolumeSize volume in request.Volumes)
@@ -78,16 +79,8 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
             bool usable = false;
             if (state.Devices.TryGetValue(volume.DeviceName, out IncrementalBase? last) && last.SizeBytes == (long)volume.SizeBytes)
             {
-                try
-                {
-                    listing ??= await repository.ListAsync(context.CancellationToken);
-                }
-                catch (BorgException e)
-                {
-                    throw BorgErrors.From(e, "listing the repository");
-                }
                 // USE only when the archive the bitmap counts from is still there to supply the clean ranges.
-                usable = listing.ContainsKey(last.BorgName);
+                usable = archives.Contains(last.BorgName);
             }
             response.Choices.Add(new BackupVmQueryIncrementalResponse.Types.Choice
             {
@@ -95,7 +88,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
                 Choice_ = usable ? IncrementalChoice.Use : IncrementalChoice.New,
             });
         }
-        return response;
+        return Task.FromResult(response);
     }
 
     public override async Task BackupVm(IAsyncStreamReader<BackupVmRequest> requestStream, IServerStreamWriter<BackupVmEvent> responseStream,

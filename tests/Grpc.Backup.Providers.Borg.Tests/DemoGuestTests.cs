@@ -48,6 +48,11 @@ public sealed class DemoGuestTests
                     CancellationToken.None);
             foreach ((string device, string expected) in backups[i].Expected)
             {
+                string reported = backups[i].Result.Volumes.Single(v => v.DeviceName == device).ContentSha256;
+                if (reported != expected)
+                {
+                    mismatches.Add($"backup {i} device {device}: the provider reported sha256 {reported}, expected {expected}");
+                }
                 string actual = Checksums.Sha256File(restored.Disks[device]);
                 if (actual != expected)
                 {

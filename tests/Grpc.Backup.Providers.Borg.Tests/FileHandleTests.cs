@@ -40,6 +40,8 @@ public sealed class FileHandleTests
         Assert.Equal((ulong)(768 * 1024), incremental.BytesRead);
         Assert.Equal(BitmapMode.Reuse, incremental.BitmapMode);
 
+        Assert.Equal(expectedFull, full.ContentSha256);
+        Assert.Equal(expectedIncremental, incremental.ContentSha256);
         Assert.Equal(expectedFull, (await host.RestoreAsync(fullArchive, Device)).Sha256);
         Assert.Equal(expectedIncremental, (await host.RestoreAsync(incrementalArchive, Device)).Sha256);
     }

@@ -55,6 +55,8 @@ public sealed class NbdBackupTests
 
         for (int i = 0; i < 3; i++)
         {
+            // The hash the provider reports is the source's at the backup's instant, incrementals included.
+            Assert.Equal(expected[i], backups[i].Completed(Device).ContentSha256);
             RestoredVolume restored = await host.RestoreAsync(backups[i].ArchiveName, Device);
             Assert.Equal(expected[i], restored.Sha256);
             Assert.Equal(Transport.FdKind.File, restored.SourceKind);
@@ -91,6 +93,8 @@ public sealed class NbdBackupTests
         Assert.True(second.Stats.ArchiveSizeBytes < first.Stats.ArchiveSizeBytes / 20,
             $"the second full added {second.Stats.ArchiveSizeBytes} of {first.Stats.ArchiveSizeBytes}");
         Assert.Equal((ulong)(1024 * MiB), second.Stats.RestoredSizeBytes);
+        Assert.Equal(expected, first.Completed(Device).ContentSha256);
+        Assert.Equal(expected, second.Completed(Device).ContentSha256);
         Assert.Equal(expected, (await host.RestoreAsync(second.ArchiveName, Device)).Sha256);
         // The export was writable: everything stored was trimmed, so the source is all holes now.
         long allocated = await AllocatedBytesAsync(provider.Work("copy1.raw"));

@@ -42,19 +42,12 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
                 ? known.Archive.Name
                 : throw ProviderErrors.Create(StatusCode.AlreadyExists, $"backup_id '{request.BackupId}' is already used for another guest");
         }
-        Dictionary<string, DateTimeOffset> listing;
-        try
-        {
-            listing = await repository.ListAsync(cancellationToken);
-        }
-        catch (BorgException e)
-        {
-            throw BorgErrors.From(e, "listing the repository");
-        }
+        // The job's listing (JobInit's): another client adding this very name since is caught by the rename at the end.
+        IReadOnlySet<string> listing = sessions.ArchivesAtJobStart(request.JobId);
         DateTimeOffset time = (request.BackupTime?.ToDateTimeOffset() ?? DateTimeOffset.UtcNow).ToUniversalTime();
         BorgArchiveName archive = BorgArchiveName.Create(request.GuestId, time);
         // A second backup of the guest within the same second takes the next free second.
-        while (listing.ContainsKey(archive.BorgName) || listing.ContainsKey(archive.PartialBorgName) || sessions.Uses(archive))
+        while (listing.Contains(archive.BorgName) || listing.Contains(archive.PartialBorgName) || sessions.Uses(archive))
         {
             time = time.AddSeconds(1);
             archive = BorgArchiveName.Create(request.GuestId, time);

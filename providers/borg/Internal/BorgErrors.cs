@@ -34,6 +34,12 @@ internal static class BorgErrors
     {
         ArgumentNullException.ThrowIfNull(e);
         string message = $"{what}: {e.Message}";
+        if (e.MessageId is "ConnectionClosed" or "ConnectionClosedWithHint")
+        {
+            // borg does not always relay ssh's own reason (it may exit before reading ssh's stderr).
+            message += " (for ssh:// check that the host is reachable, sshd listens on that port, the key is authorized there and "
+                + "borg is installed on the server)";
+        }
         return e.MessageId switch
         {
             "PassphraseWrong" or "PasscommandFailure" or "NoPassphraseFailure" or "PasswordRetriesExceeded"

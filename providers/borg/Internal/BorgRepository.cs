@@ -13,11 +13,14 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
 {
     public BorgProviderOptions Options => borg.Options;
 
-    /// <summary>Opens the repository (passphrase, reachability, a stale lock) without changing anything.</summary>
-    public async Task CheckAccessAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens the repository (passphrase, reachability, a stale lock) without changing anything, and returns the names
+    /// of its archives: one borg start-up both checks access and gives a job the listing its backups are named from.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> OpenAsync(CancellationToken cancellationToken)
     {
         StaleLockInspector.ThrowIfStale(borg.Options);
-        using JsonDocument _ = await borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken, reader: true);
+        return (await ListAsync(cancellationToken)).Keys.ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary><c>borg info</c> of the repository: its size, with --bypass-lock.</summary>
@@ -112,8 +115,10 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
         StaleLockInspector.ThrowIfStale(borg.Options);
         string comment = JsonSerializer.Serialize(metadata, CatalogJson.Default.ArchiveMetadata);
         string timestamp = metadata.BackupTime.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
-        return borg.Start(["import-tar", "--json", "--chunker-params", BorgProviderOptions.ChunkerParams, "--compression",
+        BorgProcess import = borg.Start(["import-tar", "--json", "--chunker-params", BorgProviderOptions.ChunkerParams, "--compression",
             borg.Options.Compression, "--comment", comment, "--timestamp", timestamp, borg.Archive(borgName), "-"], "import-tar");
+        import.GrowInputPipe(1024 * 1024);
+        return import;
     }
 
     /// <summary>Streams one member of an archive to stdout (a whole disk image, or a config).</summary>

@@ -29,19 +29,29 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
         var claimed = new Dictionary<string, List<PassedFd>>(StringComparer.Ordinal);
+        var sources = new Dictionary<string, IVolumeSource>(StringComparer.Ordinal);
         try
         {
             foreach (VmVolume volume in start.Volumes)
             {
                 claimed[volume.DeviceName] = await ClaimAsync(volume, cancellationToken);
             }
+            using var events = new BackupEventWriter(responses, timeProvider);
+            // Every volume's source is opened now, not when its turn in the stream comes: QEMU drops an NBD connection
+            // whose handshake is not done within 10 seconds (the CVE-2024-7409 fix), and the volumes before it can
+            // take minutes.
+            foreach (VmVolume volume in start.Volumes)
+            {
+                sources[volume.DeviceName] = await OpenSourceAsync(volume, claimed[volume.DeviceName], events, cancellationToken);
+                claimed.Remove(volume.DeviceName);
+            }
             using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);
             Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
             ArchiveMetadata metadata = MetadataFor(session, start, bases);
 
-            using var events = new BackupEventWriter(responses, timeProvider);
             var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
+            var sha256 = new Dictionary<string, string>(StringComparer.Ordinal);
             JsonElement stats;
             await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))
             {
@@ -55,10 +65,8 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                     }
                     foreach (VmVolume volume in start.Volumes)
                     {
-                        List<PassedFd> passed = claimed[volume.DeviceName];
-                        claimed.Remove(volume.DeviceName);
-                        bytesRead[volume.DeviceName] = await StreamVolumeAsync(volume, passed, bases.GetValueOrDefault(volume.DeviceName),
-                            requests, tar, metadata.BackupTime, bandwidth, events, cancellationToken);
+                        (bytesRead[volume.DeviceName], sha256[volume.DeviceName]) = await StreamVolumeAsync(volume, sources[volume.DeviceName],
+                            bases.GetValueOrDefault(volume.DeviceName), requests, tar, metadata.BackupTime, bandwidth, events, cancellationToken);
                     }
                     await tar.WriteAsync(TarHeader.EndOfArchive(), cancellationToken);
                     await tar.FlushAsync(cancellationToken);
@@ -78,7 +86,11 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 }
             }
 
-            Dictionary<string, long> storedPerMember = await StoredPerMemberAsync(session.Archive.PartialBorgName, cancellationToken);
+            // With one volume, what the archive added is that volume's (the configurations are a few hundred bytes):
+            // borg is asked per member only when there are several.
+            Dictionary<string, long> storedPerMember = metadata.Volumes.Count == 1
+                ? new() { [metadata.Volumes[0].MemberName] = stats.GetProperty("deduplicated_size").GetInt64() }
+                : await StoredPerMemberAsync(session.Archive.PartialBorgName, cancellationToken);
             foreach (VolumeMetadata volume in metadata.Volumes)
             {
                 await events.CompletedAsync(new VolumeCompleted
@@ -87,6 +99,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                     BitmapMode = start.Volumes.Single(v => v.DeviceName == volume.Device).BitmapMode,
                     BytesRead = (ulong)bytesRead[volume.Device],
                     BytesStored = (ulong)storedPerMember.GetValueOrDefault(volume.MemberName),
+                    ContentSha256 = sha256[volume.Device],
                 }, cancellationToken);
             }
             var entry = new CatalogEntry
@@ -109,6 +122,10 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             foreach (PassedFd fd in claimed.Values.SelectMany(f => f))
             {
                 fd.Dispose();
+            }
+            foreach (IVolumeSource source in sources.Values)
+            {
+                await source.DisposeAsync();
             }
         }
     }
@@ -201,14 +218,13 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         await tar.WriteAsync(new byte[TarHeader.PaddingFor(content.Length)], cancellationToken);
     }
 
-    private async Task<long> StreamVolumeAsync(VmVolume volume, List<PassedFd> passed, IncrementalBase? previous,
+    private async Task<(long BytesRead, string ContentSha256)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
         IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, TokenBucket bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
         string device = volume.DeviceName;
         long size = (long)volume.SizeBytes;
         bool incremental = volume.BitmapMode == BitmapMode.Reuse;
-        await using IVolumeSource source = await OpenSourceAsync(volume, passed, events, cancellationToken);
         List<PlannedExtent> plan = source is NbdSnapshotVolume nbd
             ? await MapAsync(device, nbd.Source, size, incremental, cancellationToken)
             : await FileExtentPlan.ReadAsync(requests, device, size, incremental, cancellationToken);
@@ -241,7 +257,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 ? $"{device}: full, read {streamer.BytesRead} of {size} bytes"
                 : $"{device}: incremental on {previous.BorgName}, read {streamer.BytesRead} dirty bytes, {streamer.BytesFromBase} from the previous archive",
                 cancellationToken);
-            return streamer.BytesRead;
+            return (streamer.BytesRead, streamer.ContentSha256);
         }
         catch (BorgException e)
         {

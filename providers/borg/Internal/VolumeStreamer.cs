@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
@@ -8,7 +9,8 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// as zeros without reading; ranges the plan skips (clean in an incremental) come from the previous archive's image,
 /// which is read alongside from start to end. Whatever came from the snapshot is released (TRIM, hole punch) once
 /// borg has taken it, in large batches. Borg dedupes the result with its fixed 4 MiB chunker, so the unchanged blocks
-/// cost no new repository space.
+/// cost no new repository space. Since every byte of the volume passes through here, the SHA-256 of the whole image (as a
+/// restore produces it) comes at no extra read, for full and incremental backups alike.
 /// </summary>
 internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream? baseImage, Stream tar, TokenBucket bandwidth,
     BackupEventWriter events, int requestSize, int depth)
@@ -20,6 +22,9 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
 
     public long BytesFromBase { get; private set; }
 
+    /// <summary>Lowercase hex SHA-256 of the whole image written, once <see cref="StreamAsync"/> returned.</summary>
+    public string ContentSha256 { get; private set; } = "";
+
     public async Task StreamAsync(IReadOnlyList<PlannedExtent> plan, CancellationToken cancellationToken)
     {
         long size = source.Size;
@@ -28,6 +33,7 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
         var inFlight = new Queue<(long Offset, int Length, byte[] Buffer, Task Read)>();
         byte[] scratch = GC.AllocateUninitializedArray<byte>(requestSize);
         long done = 0;
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         await events.ProgressAsync(device, 0, size, force: true, cancellationToken);
         try
         {
@@ -83,6 +89,7 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
         {
             throw new InvalidDataException($"the previous image of {device} is longer than {size} bytes");
         }
+        ContentSha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
         await events.ProgressAsync(device, size, size, force: true, cancellationToken);
 
         async Task WriteNextAsync()
@@ -90,7 +97,7 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
             (long offset, int length, byte[] buffer, Task read) = inFlight.Dequeue();
             await read;
             await SkipBaseAsync(length);
-            await tar.WriteAsync(buffer.AsMemory(0, length), cancellationToken);
+            await WriteAsync(buffer.AsMemory(0, length));
             free.Push(buffer);
             BytesRead += length;
             done += length;
@@ -103,7 +110,7 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
             for (int written = 0; written < length;)
             {
                 int piece = Math.Min(Zeros.Length, length - written);
-                await tar.WriteAsync(Zeros.AsMemory(0, piece), cancellationToken);
+                await WriteAsync(Zeros.AsMemory(0, piece));
                 written += piece;
             }
         }
@@ -123,8 +130,16 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
                 throw new InvalidOperationException("a skipped range needs the previous image");
             }
             await ReadBaseAsync(scratch.AsMemory(0, length));
-            await tar.WriteAsync(scratch.AsMemory(0, length), cancellationToken);
+            await WriteAsync(scratch.AsMemory(0, length));
             BytesFromBase += length;
+        }
+
+        // Hashes while the pipe write is under way: the buffer is not reused before both are done.
+        async Task WriteAsync(ReadOnlyMemory<byte> data)
+        {
+            ValueTask write = tar.WriteAsync(data, cancellationToken);
+            hash.AppendData(data.Span);
+            await write;
         }
 
         async Task ReadBaseAsync(Memory<byte> buffer)

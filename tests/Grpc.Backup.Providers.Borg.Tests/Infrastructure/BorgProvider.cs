@@ -14,11 +14,13 @@ internal sealed class BorgProvider : IAsyncDisposable
     public const int Nobody = 65534;
 
     private readonly TempDirectory _directory;
+    private readonly string? _remoteRepository;
     private string[] _arguments;
 
-    private BorgProvider(TempDirectory directory, string[] arguments, ChildProcess process, ProviderConnection connection)
+    private BorgProvider(TempDirectory directory, string? remoteRepository, string[] arguments, ChildProcess process, ProviderConnection connection)
     {
         _directory = directory;
+        _remoteRepository = remoteRepository;
         _arguments = arguments;
         Process = process;
         Connection = connection;
@@ -32,6 +34,15 @@ internal sealed class BorgProvider : IAsyncDisposable
 
     public string RepositoryPath => _directory.File("p/repo");
 
+    /// <summary>What the provider was given as --repository: the local path, or the ssh:// URL.</summary>
+    public string Repository => _remoteRepository ?? RepositoryPath;
+
+    /// <summary>Adds provider arguments that name files of the provider's directory (from a prepare step).</summary>
+    public void AddArguments(params string[] arguments) => _arguments = [.. _arguments, .. arguments];
+
+    /// <summary>The provider's own directory (nobody's, 0700): secrets it reads live here.</summary>
+    public string Private(string name) => _directory.File("p/" + name);
+
     public string StateDirectory => _directory.File("p/state");
 
     public string PassphraseFile => _directory.File("p/passphrase");
@@ -39,7 +50,15 @@ internal sealed class BorgProvider : IAsyncDisposable
     /// <summary>Scratch space of the test (root's): images, export sockets.</summary>
     public string Work(string name) => _directory.File("work/" + name);
 
-    public static async Task<BorgProvider> StartAsync(params string[] extraArguments)
+    public static Task<BorgProvider> StartAsync(params string[] extraArguments) =>
+        StartAsync(remoteRepository: null, prepare: null, extraArguments);
+
+    /// <summary>
+    /// With a <paramref name="remoteRepository"/> (an ssh:// URL the caller initialised), no local repository is
+    /// created. <paramref name="prepare"/> runs before the provider's directory is handed to nobody, to put files
+    /// (keys) there that only the provider may read.
+    /// </summary>
+    public static async Task<BorgProvider> StartAsync(string? remoteRepository, Func<BorgProvider, Task>? prepare, params string[] extraArguments)
     {
         // Searchable by nobody, so the provider reaches its own directory p/ (0700, nobody's).
         var directory = new TempDirectory(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
@@ -50,11 +69,18 @@ internal sealed class BorgProvider : IAsyncDisposable
             System.IO.Directory.CreateDirectory(directory.File("p/state"));
             await File.WriteAllTextAsync(directory.File("p/passphrase"), Passphrase + "\n");
             File.SetUnixFileMode(directory.File("p/passphrase"), UnixFileMode.UserRead);
+            var provider = new BorgProvider(directory, remoteRepository, extraArguments, null!, null!);
+            if (prepare is not null)
+            {
+                await prepare(provider);
+            }
             await RunAsync("chown", "-R", $"{Nobody}:{Nobody}", directory.File("p"));
             File.SetUnixFileMode(directory.File("p"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var provider = new BorgProvider(directory, extraArguments, null!, null!);
-            (int exit, _, string stderr) = await provider.BorgAsync("init", "-e", "repokey", provider.RepositoryPath);
-            Assert.True(exit == 0, stderr);
+            if (remoteRepository is null)
+            {
+                (int exit, _, string stderr) = await provider.BorgAsync("init", "-e", "repokey", provider.RepositoryPath);
+                Assert.True(exit == 0, stderr);
+            }
             (provider.Process, provider.Connection) = await provider.LaunchAsync();
             return provider;
         }
@@ -91,7 +117,7 @@ internal sealed class BorgProvider : IAsyncDisposable
         ChildProcess process = ChildProcess.Start("setpriv",
             ["--reuid", $"{Nobody}", "--regid", $"{Nobody}", "--clear-groups", "--", "env", $"HOME={StateDirectory}",
              $"DOTNET_CLI_HOME={StateDirectory}", "TZ=UTC", "dotnet", RepoPaths.BorgProviderDll, "--listen", endpoint.ToString(),
-             "--repository", RepositoryPath, "--state-directory", StateDirectory, "--passphrase-file", PassphraseFile, .. _arguments]);
+             "--repository", Repository, "--state-directory", StateDirectory, "--passphrase-file", PassphraseFile, .. _arguments]);
         try
         {
             await process.WaitForFileAsync(endpoint.SidebandPath, TimeSpan.FromSeconds(60));
