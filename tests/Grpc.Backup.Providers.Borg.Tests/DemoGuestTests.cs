@@ -75,7 +75,14 @@ public sealed class DemoGuestTests
         try
         {
             return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest.Guest,
-                new VmBackupOptions { FleecingDirectory = Path.Combine(work, "fleece"), RuntimeDirectory = Path.Combine(work, "run"), StorageId = "test" },
+                new VmBackupOptions
+                {
+                    FleecingDirectory = Path.Combine(work, "fleece"),
+                    RuntimeDirectory = Path.Combine(work, "run"),
+                    StorageId = "test",
+                    // The demo guest's agent hashes its disks while frozen; give it the time a loaded machine needs.
+                    AgentTimeout = TimeSpan.FromSeconds(60),
+                },
                 CancellationToken.None);
         }
         finally
