@@ -23,7 +23,13 @@ public sealed partial class ConformanceSuite
         {
             Expect.Requires(Capabilities.ContainerBackupMechanisms.Count > 0, "no container backup mechanism advertised");
             Expect.Requires(Capabilities.ContainerRestoreMechanisms.Count > 0, "no container restore mechanism advertised");
-            // 0755 so the container's root (the worker, tar in the namespace) reaches the tree and the view.
+            // The container's root (tar or the provider's worker, in the namespace) must reach the tree and the view.
+            for (var parent = new DirectoryInfo(_scratch).Parent; parent is not null; parent = parent.Parent)
+            {
+                Expect.That((parent.UnixFileMode & UnixFileMode.OtherExecute) != 0,
+                    $"cannot run: {parent.FullName} is not searchable by others, so the container's root cannot reach its tree; choose --scratch elsewhere");
+            }
+            // 0755 for the same reason.
             string directory = Directory.CreateDirectory(Path.Combine(_scratch, "ct"), (UnixFileMode)0b111_101_101).FullName;
             try
             {

@@ -1,4 +1,5 @@
 using Grpc.Backup.Conformance.Internal;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 
@@ -112,7 +113,7 @@ public sealed partial class ConformanceSuite
                     await Connection.Repository.DeleteBackupAsync(new DeleteBackupRequest { ArchiveName = archive }, cancellationToken: cancellationToken);
                     _archives.Remove(archive);
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Advertises(RepositoryOperation.UpdateBackupAttributes))
+                catch (RpcException e) when (e.GetReason() == ErrorReason.BackupProtected && Advertises(RepositoryOperation.UpdateBackupAttributes))
                 {
                     // Left protected by a check that failed half-way: unprotect, then delete.
                     problems.Add($"{archive} was still protected at the end");

@@ -262,6 +262,13 @@ public sealed partial class ConformanceSuite
             var listed = await Expect.OkAsync("ListBackups", () => Connection.Repository.ListBackupsAsync(new ListBackupsRequest { GuestId = _guestId }, cancellationToken: cancellationToken));
             Expect.That(listed.Backups.Count == listedBefore, $"ListBackups lists {listed.Backups.Count} backup(s) after a cancelled one, {listedBefore} before");
         }
+        if (Advertises(RepositoryOperation.UpdateBackupAttributes))
+        {
+            // A provider that left the cancelled work running may still hold its repository.
+            await Expect.OkAsync("UpdateBackupAttributes after the cancelled backup", () => Connection.Repository.UpdateBackupAttributesAsync(
+                new UpdateBackupAttributesRequest { ArchiveName = _full!.Result.ArchiveName, Notes = "conformance: after a cancelled backup" },
+                cancellationToken: cancellationToken));
+        }
         var probe = await Expect.OkAsync("Probe", () => Connection.Identity.ProbeAsync(new ProbeRequest(), cancellationToken: cancellationToken));
         Expect.That(probe.State == ProbeResponse.Types.State.Ready, $"Probe answers {probe.State} after a cancelled backup");
     }

@@ -10,7 +10,7 @@ public sealed class BorgProviderConformanceTests
     public async Task The_borg_provider_passes_every_check()
     {
         await using var provider = await BorgProvider.StartAsync();
-        using var scratch = new TempDirectory();
+        using var scratch = new TempDirectory(PassingRun.ScratchMode);
 
         ConformanceRun run = await ConformanceRun.RunAsync(provider.Endpoint.ToString(), "--scratch", scratch.Path);
 

@@ -9,7 +9,7 @@ public sealed class BrokenProviderTests
     public async Task A_provider_with_a_wrong_code_and_a_non_idempotent_init_fails_those_checks_by_name()
     {
         await using var provider = await BrokenProvider.StartAsync();
-        using var scratch = new TempDirectory();
+        using var scratch = new TempDirectory(PassingRun.ScratchMode);
 
         ConformanceRun run = await ConformanceRun.RunAsync(provider.Endpoint.ToString(), "--scratch", scratch.Path, "--only", @"^(identity|job|backup)\.");
 

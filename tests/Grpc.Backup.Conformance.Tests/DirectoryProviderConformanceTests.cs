@@ -12,7 +12,7 @@ public sealed class DirectoryProviderConformanceTests
     public async Task The_directory_provider_passes_every_check(string vmMechanism, string ctMechanism)
     {
         await using var provider = await DirectoryProviderProcess.StartAsync(extraArguments: ["--vm-mechanism", vmMechanism, "--ct-mechanism", ctMechanism]);
-        using var scratch = new TempDirectory();
+        using var scratch = new TempDirectory(PassingRun.ScratchMode);
 
         ConformanceRun run = await ConformanceRun.RunAsync(provider.Endpoint.ToString(), "--scratch", scratch.Path);
 

@@ -42,6 +42,16 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             using var events = new BackupEventWriter(responses, timeProvider);
             var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
+            // Every NBD handshake runs before the first volume streams: QEMU's NBD server drops a connection whose
+            // handshake has not finished within 10 s, and storing one volume can take longer than that (found by
+            // grpc-backup-conformance on a loaded machine: the second volume's handshake failed with a broken pipe).
+            await using var sources = new VolumeSources();
+            foreach (VmVolume volume in start.Volumes)
+            {
+                List<PassedFd> passed = claimed[volume.DeviceName];
+                claimed.Remove(volume.DeviceName);
+                sources.Add(volume.DeviceName, await OpenSourceAsync(volume, passed, events, cancellationToken));
+            }
             JsonElement stats;
             await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))
             {
@@ -55,9 +65,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                     }
                     foreach (VmVolume volume in start.Volumes)
                     {
-                        List<PassedFd> passed = claimed[volume.DeviceName];
-                        claimed.Remove(volume.DeviceName);
-                        bytesRead[volume.DeviceName] = await StreamVolumeAsync(volume, passed, bases.GetValueOrDefault(volume.DeviceName),
+                        bytesRead[volume.DeviceName] = await StreamVolumeAsync(volume, sources[volume.DeviceName], bases.GetValueOrDefault(volume.DeviceName),
                             requests, tar, metadata.BackupTime, bandwidth, events, cancellationToken);
                     }
                     await tar.WriteAsync(TarHeader.EndOfArchive(), cancellationToken);
@@ -201,14 +209,13 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         await tar.WriteAsync(new byte[TarHeader.PaddingFor(content.Length)], cancellationToken);
     }
 
-    private async Task<long> StreamVolumeAsync(VmVolume volume, List<PassedFd> passed, IncrementalBase? previous,
+    private async Task<long> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
         IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, TokenBucket bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
         string device = volume.DeviceName;
         long size = (long)volume.SizeBytes;
         bool incremental = volume.BitmapMode == BitmapMode.Reuse;
-        await using IVolumeSource source = await OpenSourceAsync(volume, passed, events, cancellationToken);
         List<PlannedExtent> plan = source is NbdSnapshotVolume nbd
             ? await MapAsync(device, nbd.Source, size, incremental, cancellationToken)
             : await FileExtentPlan.ReadAsync(requests, device, size, incremental, cancellationToken);

@@ -275,6 +275,12 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                     outcome["read"] = reader.copy(ranges, writer, Pacer(rate), b.cancel, progress)
                 except BaseException as e:  # handed to the generator below
                     outcome["error"] = e
+                finally:
+                    if b.cancel.is_set():
+                        # After a cancel grpcio stops iterating this generator, so its finally runs only when the
+                        # generator is collected; restic must not hold the repository lock until then (found by
+                        # grpc-backup-conformance: the next repository call failed with REPOSITORY_LOCKED).
+                        self.store.reap(proc)
 
             thread = threading.Thread(target=work, daemon=True)
             thread.start()

@@ -11,6 +11,10 @@ internal static class PassingRun
         "repository.delete-keeps-others-restorable", "ct.round-trip", "cleanup.delete-archives-and-end-job",
     ];
 
+    /// <summary>The scratch parent: searchable by others, as the container's root must reach its tree below it.</summary>
+    public const UnixFileMode ScratchMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
     public static void Assert(ConformanceRun run, string scratchParent)
     {
         Xunit.Assert.True(run.ExitCode == 0, run.ToString());
