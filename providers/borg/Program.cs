@@ -2,6 +2,16 @@ using Grpc.Backup.Provider;
 using Grpc.Backup.Providers.Borg;
 using Grpc.Backup.Providers.Borg.Internal;
 
+if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-borg --repository PATH|ssh://USER@HOST[:PORT]/PATH [options]",
+    ["--repository REPO       the borg repository; or " + BorgProviderOptions.RepositoryVariable,
+     "--state-directory DIR   catalog and borg's own files (default: systemd's StateDirectory=)",
+     "--passphrase-file PATH  the repository passphrase, read by borg itself (e.g. ${CREDENTIALS_DIRECTORY}/passphrase)",
+     "--ssh-key-file PATH, --ssh-known-hosts PATH, --break-stale-locks true|false, --lock-wait SECONDS",
+     "--compression SPEC, --vm-mechanism nbd|file-handle, --scratch-directory DIR, --copy-request-size BYTES, --copy-depth N"]))
+{
+    return 0;
+}
+
 var builder = ProviderHost.CreateBuilder(args);
 builder.Services.AddSingleton(BorgProviderOptions.FromConfiguration(builder.Configuration));
 builder.Services.AddSingleton(TimeProvider.System);
@@ -22,3 +32,4 @@ app.MapGrpcService<BorgBackupService>();
 app.MapGrpcService<BorgRestoreService>();
 app.MapGrpcService<BorgRepositoryService>();
 await app.RunAsync();
+return 0;

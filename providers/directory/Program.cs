@@ -8,6 +8,15 @@ if (args is [ContainerWorkerMain.Command])
     return await ContainerWorkerMain.RunAsync();
 }
 
+if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-directory --repository PATH [options]",
+    ["--repository PATH       the backup directory; or " + DirectoryRepositoryOptions.EnvironmentVariable,
+     "--vm-mechanism nbd|file-handle, --ct-mechanism directory|tar-stream",
+     "--runtime-directory DIR  private qemu-nbd sockets (default: systemd's RuntimeDirectory=, else the temp directory)",
+     "--qemu-img PATH, --qemu-nbd PATH, --copy-request-size BYTES, --copy-depth N"]))
+{
+    return 0;
+}
+
 var builder = ProviderHost.CreateBuilder(args);
 builder.Services.AddSingleton(DirectoryRepositoryOptions.FromConfiguration(builder.Configuration));
 builder.Services.AddSingleton(TimeProvider.System);

@@ -40,8 +40,9 @@ public sealed partial class ProviderConnection : IAsyncDisposable
             MaxReceiveMessageSize = 16 * 1024 * 1024,
         });
         _resilience = new ProviderResilience(endpoint.ToString(), options, timeProvider);
-        // The first interceptor is the outermost: one deadline spans all retries.
+        // The first interceptor is the outermost: one span per logical call, and one deadline spans all retries.
         CallInvoker invoker = _channel.CreateCallInvoker().Intercept(
+            new TelemetryInterceptor(endpoint.ToString()),
             new DeadlineInterceptor(options.UnaryDeadline, timeProvider),
             new ResilienceInterceptor(_resilience));
         Identity = new Identity.IdentityClient(invoker);

@@ -33,6 +33,32 @@ public static class ProviderHost
     public const string AllowedUidsEnvironmentVariable = "BACKUP_PROVIDER_ALLOWED_UIDS";
 
     /// <summary>
+    /// For <c>--help</c> or <c>-h</c> as the only argument: writes the provider's usage line, its own options and the
+    /// options every provider built on the SDK takes, and returns true (the caller exits 0 without starting a server).
+    /// </summary>
+    public static bool TryWriteHelp(string[] args, string usage, IEnumerable<string> providerOptions)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(providerOptions);
+        if (args is not (["--help"] or ["-h"]))
+        {
+            return false;
+        }
+        var text = new System.Text.StringBuilder();
+        text.Append("usage: ").AppendLine(usage).AppendLine();
+        foreach (string option in providerOptions)
+        {
+            text.Append("  ").AppendLine(option);
+        }
+        text.AppendLine($"  --listen unix:PATH      the gRPC socket (its fd sideband is PATH.fds); or {ListenEnvironmentVariable}, or systemd")
+            .AppendLine("                          socket activation (ListenStream=PATH, ListenSequentialPacket=PATH.fds)")
+            .AppendLine($"  --allow-uid UID,...     peers allowed besides root and the provider's own uid; or {AllowedUidsEnvironmentVariable}")
+            .AppendLine("Logs are JSON lines on stderr.");
+        Console.Out.Write(text.ToString());
+        return true;
+    }
+
+    /// <summary>
     /// Creates a builder that listens on the endpoint from <c>--listen unix:PATH</c>, <c>BACKUP_PROVIDER_LISTEN</c> or
     /// systemd socket activation; binds both sockets with mode 0660; checks peer credentials on both; serves health
     /// and reflection; logs JSON to stderr and never writes to stdout; and cancels in-flight calls at shutdown.

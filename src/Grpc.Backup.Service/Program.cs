@@ -12,4 +12,10 @@ catch (ArgumentException e)
     await Console.Error.WriteLineAsync($"grpc-backupd: {e.Message}");
     return 2;
 }
+if (options.Help)
+{
+    Console.WriteLine($"usage: {ServiceOptions.Usage}");
+    Console.WriteLine("  defaults: --config /etc/grpc-backup --state /var/lib/grpc-backup --runtime /run/grpc-backup/work --socket " + ServiceOptions.DefaultSocket);
+    return 0;
+}
 return await BackupService.RunAsync(options);

@@ -20,7 +20,12 @@ public sealed class ServiceOptions
     /// <summary>Only load and check the configuration, print the result and exit.</summary>
     public bool CheckConfig { get; set; }
 
-    /// <summary>Parses <c>--config DIR --state DIR --runtime DIR --socket PATH --check-config</c>.</summary>
+    /// <summary>Print <see cref="Usage"/> and exit.</summary>
+    public bool Help { get; set; }
+
+    public const string Usage = "grpc-backupd [--config DIR] [--state DIR] [--runtime DIR] [--socket PATH] [--check-config]";
+
+    /// <summary>Parses <c>--config DIR --state DIR --runtime DIR --socket PATH --check-config --help</c>.</summary>
     /// <exception cref="ArgumentException">An unknown option or a missing value.</exception>
     public static ServiceOptions Parse(IReadOnlyList<string> args)
     {
@@ -46,8 +51,11 @@ public sealed class ServiceOptions
                 case "--check-config":
                     options.CheckConfig = true;
                     break;
+                case "--help" or "-h":
+                    options.Help = true;
+                    break;
                 default:
-                    throw new ArgumentException($"unknown option '{args[i]}'; grpc-backupd [--config DIR] [--state DIR] [--runtime DIR] [--socket PATH] [--check-config]");
+                    throw new ArgumentException($"unknown option '{args[i]}'; {Usage}");
             }
         }
         return options;

@@ -5,8 +5,10 @@ using Grpc.Backup.Service.Internal.Engine;
 using Grpc.Backup.Service.Internal.Recovery;
 using Grpc.Backup.Service.Internal.Scheduling;
 using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Backup.Service.Internal.Telemetry;
 using Grpc.Backup.Transport;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -71,12 +73,15 @@ internal static class BackupService
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TaskRegistry>();
         builder.Services.AddSingleton<JobEngine>();
+        builder.Services.AddSingleton<Notifications.JobNotifier>(_ => new Notifications.JobNotifier());
         builder.Services.AddSingleton<RootPeerFilter>();
         builder.Services.AddHostedService<JobScheduler>();
         builder.Services.AddGrpc(o => o.EnableDetailedErrors = false);
+        builder.Services.AddServiceTelemetry(config.Host);
 
         UnixListeningSocket socket = UnixListeningSocket.Bind(paths.SocketPath, System.Net.Sockets.SocketType.Stream,
             UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        UnixListeningSocket? metricsSocket = config.Host.MetricsListen is { } metricsAddress ? MetricsListener.BindUnixSocket(metricsAddress) : null;
         builder.Services.AddOptions<KestrelServerOptions>().Configure<RootPeerFilter>((kestrel, filter) =>
         {
             ulong handle = (ulong)socket.Socket.SafeHandle.DangerousGetHandle();
@@ -86,6 +91,10 @@ internal static class BackupService
                 listen.Protocols = HttpProtocols.Http2;
                 listen.Use(filter.Wrap);
             });
+            if (config.Host.MetricsListen is { } metrics)
+            {
+                MetricsListener.Listen(kestrel, metrics, metricsSocket);
+            }
         });
 
         await using WebApplication app = builder.Build();
@@ -94,6 +103,20 @@ internal static class BackupService
         if (recovered > 0)
         {
             logger.LogWarning("Recovered {Count} backup(s) interrupted by a crash", recovered);
+        }
+        if (config.Host.MetricsListen is not null)
+        {
+            app.UseOpenTelemetryPrometheusScrapingEndpoint(MetricsListener.IsScrape);
+            // Anything else on the metrics listener ends here: it never reaches the management API.
+            app.Use((context, next) =>
+            {
+                if (MetricsListener.IsMetricsConnection(context))
+                {
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
+                }
+                return next(context);
+            });
         }
         app.MapGrpcService<ManagementService>();
         TaskRegistry tasks = app.Services.GetRequiredService<TaskRegistry>();
@@ -104,6 +127,10 @@ internal static class BackupService
                 task.Cancel();
             }
         });
+        if (config.Host.MetricsListen is { } listen)
+        {
+            logger.LogInformation("Prometheus metrics at http://{Listen}{Path}", listen, MetricsListener.ScrapePath);
+        }
         logger.LogInformation("grpc-backupd serving {Socket}: {Guests} guest(s), {Storages} storage(s), {Jobs} job(s), {Max} backup(s) at once",
             paths.SocketPath, config.Guests.Count, config.Storages.Count, config.Jobs.Count, config.Host.MaxBackups);
         try
@@ -120,6 +147,7 @@ internal static class BackupService
         finally
         {
             socket.DeleteFileIfOurs();
+            metricsSocket?.DeleteFileIfOurs();
         }
         return 0;
     }

@@ -43,6 +43,12 @@ internal static class ConfigValues
             ? path
             : throw line.Error($"'{path}' is not an absolute path without '..'");
 
+    /// <summary>An absolute http or https URL. It is never logged: it may carry a token in its query.</summary>
+    public static Uri HttpUrl(ConfigLine line) =>
+        Uri.TryCreate(line.Value, UriKind.Absolute, out Uri? url) && url.Scheme is "http" or "https" && url.Host.Length > 0
+            ? url
+            : throw line.Error($"{line.Key}: expected an http:// or https:// URL");
+
     public static IReadOnlyList<string> Words(ConfigLine line) =>
         line.Value.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries);
 

@@ -9,17 +9,25 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// max-backups: 2                          # guest backups at once on this host (OpenNebula MAX_BACKUPS_HOST)
 /// fleecing-dir: /var/lib/grpc-backup/fleecing   # default for jobs that name none
 /// tmp-dir: /var/tmp                       # containers' views and suspend copies (must be traversable, as vzdump's)
+/// metrics-listen: 127.0.0.1:9464          # Prometheus scrape endpoint (GET /metrics); or unix:/run/grpc-backup/metrics.sock
+/// otlp-endpoint: http://127.0.0.1:4318    # OpenTelemetry collector (OTLP over HTTP): traces and metrics
 /// </code>
 /// </summary>
 internal sealed record HostSettings(string Node, uint MaxBackups, string FleecingDirectory, string TemporaryDirectory)
 {
+    /// <summary>Where the Prometheus endpoint listens; none by default.</summary>
+    public MetricsListenAddress? MetricsListen { get; init; }
+
+    /// <summary>The OTLP/HTTP collector's base address; traces and metrics are exported only when it is set.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
     public static HostSettings Parse(string file, string text, string stateDirectory)
     {
         HostSettings settings = Default(stateDirectory);
-        string? node = null, maxBackups = null, fleecing = null, temporary = null;
+        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -45,8 +53,16 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     temporary = ConfigValues.Single(line, temporary);
                     settings = settings with { TemporaryDirectory = ConfigValues.AbsolutePath(line, temporary) };
                     break;
+                case "metrics-listen":
+                    metrics = ConfigValues.Single(line, metrics);
+                    settings = settings with { MetricsListen = MetricsListenAddress.Parse(line) };
+                    break;
+                case "otlp-endpoint":
+                    otlp = ConfigValues.Single(line, otlp);
+                    settings = settings with { OtlpEndpoint = ConfigValues.HttpUrl(line) };
+                    break;
                 default:
-                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir)");
+                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint)");
             }
         }
         return settings;

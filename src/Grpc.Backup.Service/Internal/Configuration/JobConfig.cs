@@ -20,6 +20,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// notes-template: {{guestname}} on {{node}}
 /// hook: /etc/grpc-backup/hooks/notify
 /// priority: 5                     # 0-9, lower runs first when backup slots are contended
+/// notify: ops-hook root-mail      # notifications/NAME.conf targets told when the run ends (or JobInit fails)
+/// notify-on: failure              # always (default) or failure
 /// enabled: yes
 /// </code>
 /// </summary>
@@ -28,10 +30,18 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
     uint Priority, bool Enabled, string File, int StorageLine, IReadOnlyDictionary<string, int> GuestLines, JobMode Mode, int ModeLine,
     IReadOnlyList<string> ExcludePaths)
 {
+    /// <summary>The notification targets (names of notifications/NAME.conf) told about each run.</summary>
+    public IReadOnlyList<string> Notify { get; init; } = [];
+
+    public int NotifyLine { get; init; }
+
+    /// <summary>False: report every run; true: only runs that did not succeed.</summary>
+    public bool NotifyOnFailureOnly { get; init; }
+
     private static readonly string[] KnownKeys =
     [
         "storage", "guests", "tags", "exclude", "mode", "exclude-path", "fleecing-dir", "bwlimit", "schedule", "repeat-missed", "keep-last",
-        "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "notes-template", "hook", "priority", "enabled",
+        "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "notes-template", "hook", "priority", "enabled", "notify", "notify-on",
     ];
 
     public static JobConfig Parse(string file, string text)
@@ -57,6 +67,8 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
         JobMode mode = JobMode.Snapshot;
         int modeLine = 0;
         var excludePaths = new List<string>();
+        var notify = new List<string>();
+        bool notifyOnFailureOnly = false;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             if (!KnownKeys.Contains(line.Key, StringComparer.Ordinal))
@@ -147,6 +159,17 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
                 case "enabled":
                     enabled = ConfigValues.Bool(line);
                     break;
+                case "notify":
+                    notify.AddRange(Names(line, "notification target"));
+                    break;
+                case "notify-on":
+                    notifyOnFailureOnly = line.Value switch
+                    {
+                        "always" => false,
+                        "failure" => true,
+                        _ => throw line.Error($"notify-on '{line.Value}' is not known; use always or failure"),
+                    };
+                    break;
             }
         }
         if (storage is null)
@@ -166,7 +189,12 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
             throw new ConfigException(file, seen["repeat-missed"], "repeat-missed needs a schedule");
         }
         return new JobConfig(name, storage, new GuestSelection(all, guests, tags, exclude), fleecing, bwlimit, schedule, scheduleText,
-            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths);
+            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths)
+        {
+            Notify = notify,
+            NotifyLine = seen.GetValueOrDefault("notify"),
+            NotifyOnFailureOnly = notifyOnFailureOnly,
+        };
     }
 
     private static IEnumerable<string> Names(ConfigLine line, string what)

@@ -9,6 +9,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// guests/ID.conf       the guest inventory (one file per guest, as the orchestrator reads it)
 /// storages/NAME.conf   providers
 /// jobs/NAME.conf       backup jobs
+/// notifications/NAME.conf   where jobs report their end (webhook, sendmail)
 /// </code>
 /// Every file is read and every problem is reported (file, line, reason) before the service refuses to start: an
 /// administrator fixes them in one pass, and no job ever runs against a half-understood configuration.
@@ -16,8 +17,10 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 internal sealed class ServiceConfiguration
 {
     private ServiceConfiguration(HostSettings host, IReadOnlyDictionary<string, ConfiguredGuest> guests,
-        IReadOnlyDictionary<string, StorageConfig> storages, IReadOnlyDictionary<string, JobConfig> jobs)
+        IReadOnlyDictionary<string, StorageConfig> storages, IReadOnlyDictionary<string, JobConfig> jobs,
+        IReadOnlyDictionary<string, NotificationTarget> notifications)
     {
+        Notifications = notifications;
         Host = host;
         Guests = guests;
         Storages = storages;
@@ -31,6 +34,8 @@ internal sealed class ServiceConfiguration
     public IReadOnlyDictionary<string, StorageConfig> Storages { get; }
 
     public IReadOnlyDictionary<string, JobConfig> Jobs { get; }
+
+    public IReadOnlyDictionary<string, NotificationTarget> Notifications { get; }
 
     /// <exception cref="ConfigurationErrorsException">One or more files are invalid; each error names file and line.</exception>
     public static ServiceConfiguration Load(string directory, string stateDirectory)
@@ -68,6 +73,15 @@ internal sealed class ServiceConfiguration
                 storages.Add(storage.Name, storage);
             });
         }
+        var notifications = new Dictionary<string, NotificationTarget>(StringComparer.Ordinal);
+        foreach (string file in ConfFiles(Path.Combine(directory, "notifications")))
+        {
+            Collect(errors, () =>
+            {
+                NotificationTarget target = NotificationTarget.Parse(file, File.ReadAllText(file));
+                notifications.Add(target.Name, target);
+            });
+        }
         var jobs = new Dictionary<string, JobConfig>(StringComparer.Ordinal);
         foreach (string file in ConfFiles(Path.Combine(directory, "jobs")))
         {
@@ -85,10 +99,17 @@ internal sealed class ServiceConfiguration
                         throw new ConfigException(file, line, $"guest '{guest}' is not in the inventory (no guests/{guest}.conf)");
                     }
                 }
+                foreach (string target in job.Notify)
+                {
+                    if (!notifications.ContainsKey(target) && !errors.Any(e => e.File?.EndsWith($"/notifications/{target}.conf", StringComparison.Ordinal) == true))
+                    {
+                        throw new ConfigException(file, job.NotifyLine, $"notification target '{target}' is not configured (no notifications/{target}.conf)");
+                    }
+                }
                 jobs.Add(job.Name, job);
             });
         }
-        return errors.Count > 0 ? throw new ConfigurationErrorsException(errors) : new ServiceConfiguration(host, guests, storages, jobs);
+        return errors.Count > 0 ? throw new ConfigurationErrorsException(errors) : new ServiceConfiguration(host, guests, storages, jobs, notifications);
     }
 
     private static IEnumerable<string> ConfFiles(string directory) =>

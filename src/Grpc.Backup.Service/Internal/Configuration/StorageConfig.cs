@@ -6,7 +6,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// <summary>
 /// <c>storages/NAME.conf</c>: one backup provider and how jobs use it.
 /// <code>
-/// endpoint: unix:/run/grpc-backup/directory.sock    # or: unit: grpc-backup-directory.socket
+/// endpoint: unix:/run/grpc-backup/directory.sock    # or: unit: grpc-backup-provider-directory.socket
 /// option: compression=zstd                         # passed to the provider in JobInit, one per line
 /// secret: password /etc/grpc-backup/secrets/borg   # a root-only file the provider reads; only its path is passed
 /// max-concurrent: 1                                # guest backups at once into this repository

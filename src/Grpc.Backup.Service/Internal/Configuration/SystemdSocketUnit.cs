@@ -17,7 +17,7 @@ internal static class SystemdSocketUnit
         string unit = line.Value;
         if (!unit.EndsWith(".socket", StringComparison.Ordinal) || unit.Contains('/', StringComparison.Ordinal) || unit.Length > 256)
         {
-            throw line.Error($"'{unit}' is not a socket unit name such as grpc-backup-directory.socket");
+            throw line.Error($"'{unit}' is not a socket unit name such as grpc-backup-provider-directory.socket");
         }
         string? file = SearchPath.Select(d => Path.Combine(d, unit)).FirstOrDefault(File.Exists)
             ?? throw line.Error($"socket unit {unit} not found in {string.Join(", ", SearchPath)}");

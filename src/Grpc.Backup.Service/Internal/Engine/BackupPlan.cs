@@ -7,6 +7,11 @@ internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOn
     ulong BandwidthLimit, RetentionSettings Retention, NotesTemplate? Notes, string? Hook, uint Priority, JobMode Mode = JobMode.Snapshot,
     IReadOnlyList<string>? ExcludePaths = null)
 {
+    /// <summary>Where the run's end is reported (job runs only; a one-off backup reports to its caller).</summary>
+    public IReadOnlyList<NotificationTarget> Notify { get; init; } = [];
+
+    public bool NotifyOnFailureOnly { get; init; }
+
     public static BackupPlan FromJob(JobConfig job, ServiceConfiguration config) => new(
         job.Name,
         config.Storages[job.Storage],
@@ -18,5 +23,9 @@ internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOn
         job.Hook,
         job.Priority,
         job.Mode,
-        job.ExcludePaths);
+        job.ExcludePaths)
+    {
+        Notify = [.. job.Notify.Select(name => config.Notifications[name])],
+        NotifyOnFailureOnly = job.NotifyOnFailureOnly,
+    };
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpc.Backup.Containers;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
@@ -6,6 +7,7 @@ using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Service.Internal.Catalog;
 using Grpc.Backup.Service.Internal.Configuration;
 using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Backup.Service.Internal.Telemetry;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
@@ -21,6 +23,10 @@ internal sealed partial class JobEngine
         var result = new GuestResult { GuestId = guest.Id, State = TaskState.Queued };
         task.SetGuest(result.Clone());
         string backupId = Guid.NewGuid().ToString();
+        using Activity? span = ServiceInstruments.Source.StartActivity("backup guest", ActivityKind.Internal);
+        span?.SetTag("grpc_backup.guest", guest.Id);
+        span?.SetTag("grpc_backup.guest_type", guest.TypeName);
+        span?.SetTag("grpc_backup.backup_id", backupId);
         string logFile = Path.Combine(paths.LogDirectory, $"{task.Id}-{guest.Id}.log");
         using var guestLog = new GuestLogFile(task, guest.Id, logFile);
         var held = new Stack<IDisposable>();
@@ -73,6 +79,7 @@ internal sealed partial class JobEngine
             catalog.GuestEnded(task.Id, new GuestRecord(guest.Id, result.ArchiveName, StateName(result.State), result.Error, ended,
                 result.DurationSeconds, result.BytesRead, 0, result.ArchiveSizeBytes, [.. result.BitmapModes], result.Consistency));
             guestLog.Close();
+            RecordMetrics(span, plan, provider, guest, result);
             await RunHookQuietlyAsync(task, hooks, "log-end", jobId, guest.Id, guest.TypeName, result.ArchiveName.Length > 0 ? result.ArchiveName : null, logFile);
         }
         return success;
@@ -180,6 +187,32 @@ internal sealed partial class JobEngine
         if (operations.Contains(RepositoryOperation.ListBackups))
         {
             await CatalogRefresh.RefreshAsync(catalog, provider, plan.Storage.Name, guest.Id, CancellationToken.None);
+        }
+    }
+
+    private static void RecordMetrics(Activity? span, BackupPlan plan, ProviderConnection provider, ConfiguredGuest guest, GuestResult result)
+    {
+        var tags = new TagList
+        {
+            { "storage", plan.Storage.Name },
+            { "provider", provider.Info.Name },
+            { "guest_type", guest.TypeName },
+        };
+        var outcome = tags;
+        outcome.Add("outcome", StateName(result.State));
+        ServiceInstruments.GuestBackups.Add(1, outcome);
+        if (result.State != TaskState.Succeeded)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, result.Error);
+            return;
+        }
+        span?.SetTag("grpc_backup.archive", result.ArchiveName);
+        ServiceInstruments.BytesRead.Add((long)result.BytesRead, tags);
+        ServiceInstruments.BytesStored.Add((long)result.ArchiveSizeBytes, tags);
+        ServiceInstruments.Duration.Record(result.DurationSeconds, tags);
+        if (result.DurationSeconds > 0 && result.BytesRead > 0)
+        {
+            ServiceInstruments.Rate.Record(result.BytesRead / result.DurationSeconds, tags);
         }
     }
 

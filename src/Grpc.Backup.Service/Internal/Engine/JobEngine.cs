@@ -1,10 +1,13 @@
+using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Service.Internal.Catalog;
 using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Service.Internal.Notifications;
 using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Backup.Service.Internal.Telemetry;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
@@ -18,7 +21,7 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// the job-end (or job-abort) hook.
 /// </summary>
 internal sealed partial class JobEngine(ServiceConfiguration config, ServicePaths paths, CatalogDatabase catalog, TaskRegistry tasks,
-    ILoggerFactory loggerFactory)
+    JobNotifier notifier, ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<JobEngine>();
     private readonly KeyedGate _guestLocks = new();
@@ -39,6 +42,13 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
     public async Task RunAsync(ServiceTask task, BackupPlan plan)
     {
         string jobId = Guid.NewGuid().ToString();
+        // Each run is its own trace: not a child of whatever request or timer started it.
+        Activity.Current = null;
+        using Activity? span = ServiceInstruments.Source.StartActivity("backup job", ActivityKind.Internal);
+        span?.SetTag("grpc_backup.job", plan.JobName);
+        span?.SetTag("grpc_backup.job_id", jobId);
+        span?.SetTag("grpc_backup.storage", plan.Storage.Name);
+        span?.SetTag("grpc_backup.task_id", task.Id);
         var hooks = new HookRunner(plan.Hook, plan.JobName, plan.Storage.Name, config.Host.Node);
         catalog.RunStarted(task.Id, task.Kind, plan.JobName, plan.Storage.Name, task.Created);
         CancellationToken cancellationToken = task.Cancellation;
@@ -46,6 +56,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
         string error = "";
         int failed = 0;
         bool aborted = false;
+        bool jobInitDone = false, notified = false;
         try
         {
             task.SetRunning();
@@ -57,6 +68,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
                 init.Options[key] = value;
             }
             await provider.Backup.JobInitAsync(init, cancellationToken: cancellationToken);
+            jobInitDone = true;
             await hooks.RunAsync(task, "job-start", jobId);
             bool[] results = await Task.WhenAll(plan.Guests.Select(g => BackupGuestAsync(task, plan, provider, hooks, jobId, g)));
             failed = results.Count(ok => !ok);
@@ -67,6 +79,13 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             aborted = true;
             error = Describe(e);
             task.Log("ERROR", "", $"job failed: {error}");
+            if (!jobInitDone && !cancellationToken.IsCancellationRequested)
+            {
+                // Early: before JobCleanup and the hooks, which may take minutes against a provider that is down.
+                notified = true;
+                await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly,
+                    Report(JobReport.JobInitFailed, plan, task, jobId, "failed", error));
+            }
         }
         finally
         {
@@ -79,10 +98,28 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             TaskState state = cancellationToken.IsCancellationRequested ? TaskState.Cancelled
                 : aborted || failed > 0 ? TaskState.Failed : TaskState.Succeeded;
             catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+            ServiceInstruments.Jobs.Add(1, new TagList
+            {
+                { "outcome", StateName(state) },
+                { "storage", plan.Storage.Name },
+                { "provider", provider?.Info.Name ?? "" },
+            });
+            if (state != TaskState.Succeeded)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, error);
+            }
             task.Log(state == TaskState.Succeeded ? "INFO" : "WARN", "", $"job {StateName(state)}{(error.Length > 0 ? ": " + error : "")}");
+            if (!notified)
+            {
+                // Before the task ends, so the task's log (and whoever waits for the end) sees whether it was delivered.
+                await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, Report(JobReport.JobEnd, plan, task, jobId, StateName(state), error));
+            }
             task.End(state, error);
         }
     }
+
+    private JobReport Report(string kind, BackupPlan plan, ServiceTask task, string jobId, string state, string error) =>
+        new(kind, plan.JobName, jobId, task.Id, plan.Storage.Name, config.Host.Node, state, error, task.Created, DateTime.UtcNow, task.Info().Guests);
 
     private static async Task JobCleanupAsync(ServiceTask task, ProviderConnection provider, string jobId, bool success, string error)
     {
