@@ -28,6 +28,10 @@ public sealed partial class ConformanceSuite : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         string parent = options.ScratchParent ?? Path.GetTempPath();
+        if (!Directory.Exists(parent))
+        {
+            throw new DirectoryNotFoundException($"{parent} does not exist");
+        }
         // Traversable but not listable (0711): the container's root must reach its view below it; everything the
         // host keeps private (snapshot sockets, fleecing images, disks) is in 0700 subdirectories (PrivateDirectory).
         _scratch = Path.GetFullPath(Path.Combine(parent, "grpc-backup-conformance-" + Guid.NewGuid().ToString("N")[..12]));
@@ -56,7 +60,9 @@ public sealed partial class ConformanceSuite : IAsyncDisposable
         }
         finally
         {
-            await RunCleanupChecksAsync(cancellationToken);
+            // Also after Ctrl-C: what the suite stored is removed, within its own time limit.
+            using var cleanupTimeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            await RunCleanupChecksAsync(cleanupTimeout.Token);
         }
         return _results;
     }

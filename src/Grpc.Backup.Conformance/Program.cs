@@ -34,7 +34,17 @@ root.SetAction(async (result, cancellationToken) =>
         await Console.Error.WriteLineAsync($"grpc-backup-conformance: {e.Message}");
         return 2;
     }
-    await using var suite = new ConformanceSuite(new ConformanceOptions { Endpoint = endpoint, Only = filter, ScratchParent = result.GetValue(scratch) });
+    ConformanceSuite suite;
+    try
+    {
+        suite = new ConformanceSuite(new ConformanceOptions { Endpoint = endpoint, Only = filter, ScratchParent = result.GetValue(scratch) });
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        await Console.Error.WriteLineAsync($"grpc-backup-conformance: cannot create the scratch directory: {e.Message}");
+        return 2;
+    }
+    await using var _ = suite;
     IReadOnlyList<CheckResult> results = await suite.RunAsync(cancellationToken);
     ResultTable.Write(Console.Out, results);
     return results.Any(r => r.Outcome == CheckOutcome.Failed) ? 1 : 0;
