@@ -33,7 +33,7 @@ if (work is not null && Argument("--sparse-guest") is { } sparse)
 
 if (work is not null && !args.Contains("--skip-ct"))
 {
-    results.Add(await ContainerBench.RunAsync(Path.Combine(work, "ct"), endpointText));
+    results.AddRange(await ContainerBench.RunAsync(Path.Combine(work, "ct"), endpointText));
 }
 
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);

@@ -84,9 +84,21 @@ internal static class VmBench
         // Restore of the full backup vs qemu-img convert of a local raw file to the same target filesystem.
         string restoreTarget = Path.Combine(work, "restore");
         var restoreStart = Stopwatch.GetTimestamp();
-        await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance).RestoreAsync(full!.ArchiveName,
+        VmRestoreResult restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance).RestoreAsync(full!.ArchiveName,
             new VmRestoreOptions { TargetDirectory = restoreTarget }, CancellationToken.None);
         double oursRestore = Stopwatch.GetElapsedTime(restoreStart).TotalSeconds;
+
+        // Verification as the service runs it (restore to scratch, then hash) against sha256sum of the same restored data.
+        string restoredDisk = restored.Disks[disk.DeviceName];
+        var hashStart = Stopwatch.GetTimestamp();
+        string hash = await VolumeChecksum.OfFileAsync(restoredDisk, CancellationToken.None);
+        double oursHash = Stopwatch.GetElapsedTime(hashStart).TotalSeconds;
+        double peerHash = await Tool.TimeAsync("sha256sum", restoredDisk);
+        string recorded = full.Volumes.Single(v => v.DeviceName == disk.DeviceName).ContentSha256;
+        results.Add(new BenchResult("vm-verify-hash", oursHash, "sha256sum (restored raw)", peerHash,
+            $"{size >> 20} MiB; {size / oursHash / (1 << 20):0} MiB/s; matches recorded content_sha256: {hash == recorded}"));
+        results.Add(new BenchResult("vm-verify", oursRestore + oursHash, "sha256sum (restored raw)", peerHash,
+            $"restore {oursRestore:0.00} s + hash {oursHash:0.00} s; {size / (oursRestore + oursHash) / (1 << 20):0} MiB/s"));
         string converted = Path.Combine(work, "converted.raw");
         double peerRestore = await Tool.TimeAsync("qemu-img", "convert", "-U", "-f", "raw", "-O", "raw", disk.ImagePath, converted);
         Directory.Delete(restoreTarget, recursive: true);

@@ -41,6 +41,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
     /// </summary>
     public ContainerBackupMechanism ContainerMechanism { get; init; } = ContainerBackupMechanism.Directory;
 
+    /// <summary>
+    /// Whether BackupVm reports each volume's content_sha256 (<c>--content-sha256 no</c> turns it off): one SHA-256 pass
+    /// over the whole volume while it is stored, plus, for an incremental, reading its clean ranges from the chain.
+    /// </summary>
+    public bool ContentSha256 { get; init; } = true;
+
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -63,6 +69,12 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
                 null or "nbd" => VmBackupMechanism.Nbd,
                 "file-handle" => VmBackupMechanism.FileHandle,
                 string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+            },
+            ContentSha256 = configuration["content-sha256"] switch
+            {
+                null or "yes" => true,
+                "no" => false,
+                string other => throw new InvalidOperationException($"--content-sha256 must be yes or no, not '{other}'"),
             },
             ContainerMechanism = configuration["ct-mechanism"] switch
             {

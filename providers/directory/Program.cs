@@ -12,7 +12,8 @@ if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-directory --repository
     ["--repository PATH       the backup directory; or " + DirectoryRepositoryOptions.EnvironmentVariable,
      "--vm-mechanism nbd|file-handle, --ct-mechanism directory|tar-stream",
      "--runtime-directory DIR  private qemu-nbd sockets (default: systemd's RuntimeDirectory=, else the temp directory)",
-     "--qemu-img PATH, --qemu-nbd PATH, --copy-request-size BYTES, --copy-depth N"]))
+     "--qemu-img PATH, --qemu-nbd PATH, --copy-request-size BYTES, --copy-depth N",
+     "--content-sha256 yes|no  report each volume's SHA-256 for verification (default yes)"]))
 {
     return 0;
 }

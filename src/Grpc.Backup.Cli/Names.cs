@@ -14,4 +14,15 @@ internal static class Names
         TaskState.Cancelled => "cancelled",
         _ => "unknown",
     };
+
+    public static string Of(VerificationState state) => state switch
+    {
+        VerificationState.Verified => "verified",
+        VerificationState.Failed => "failed",
+        VerificationState.NotVerifiable => "not-verifiable",
+        _ => "unverified",
+    };
+
+    /// <summary>A backup's verification in one word, for lists.</summary>
+    public static string VerificationOf(Management.V1.Backup backup) => Of(backup.Verification?.State ?? VerificationState.Unspecified);
 }

@@ -6,7 +6,7 @@ using Grpc.Backup.Management.V1;
 namespace Grpc.Backup.Cli;
 
 /// <summary>
-/// The commands that only talk to the backup service: list, prune, jobs, status, cancel, watch and providers list.
+/// The commands that only talk to the backup service: list, show, prune, jobs, status, cancel, watch and providers list.
 /// Each prints aligned text, or with <c>--json</c> the reply as protobuf JSON on stdout.
 /// </summary>
 internal static class ServiceCommands
@@ -34,8 +34,43 @@ internal static class ServiceCommands
                 foreach (var b in reply.Backups)
                 {
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{b.Storage,-12} {b.GuestId,-8} {b.BackupTime.ToDateTime():yyyy-MM-dd HH:mm:ss} {(b.Incremental ? "incr" : "full"),-4} {b.StoredSizeBytes,14} {(b.Protected ? "protected " : "")}{b.ArchiveName} {b.Notes}"));
+                        $"{b.Storage,-12} {b.GuestId,-8} {b.BackupTime.ToDateTime():yyyy-MM-dd HH:mm:ss} {(b.Incremental ? "incr" : "full"),-4} {b.StoredSizeBytes,14} {Names.VerificationOf(b),-14} {(b.Protected ? "protected " : "")}{b.ArchiveName} {b.Notes}"));
                 }
+            });
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Show()
+    {
+        var socket = ServiceOptions.Socket();
+        var json = CommonOptions.Json();
+        var storage = new Option<string>("--storage") { Description = "Only this storage" };
+        var archive = new Argument<string>("archive") { Description = "The archive name, as listed" };
+        var command = new Command("show", "One backup from the catalog: sizes, notes and its last verification") { archive, storage, socket, json };
+        command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
+        {
+            var reply = await client.Management.ListBackupsAsync(new ListBackupsRequest { Storage = result.GetValue(storage) ?? "" },
+                cancellationToken: cancellationToken);
+            string name = result.GetValue(archive)!;
+            if (reply.Backups.FirstOrDefault(b => b.ArchiveName == name) is not { } b)
+            {
+                await Console.Error.WriteLineAsync($"grpc-backup: no backup '{name}' in the catalog (try list --refresh)");
+                return ExitCodes.NotFound;
+            }
+            Print(b, result.GetValue(json), () =>
+            {
+                Console.WriteLine($"archive:      {b.ArchiveName}");
+                Console.WriteLine($"storage:      {b.Storage}");
+                Console.WriteLine($"guest:        {b.GuestId}");
+                Console.WriteLine($"time:         {Time(b.BackupTime)}");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"kind:         {(b.Incremental ? "incremental" : "full")}{(b.Protected ? ", protected" : "")}"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"size:         {b.StoredSizeBytes} stored, {b.RestoredSizeBytes} restored"));
+                Console.WriteLine($"notes:        {b.Notes}");
+                Console.WriteLine(b.Verification is { } v
+                    ? $"verification: {Names.Of(v.State)} at {Time(v.Time)} (task {v.TaskId}): {v.Detail}"
+                    : "verification: never verified");
             });
             return ExitCodes.Success;
         }));

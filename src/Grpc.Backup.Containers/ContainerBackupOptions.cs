@@ -28,4 +28,10 @@ public sealed class ContainerBackupOptions
 
     /// <summary>Where the work directory (view mount point, suspend-mode copy) is created (vzdump uses /var/tmp).</summary>
     public string TemporaryDirectory { get; init; } = "/var/tmp";
+
+    /// <summary>
+    /// Also record the tree's <see cref="FileManifest"/> while the view is in place, after the backup read it (a second
+    /// walk that reads and hashes every file: it roughly doubles the container's read cost).
+    /// </summary>
+    public bool ComputeFileManifest { get; init; }
 }

@@ -91,6 +91,26 @@ public sealed class ContainerBackupView : IAsyncDisposable
     }
 
     /// <summary>Tears the view down; returns one message per cleanup step that failed (nothing is retried).</summary>
+    /// <summary>
+    /// The view's <see cref="FileManifest"/>, walked with the backup's exclusions as the container's root; a failure is
+    /// a warning (the backup itself is fine, it only cannot be verified by manifest) and gives null.
+    /// </summary>
+    public async Task<(FileManifest? Manifest, TimeSpan Duration)> TryComputeManifestAsync(ICollection<string> warnings,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(warnings);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            return (await FileManifest.ComputeAsync(Namespace, Path, TarExcludeArguments, cancellationToken), clock.Elapsed);
+        }
+        catch (Exception e) when (e is ContainerBackupException or InvalidDataException or IOException or FormatException)
+        {
+            warnings.Add($"no file manifest recorded: {e.Message}");
+            return (null, clock.Elapsed);
+        }
+    }
+
     public async Task<IReadOnlyList<string>> CloseAsync() =>
         Interlocked.Exchange(ref _closed, 1) == 0 ? await _cleanup.RunAsync() : [];
 

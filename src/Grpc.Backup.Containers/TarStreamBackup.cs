@@ -73,7 +73,7 @@ public sealed class TarStreamBackup : IAsyncDisposable
             tar = view.Namespace.Command("tar", TarCreateArguments.Build(view.Path, view.TarExcludeArguments)).Start();
             Process started = tar;
             SafeFileHandle pipe = writeEnd;
-            return new TarStreamBackup(readEnd, view, abort, token => RunAsync(started, pipe, options.BytesPerSecond, view, token));
+            return new TarStreamBackup(readEnd, view, abort, token => RunAsync(started, pipe, options.BytesPerSecond, options.ComputeFileManifest, view, token));
         }
         catch (Exception e)
         {
@@ -111,8 +111,8 @@ public sealed class TarStreamBackup : IAsyncDisposable
         _abort.Dispose();
     }
 
-    private static async Task<TarStreamBackupResult> RunAsync(Process tar, SafeFileHandle writeEnd, ulong bytesPerSecond, ContainerBackupView view,
-        CancellationToken cancellationToken)
+    private static async Task<TarStreamBackupResult> RunAsync(Process tar, SafeFileHandle writeEnd, ulong bytesPerSecond, bool computeManifest,
+        ContainerBackupView view, CancellationToken cancellationToken)
     {
         var warnings = new List<string>(view.Warnings);
         // Off the caller's stack: StartAsync returns as soon as tar runs.
@@ -168,7 +168,10 @@ public sealed class TarStreamBackup : IAsyncDisposable
             tar.Dispose();
             writeEnd.Dispose();
         }
+        (FileManifest? manifest, TimeSpan manifestDuration) = failure is null && computeManifest
+            ? await view.TryComputeManifestAsync(warnings, cancellationToken)
+            : (null, TimeSpan.Zero);
         warnings.AddRange(await view.CloseAsync());
-        return failure is null ? new TarStreamBackupResult(written, warnings, view.IsPrivileged) : throw failure;
+        return failure is null ? new TarStreamBackupResult(written, warnings, view.IsPrivileged, manifest, manifestDuration) : throw failure;
     }
 }

@@ -21,4 +21,10 @@ public sealed class ContainerBackupRunOptions
 
     /// <summary>Where views and suspend-mode copies are built (vzdump uses /var/tmp).</summary>
     public string TemporaryDirectory { get; init; } = "/var/tmp";
+
+    /// <summary>
+    /// Record the container's file manifest (<see cref="Containers.FileManifest"/>) while the view is in place, for
+    /// verification; it reads and hashes the tree a second time.
+    /// </summary>
+    public bool ComputeFileManifest { get; init; }
 }

@@ -13,7 +13,7 @@ public sealed partial class ContainerBackupRunner
     /// provider. The provider may end its call OK when the pipe reaches EOF even though tar failed, so tar's outcome
     /// is awaited after the call: a failed tar fails the backup and BackupCleanup(success=false) discards it.
     /// </summary>
-    private async Task<IReadOnlyList<string>> RunTarStreamAsync(BackupContainerRequest request, ContainerBackupOptions viewOptions,
+    private async Task<(IReadOnlyList<string> Warnings, FileManifest? Manifest, TimeSpan ManifestDuration)> RunTarStreamAsync(BackupContainerRequest request, ContainerBackupOptions viewOptions,
         ContainerGuest guest, TaskLog log, CancellationToken cancellationToken)
     {
         await using TarStreamBackup tar = await TarStreamBackup.StartAsync(viewOptions, cancellationToken);
@@ -35,6 +35,6 @@ public sealed partial class ContainerBackupRunner
         }
         TarStreamBackupResult result = await tar.Completion;
         log.Info($"tar stream: {result.BytesWritten} bytes");
-        return result.Warnings;
+        return (result.Warnings, result.Manifest, result.ManifestDuration);
     }
 }

@@ -19,7 +19,7 @@ public sealed partial class ContainerBackupRunner
     /// connection the host opened (fd 3). The call and the worker are watched together: a worker that exits non-zero
     /// cancels the call, a call that fails kills the worker, and only both succeeding is a backup.
     /// </summary>
-    private async Task<IReadOnlyList<string>> RunWorkerAsync(BackupContainerRequest request, IReadOnlyList<string> argv,
+    private async Task<(IReadOnlyList<string> Warnings, FileManifest? Manifest, TimeSpan ManifestDuration)> RunWorkerAsync(BackupContainerRequest request, IReadOnlyList<string> argv,
         ContainerBackupOptions viewOptions, ContainerGuest guest, TaskLog log, CancellationToken cancellationToken)
     {
         await using ContainerBackupView view = await ContainerBackupView.CreateAsync(viewOptions, cancellationToken);
@@ -85,8 +85,11 @@ public sealed partial class ContainerBackupRunner
         }
         var warnings = new List<string>(view.Warnings);
         warnings.AddRange(workerProblems);
+        (FileManifest? manifest, TimeSpan manifestDuration) = viewOptions.ComputeFileManifest
+            ? await view.TryComputeManifestAsync(warnings, cancellationToken)
+            : (null, TimeSpan.Zero);
         warnings.AddRange(await view.CloseAsync());
-        return warnings;
+        return (warnings, manifest, manifestDuration);
     }
 
     private static async Task Observe(Task task)

@@ -67,16 +67,21 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
             // TAR_STREAM: the host paces the pipe. DIRECTORY: the worker does, told by BACKUP_BWLIMIT.
             BytesPerSecond = options.BandwidthLimit,
             TemporaryDirectory = options.TemporaryDirectory,
+            ComputeFileManifest = options.ComputeFileManifest,
         };
         log.Info($"mode {options.Mode}, mechanism {mechanism}");
-        IReadOnlyList<string> warnings = workerArgv is null
+        (IReadOnlyList<string> warnings, FileManifest? manifest, TimeSpan manifestDuration) = workerArgv is null
             ? await RunTarStreamAsync(request, viewOptions, guest, log, cancellationToken)
             : await RunWorkerAsync(request, workerArgv, viewOptions, guest, log, cancellationToken);
         foreach (string warning in warnings)
         {
             log.Warn(warning);
         }
-        return new ContainerBackupResult(archiveName, mechanism, new BackupStats(), warnings, guest.IsPrivileged);
+        if (manifest is not null)
+        {
+            log.Info($"file manifest: {manifest.Entries.Count} entries, {manifest.ContentBytes} bytes hashed in {manifestDuration.TotalSeconds:F2} s");
+        }
+        return new ContainerBackupResult(archiveName, mechanism, new BackupStats(), warnings, guest.IsPrivileged, manifest);
     }
 
     private async Task PrepareAsync(string backupId, ContainerBackupMechanism mechanism, ContainerGuest guest, IEnumerable<string> sources,

@@ -303,6 +303,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     {
                         throw new BackupException($"provider reported completion of unknown or repeated volume '{done.DeviceName}'");
                     }
+                    if (!VolumeChecksum.IsWellFormed(done.ContentSha256))
+                    {
+                        throw new BackupException($"provider reported a malformed content_sha256 for {done.DeviceName}: it must be 64 lowercase hex digits or empty");
+                    }
                     completed.Add(done);
                     log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
                     break;

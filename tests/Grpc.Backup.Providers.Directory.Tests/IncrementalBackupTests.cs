@@ -48,6 +48,8 @@ public sealed class IncrementalBackupTests
         {
             RestoredVolume restored = await host.RestoreAsync(backups[i].ArchiveName, Device);
             Assert.Equal(expected[i], restored.Sha256);
+            // An incremental's hash covers the whole volume: its dirty ranges and the clean ones read from the chain.
+            Assert.Equal(expected[i], backups[i].Completed(Device).ContentSha256);
             Assert.Equal(i == 0 ? Transport.FdKind.File : Transport.FdKind.NbdSocket, restored.SourceKind);
         }
         StatBackupResponse stat = await provider.Connection.Repository.StatBackupAsync(new StatBackupRequest { ArchiveName = backups[2].ArchiveName });

@@ -28,4 +28,7 @@ internal sealed class ManifestVolume
     public long BytesRead { get; init; }
 
     public long BytesStored { get; init; }
+
+    /// <summary>The lowercase hex SHA-256 of the whole volume as a restore produces it; null in older manifests.</summary>
+    public string? ContentSha256 { get; init; }
 }

@@ -51,6 +51,9 @@ internal sealed class OverlayTarget : IVolumeTarget
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         _client.WriteAsync(offset, data, NbdCommandFlags.None, cancellationToken);
 
+    public ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        _client.ReadAsync(offset, buffer, cancellationToken);
+
     public async ValueTask WriteZeroesAsync(long offset, long length, CancellationToken cancellationToken)
     {
         if (_client.Export.CanWriteZeroes)

@@ -205,12 +205,21 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string format = volume.IsIncremental ? ManifestVolume.FormatQcow2 : ManifestVolume.FormatRaw;
         string fileName = volume.Device + "." + format;
         VolumeCopyResult result;
+        string contentSha256;
         await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
+        using (RawFileTarget? rawBase = OpenRawBase(volume))
         {
-            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth);
+            // Clean ranges come from the stored chain: straight from the base's file when it is a raw full image (the
+            // overlay would only pass them through qemu-nbd), else through the new overlay, which resolves the chain.
+            using ContentHasher? hasher = options.ContentSha256
+                ? new ContentHasher(plan, volume.SizeBytes, volume.IsIncremental, rawBase is null ? target.ReadAsync : rawBase.ReadAsync,
+                    options.CopyRequestSize, options.CopyDepth)
+                : null;
+            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth, hasher);
             result = await copier.CopyAsync(plan, cancellationToken);
             try
             {
+                contentSha256 = hasher is null ? "" : await hasher.FinishAsync(cancellationToken);
                 await target.FinishAsync(cancellationToken);
             }
             catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
@@ -225,6 +234,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BitmapMode = volume.BitmapMode,
             BytesRead = (ulong)result.BytesRead,
             BytesStored = (ulong)result.BytesStored,
+            ContentSha256 = contentSha256,
         }, cancellationToken);
         await events.LogAsync(LogRecord.Types.Level.Info, volume.Base is { } stackedOn
             ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}"
@@ -240,7 +250,24 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BitmapMode = volume.ModeName,
             BytesRead = result.BytesRead,
             BytesStored = result.BytesStored,
+            ContentSha256 = contentSha256,
         };
+    }
+
+    private RawFileTarget? OpenRawBase(ValidatedVolume volume)
+    {
+        if (!options.ContentSha256 || volume.Base is not { } stackOn || stackOn.Volume.Format != ManifestVolume.FormatRaw)
+        {
+            return null;
+        }
+        try
+        {
+            return RawFileTarget.OpenReadOnly(store.FileIn(stackOn.Archive, stackOn.Volume.File), volume.SizeBytes);
+        }
+        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        {
+            throw DirectoryErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
+        }
     }
 
     private async Task<NbdSource> ConnectAsync(ValidatedVolume volume, List<Socket> sockets, string context,

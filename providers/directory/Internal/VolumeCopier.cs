@@ -8,10 +8,10 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// anything is read (<see cref="ExtentMap"/> for NBD, <see cref="FileExtentPlan"/> for streamed extents): reads the
 /// ranges to copy in chunks of the request size with several chunks in flight, stores each chunk (zero blocks as
 /// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
-/// and no discarded range is ever read again.
+/// and no discarded range is ever read again. A <see cref="ContentHasher"/> sees every chunk once it is stored.
 /// </summary>
 internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, TokenBucket bandwidth,
-    BackupEventWriter events, int requestSize, int depth)
+    BackupEventWriter events, int requestSize, int depth, ContentHasher? hasher = null)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
     private const long TrimBatchSize = 32L * 1024 * 1024;
@@ -102,8 +102,26 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         {
             throw DirectoryErrors.FromStorage(e, $"storing {device} at offset {offset}");
         }
+        if (hasher is not null)
+        {
+            await HashAsync(offset, buffer, cancellationToken);
+        }
         await _trims!.AddAsync(offset, buffer.Length, cancellationToken);
         Interlocked.Add(ref _bytesDone, buffer.Length);
+    }
+
+    private async ValueTask HashAsync(long offset, ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await hasher!.AppendAsync(offset, chunk, cancellationToken);
+        }
+        catch (Exception e) when ((e is ExternalToolException || DirectoryErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
+            && !cancellationToken.IsCancellationRequested)
+        {
+            // Hashing may read an incremental's clean ranges from the stored chain.
+            throw DirectoryErrors.FromStorage(e, $"reading {device}'s stored chain for its content hash");
+        }
     }
 
     private async Task StoreZeroesAsync(PlannedExtent extent, CancellationToken cancellationToken)

@@ -2,7 +2,7 @@ namespace Grpc.Backup.Service.Internal;
 
 /// <summary>
 /// Where the service keeps its state: <c>STATE/catalog.db</c> (catalog and journal), <c>STATE/logs/</c> (per-guest task
-/// logs, as vzdump's), and a private runtime directory for the snapshot NBD sockets. All created root-only (0700).
+/// logs, as vzdump's), <c>STATE/manifests/</c> (containers' file manifests, for verification), and a private runtime directory for the snapshot NBD sockets. All created root-only (0700).
 /// </summary>
 internal sealed record ServicePaths(string ConfigDirectory, string StateDirectory, string RuntimeDirectory, string SocketPath)
 {
@@ -10,9 +10,14 @@ internal sealed record ServicePaths(string ConfigDirectory, string StateDirector
 
     public string LogDirectory => Path.Combine(StateDirectory, "logs");
 
+    public string ManifestDirectory => Path.Combine(StateDirectory, "manifests");
+
+    /// <summary>Where a container backup's file manifest is kept: one file per storage and archive ('/' in a name becomes '@').</summary>
+    public string ManifestPath(string storage, string archive) => Path.Combine(ManifestDirectory, $"{storage}@{archive.Replace('/', '@')}.json");
+
     public void CreateDirectories()
     {
-        foreach (string directory in new[] { StateDirectory, LogDirectory, RuntimeDirectory, Path.GetDirectoryName(SocketPath)! })
+        foreach (string directory in new[] { StateDirectory, LogDirectory, ManifestDirectory, RuntimeDirectory, Path.GetDirectoryName(SocketPath)! })
         {
             Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }

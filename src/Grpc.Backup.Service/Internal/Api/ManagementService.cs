@@ -25,7 +25,9 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         {
             throw new RpcException(new Status(StatusCode.AlreadyExists, $"job {job.Name} is already running as task {running.Id}"));
         }
-        ServiceTask task = engine.Start("job", BackupPlan.FromJob(job, Config));
+        ServiceTask task = job.Kind == JobKind.Verify
+            ? engine.StartVerify(VerifyPlan.FromJob(job, Config))
+            : engine.Start("job", BackupPlan.FromJob(job, Config));
         task.Log("INFO", "", "started by run-now");
         return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
     }
@@ -65,6 +67,26 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
     }
 
+    public override Task<StartTaskResponse> VerifyBackup(VerifyBackupRequest request, ServerCallContext context)
+    {
+        StorageConfig storage = Storage(request.Storage);
+        if ((request.ArchiveName.Length > 0) == (request.LatestGuestId.Length > 0))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "name either an archive or a guest whose latest backup to verify"));
+        }
+        if (request.ArchiveName.Length > 0 && Protocol.ArchiveName.Check(request.ArchiveName) is { } problem)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"archive name: {problem}"));
+        }
+        if (request.LatestGuestId.Length > 0 && catalog.Backups(storage.Name, request.LatestGuestId).Count == 0)
+        {
+            throw NotFound($"the catalog holds no backup of guest '{request.LatestGuestId}' on storage {storage.Name} (try list --refresh)");
+        }
+        var plan = new VerifyPlan("", storage, Empty(request.ArchiveName), request.LatestGuestId.Length > 0 ? [request.LatestGuestId] : [],
+            VerifySelection.Latest);
+        return Task.FromResult(new StartTaskResponse { TaskId = engine.StartVerify(plan).Id });
+    }
+
     public override async Task<ListBackupsResponse> ListBackups(ListBackupsRequest request, ServerCallContext context)
     {
         if (request.Storage.Length > 0)
@@ -88,8 +110,10 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
             }
         }
         var response = new ListBackupsResponse();
+        IReadOnlyDictionary<string, VerificationRecord> verifications = catalog.Verifications(Empty(request.Storage));
         response.Backups.AddRange(catalog.Backups(Empty(request.Storage), Empty(request.GuestId)).Select(b => new Management.V1.Backup
         {
+            Verification = verifications.GetValueOrDefault(b.Storage + "/" + b.Archive) is { } v ? ToVerification(v) : null,
             Storage = b.Storage,
             ArchiveName = b.Archive,
             GuestId = b.GuestId,
@@ -259,6 +283,19 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         }));
         return info;
     }
+
+    private static Management.V1.Verification ToVerification(VerificationRecord record) => new()
+    {
+        State = record.State switch
+        {
+            VerificationRecord.Verified => VerificationState.Verified,
+            VerificationRecord.Failed => VerificationState.Failed,
+            _ => VerificationState.NotVerifiable,
+        },
+        Time = Timestamp.FromDateTime(record.Time),
+        Detail = record.Detail,
+        TaskId = record.TaskId,
+    };
 
     private static TaskState ParseState(string state) => state switch
     {

@@ -35,11 +35,11 @@ internal sealed partial class CatalogDatabase
 
     public IReadOnlyList<BackupRecord> Backups(string? storage, string? guestId) =>
         Query("""
-            SELECT storage, archive, guest_id, backup_time, stored_size, restored_size, protected, notes, incremental FROM backups
+            SELECT storage, archive, guest_id, backup_time, stored_size, restored_size, protected, notes, incremental, guest_type FROM backups
             WHERE ($s IS NULL OR storage = $s) AND ($g IS NULL OR guest_id = $g) ORDER BY backup_time DESC, archive DESC
             """,
             r => new BackupRecord(r.GetString(0), r.GetString(1), r.GetString(2), ParseTime(r.GetString(3)), (ulong)r.GetInt64(4),
-                (ulong)r.GetInt64(5), r.GetInt64(6) != 0, r.GetString(7), r.GetInt64(8) != 0),
+                (ulong)r.GetInt64(5), r.GetInt64(6) != 0, r.GetString(7), r.GetInt64(8) != 0, r.GetString(9)),
             ("$s", storage), ("$g", guestId));
 
     public DateTime? LastFire(string job) =>

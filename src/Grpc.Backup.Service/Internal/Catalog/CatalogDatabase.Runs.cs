@@ -43,7 +43,7 @@ internal sealed partial class CatalogDatabase
             ("$l", limit));
 
     public RunRecord? LastRunOf(string job) =>
-        Query("SELECT task_id FROM job_runs WHERE job = $j AND kind = 'job' ORDER BY started DESC LIMIT 1", r => r.GetString(0), ("$j", job))
+        Query("SELECT task_id FROM job_runs WHERE job = $j AND kind IN ('job', 'verify') ORDER BY started DESC LIMIT 1", r => r.GetString(0), ("$j", job))
             .Select(id => RecentRuns(1000).FirstOrDefault(r => r.TaskId == id)).FirstOrDefault();
 
     private List<GuestRecord> GuestsOf(string taskId) =>

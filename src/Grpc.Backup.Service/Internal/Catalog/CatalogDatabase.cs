@@ -4,7 +4,8 @@ using Microsoft.Data.Sqlite;
 namespace Grpc.Backup.Service.Internal.Catalog;
 
 /// <summary>
-/// The service's SQLite database (<c>STATE/catalog.db</c>): the catalog (backups, job runs, per-guest results), the
+/// The service's SQLite database (<c>STATE/catalog.db</c>): the catalog (backups, job runs, per-guest results, what
+/// verification compares with and its results), the
 /// schedules' last firing, and the crash journal. One connection, used by one caller at a time; WAL with
 /// <c>synchronous=FULL</c>, so a committed journal entry survives a kill -9 or a power cut.
 /// </summary>
@@ -27,6 +28,14 @@ internal sealed partial class CatalogDatabase : IDisposable
             PRIMARY KEY(storage, archive));
         CREATE TABLE IF NOT EXISTS schedule_state(job TEXT PRIMARY KEY, last_fire TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS journal(backup_id TEXT PRIMARY KEY, entry TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS volume_checksums(
+            storage TEXT NOT NULL, archive TEXT NOT NULL, device TEXT NOT NULL, sha256 TEXT NOT NULL,
+            PRIMARY KEY(storage, archive, device));
+        CREATE TABLE IF NOT EXISTS container_manifests(
+            storage TEXT NOT NULL, archive TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(storage, archive));
+        CREATE TABLE IF NOT EXISTS verifications(
+            storage TEXT NOT NULL, archive TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL, time TEXT NOT NULL,
+            task_id TEXT NOT NULL, PRIMARY KEY(storage, archive));
         """;
 
     private readonly SqliteConnection _connection;

@@ -23,12 +23,19 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// notify: ops-hook root-mail      # notifications/NAME.conf targets told when the run ends (or JobInit fails)
 /// notify-on: failure              # always (default) or failure
 /// enabled: yes
+/// file-manifest: yes              # containers: record the file manifest verification compares with (a second walk
+///                                 # that hashes every file, about as long as the backup; stop mode stays stopped for it)
+/// kind: backup                    # or verify: restore backups to scratch and compare them with what was recorded
+/// verify: latest                  # verify jobs: latest (each guest's newest backup) or unverified (all never verified)
 /// </code>
+/// A verify job takes storage, guests/tags/exclude, schedule, repeat-missed, priority and enabled; the backup-only keys
+/// are errors there.
 /// </summary>
 internal sealed record JobConfig(string Name, string Storage, GuestSelection Selection, string? FleecingDirectory, ulong BandwidthLimit,
     CronExpression? Schedule, string? ScheduleText, bool RepeatMissed, RetentionSettings Retention, NotesTemplate? Notes, string? Hook,
     uint Priority, bool Enabled, string File, int StorageLine, IReadOnlyDictionary<string, int> GuestLines, JobMode Mode, int ModeLine,
-    IReadOnlyList<string> ExcludePaths)
+    IReadOnlyList<string> ExcludePaths, JobKind Kind = JobKind.Backup, VerifySelection Verify = VerifySelection.Latest,
+    bool FileManifest = true)
 {
     /// <summary>The notification targets (names of notifications/NAME.conf) told about each run.</summary>
     public IReadOnlyList<string> Notify { get; init; } = [];
@@ -38,10 +45,14 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
     /// <summary>False: report every run; true: only runs that did not succeed.</summary>
     public bool NotifyOnFailureOnly { get; init; }
 
+    private static readonly string[] VerifyJobKeys =
+        ["storage", "guests", "tags", "exclude", "schedule", "repeat-missed", "priority", "enabled", "kind", "verify", "notify", "notify-on"];
+
     private static readonly string[] KnownKeys =
     [
         "storage", "guests", "tags", "exclude", "mode", "exclude-path", "fleecing-dir", "bwlimit", "schedule", "repeat-missed", "keep-last",
         "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "notes-template", "hook", "priority", "enabled", "notify", "notify-on",
+        "kind", "verify", "file-manifest",
     ];
 
     public static JobConfig Parse(string file, string text)
@@ -69,6 +80,9 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
         var excludePaths = new List<string>();
         var notify = new List<string>();
         bool notifyOnFailureOnly = false;
+        JobKind kind = JobKind.Backup;
+        VerifySelection verify = VerifySelection.Latest;
+        bool fileManifest = true;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             if (!KnownKeys.Contains(line.Key, StringComparer.Ordinal))
@@ -159,6 +173,25 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
                 case "enabled":
                     enabled = ConfigValues.Bool(line);
                     break;
+                case "file-manifest":
+                    fileManifest = ConfigValues.Bool(line);
+                    break;
+                case "kind":
+                    kind = line.Value switch
+                    {
+                        "backup" => JobKind.Backup,
+                        "verify" => JobKind.Verify,
+                        _ => throw line.Error($"kind '{line.Value}' is not known; use backup or verify"),
+                    };
+                    break;
+                case "verify":
+                    verify = line.Value switch
+                    {
+                        "latest" => VerifySelection.Latest,
+                        "unverified" => VerifySelection.Unverified,
+                        _ => throw line.Error($"verify '{line.Value}' is not known; use latest or unverified"),
+                    };
+                    break;
                 case "notify":
                     notify.AddRange(Names(line, "notification target"));
                     break;
@@ -184,12 +217,20 @@ internal sealed record JobConfig(string Name, string Storage, GuestSelection Sel
         {
             throw new ConfigException(file, seen["guests"], "'guests: all' cannot be combined with tags");
         }
+        if (kind == JobKind.Verify && seen.Keys.FirstOrDefault(k => !VerifyJobKeys.Contains(k, StringComparer.Ordinal)) is { } backupOnly)
+        {
+            throw new ConfigException(file, seen[backupOnly], $"'{backupOnly}' is for backup jobs; a verify job knows {string.Join(", ", VerifyJobKeys)}");
+        }
+        if (kind == JobKind.Backup && seen.TryGetValue("verify", out int verifyLine))
+        {
+            throw new ConfigException(file, verifyLine, "'verify' needs 'kind: verify'");
+        }
         if (repeatMissed && schedule is null)
         {
             throw new ConfigException(file, seen["repeat-missed"], "repeat-missed needs a schedule");
         }
         return new JobConfig(name, storage, new GuestSelection(all, guests, tags, exclude), fleecing, bwlimit, schedule, scheduleText,
-            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths)
+            repeatMissed, retention, notes, hook, priority, enabled, file, storageLine, guestLines, mode, modeLine, excludePaths, kind, verify, fileManifest)
         {
             Notify = notify,
             NotifyLine = seen.GetValueOrDefault("notify"),

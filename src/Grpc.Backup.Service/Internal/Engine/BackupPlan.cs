@@ -5,7 +5,7 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// <summary>What one run backs up and how: from a job's config, or from a one-off request with the storage's defaults.</summary>
 internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOnlyList<ConfiguredGuest> Guests, string FleecingDirectory,
     ulong BandwidthLimit, RetentionSettings Retention, NotesTemplate? Notes, string? Hook, uint Priority, JobMode Mode = JobMode.Snapshot,
-    IReadOnlyList<string>? ExcludePaths = null)
+    IReadOnlyList<string>? ExcludePaths = null, bool FileManifest = true)
 {
     /// <summary>Where the run's end is reported (job runs only; a one-off backup reports to its caller).</summary>
     public IReadOnlyList<NotificationTarget> Notify { get; init; } = [];
@@ -23,7 +23,8 @@ internal sealed record BackupPlan(string JobName, StorageConfig Storage, IReadOn
         job.Hook,
         job.Priority,
         job.Mode,
-        job.ExcludePaths)
+        job.ExcludePaths,
+        job.FileManifest)
     {
         Notify = [.. job.Notify.Select(name => config.Notifications[name])],
         NotifyOnFailureOnly = job.NotifyOnFailureOnly,

@@ -50,6 +50,16 @@ internal sealed partial class JobEngine
             result.BitmapModes.AddRange(backup.BitmapModes);
             result.BytesRead = backup.BytesRead;
             result.ArchiveSizeBytes = backup.ArchiveSize;
+            if (backup.Checksums is { Count: > 0 } checksums)
+            {
+                catalog.RecordChecksums(plan.Storage.Name, backup.Archive, checksums);
+            }
+            if (backup.Manifest is { } manifest)
+            {
+                string manifestPath = paths.ManifestPath(plan.Storage.Name, backup.Archive);
+                await manifest.SaveAsync(manifestPath, CancellationToken.None);
+                catalog.RecordContainerManifest(plan.Storage.Name, backup.Archive, manifestPath);
+            }
             task.Log("INFO", guest.Id, $"stored {backup.Archive} ({result.Consistency}; {string.Join(", ", result.BitmapModes)}; read {result.BytesRead} bytes, archive {result.ArchiveSizeBytes} bytes)");
 
             await AfterBackupAsync(task, plan, provider, guest, backup.Archive);
@@ -123,7 +133,7 @@ internal sealed partial class JobEngine
                 }, cancellationToken).ConfigureAwait(false);
                 return new GuestOutcome(backup.ArchiveName, backup.Consistency.ToString().ToLowerInvariant(),
                     [.. backup.Volumes.Select(v => $"{v.DeviceName}:{ModeName(v.BitmapMode)}")], (ulong)backup.Volumes.Sum(v => (decimal)v.BytesRead),
-                    backup.Stats.ArchiveSizeBytes);
+                    backup.Stats.ArchiveSizeBytes, backup.Volumes.ToDictionary(v => v.DeviceName, v => v.ContentSha256, StringComparer.Ordinal));
             }
             Directory.CreateDirectory(containerTemp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                 | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
@@ -144,8 +154,10 @@ internal sealed partial class JobEngine
                     ExcludePatterns = plan.ExcludePaths ?? [],
                     BandwidthLimit = plan.BandwidthLimit,
                     TemporaryDirectory = containerTemp,
+                    ComputeFileManifest = plan.FileManifest,
                 }, cancellationToken).ConfigureAwait(false);
-                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes);
+                return new GuestOutcome(ct.ArchiveName, plan.Mode.ToString().ToLowerInvariant(), [], 0, ct.Stats.ArchiveSizeBytes,
+                    Manifest: ct.Manifest);
             }
             finally
             {

@@ -45,6 +45,7 @@ internal static class JobReportFormat
 
     public static string Subject(JobReport report) => report.Event == JobReport.JobInitFailed
         ? $"grpc-backup {report.Node}: job {Name(report)} could not start on {report.Storage}"
+        : report.Event == JobReport.VerifyEnd ? $"grpc-backup {report.Node}: verify {Name(report)} {report.State}"
         : $"grpc-backup {report.Node}: job {Name(report)} {report.State}";
 
     public static string Text(JobReport report)

@@ -68,7 +68,9 @@ internal sealed partial class JobScheduler(JobEngine engine, CatalogDatabase cat
             LogStillRunning(logger, job.Name, running.Id);
             return;
         }
-        ServiceTask task = engine.Start("job", BackupPlan.FromJob(job, engine.Config));
+        ServiceTask task = job.Kind == JobKind.Verify
+            ? engine.StartVerify(VerifyPlan.FromJob(job, engine.Config))
+            : engine.Start("job", BackupPlan.FromJob(job, engine.Config));
         task.Log("INFO", "", $"started by {reason} ({job.ScheduleText})");
         LogFired(logger, job.Name, reason, task.Id);
     }

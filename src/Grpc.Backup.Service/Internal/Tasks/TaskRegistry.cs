@@ -26,5 +26,5 @@ internal sealed class TaskRegistry
     public IReadOnlyList<ServiceTask> All => [.. _tasks.Values.OrderBy(t => t.Created)];
 
     /// <summary>The running (unfinished) task of a job, if any: a job never runs twice at once.</summary>
-    public ServiceTask? RunningJob(string job) => _tasks.Values.FirstOrDefault(t => t.Kind == "job" && t.Job == job && !t.IsFinished);
+    public ServiceTask? RunningJob(string job) => _tasks.Values.FirstOrDefault(t => t.Kind is "job" or "verify" && t.Job == job && !t.IsFinished);
 }

@@ -23,6 +23,10 @@ internal static class ServiceInstruments
     /// <summary>Finished job runs, tagged with their outcome; a failed JobInit counts as failed with phase job-init.</summary>
     public static readonly Counter<long> Jobs = Meter.CreateCounter<long>("grpc_backup.jobs", "{run}", "Job runs finished, by outcome");
 
+    /// <summary>Backups verified, by outcome (verified, failed, not-verifiable).</summary>
+    public static readonly Counter<long> Verifications = Meter.CreateCounter<long>("grpc_backup.verifications", "{backup}",
+        "Backups restored to scratch and compared with what was recorded at backup time, by outcome");
+
     public static readonly Counter<long> BytesRead = Meter.CreateCounter<long>("grpc_backup.backup.read", "By",
         "Bytes read from guests by successful backups");
 
