@@ -55,7 +55,16 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
 
     public override async Task<DeleteBackupResponse> DeleteBackup(DeleteBackupRequest request, ServerCallContext context)
     {
-        BorgArchiveName archive = BorgArchiveName.Resolve(request.ArchiveName);
+        BorgArchiveName archive;
+        try
+        {
+            archive = BorgArchiveName.Resolve(request.ArchiveName);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            // A valid name this provider never gives out cannot exist, and deleting what does not exist is OK.
+            return new DeleteBackupResponse();
+        }
         using IDisposable guestLock = await guestLocks.AcquireOrFailAsync(archive.GuestId, LockTimeout, context.CancellationToken);
         using IDisposable held = await repositoryLock.AcquireOrFailAsync(LockTimeout, context.CancellationToken);
         CatalogEntry? entry = await Guard(() => repository.DescribeAsync(archive, null, context.CancellationToken), "reading the archive");
@@ -122,7 +131,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
             entry.Protected = request.Protected;
         }
         catalog.Write(archive, entry);
-        return new UpdateBackupAttributesResponse();
+        return new UpdateBackupAttributesResponse { Backup = Entry(archive, entry) };
     }
 
     public override async Task<GetCapacityResponse> GetCapacity(GetCapacityRequest request, ServerCallContext context)

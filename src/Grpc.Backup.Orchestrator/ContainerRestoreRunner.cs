@@ -75,7 +75,9 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
             LogWarning(logger, archiveName, warning);
         }
         LogRestored(logger, archiveName, options.TargetRootFileSystem, stopwatch.Elapsed.TotalSeconds);
-        return new ContainerRestoreRunResult(extraction, guestConfig, firewall.Present ? firewall.FirewallConfig.ToByteArray() : null);
+        return new ContainerRestoreRunResult(extraction, guestConfig,
+            // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
+            firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
     }
 
     /// <summary>The archive as a stream; a path must belong to the provider, or it could make root read any host file into the container.</summary>

@@ -64,7 +64,9 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         {
             await File.WriteAllBytesAsync(Path.Combine(options.TargetDirectory, "firewall.conf"), firewall.FirewallConfig.ToByteArray(), cancellationToken);
         }
-        return new VmRestoreResult(disks, guestConfig, firewall.Present ? firewall.FirewallConfig.ToByteArray() : null);
+        return new VmRestoreResult(disks, guestConfig,
+            // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
+            firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
     }
 
     /// <summary>

@@ -22,6 +22,10 @@ internal static class RepoPaths
 
     public static string ResticStubGenerator => Path.Combine(Root, "providers", "restic", "generate-stubs");
 
+    /// <summary>The provider conformance kit (grpc-backup-conformance).</summary>
+    public static string ConformanceDll =>
+        Path.Combine(Root, "src", "Grpc.Backup.Conformance", "bin", Configuration, "net10.0", "grpc-backup-conformance.dll");
+
     public static string DemoGuestDll =>
         Path.Combine(Root, "build", "Grpc.Backup.DemoGuest", "bin", Configuration, "net10.0", "grpc-backup-demo-guest.dll");
 

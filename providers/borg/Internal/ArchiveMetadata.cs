@@ -28,6 +28,9 @@ internal sealed class ArchiveMetadata
     public byte[] GuestConfig { get; set; } = [];
 
     /// <summary>The firewall configuration, byte-exact; null when the host sent none.</summary>
+    // Omitted when null: System.Text.Json writes a null byte[] as "", which reads back as an empty, present config
+    // (grpc-backup-conformance caught ArchiveGetFirewallConfig answering present=true for backups without one).
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public byte[]? FirewallConfig { get; set; }
 
     public List<VolumeMetadata> Volumes { get; set; } = [];

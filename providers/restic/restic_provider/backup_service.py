@@ -88,6 +88,7 @@ class BackupService(backup_pb2_grpc.BackupServicer):
 
     def BackupInit(self, request, context):
         try:
+            _check_id(request.job_id, "job_id")
             _check_id(request.backup_id, "backup_id")
             cat.check_guest_id(request.guest_id)
             kind = {types_pb2.GUEST_TYPE_VM: "vm", types_pb2.GUEST_TYPE_CONTAINER: "ct"}.get(request.guest_type)
@@ -229,9 +230,9 @@ class BackupService(backup_pb2_grpc.BackupServicer):
         readers.extend([None] * len(volumes))
         try:
             for i, vol in enumerate(volumes):
-                readers[i] = VolumeReader(sockets[i], vol.nbd.export_name,
+                fd, sockets[i] = sockets[i], None  # the reader owns it from the call on, also when it fails
+                readers[i] = VolumeReader(fd, vol.nbd.export_name,
                                           vol.nbd.bitmap_context or "base:allocation", vol.size_bytes, vol.device_name)
-                sockets[i] = None
         finally:
             for fd in sockets:
                 if fd is not None:
@@ -274,6 +275,12 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                     outcome["read"] = reader.copy(ranges, writer, Pacer(rate), b.cancel, progress)
                 except BaseException as e:  # handed to the generator below
                     outcome["error"] = e
+                finally:
+                    if b.cancel.is_set():
+                        # After a cancel grpcio stops iterating this generator, so its finally runs only when the
+                        # generator is collected; restic must not hold the repository lock until then (found by
+                        # grpc-backup-conformance: the next repository call failed with REPOSITORY_LOCKED).
+                        self.store.reap(proc)
 
             thread = threading.Thread(target=work, daemon=True)
             thread.start()

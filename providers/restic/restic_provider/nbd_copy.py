@@ -6,6 +6,7 @@ reading, so the stream is the raw disk. An increment (REUSE) reads only the rang
 and returns them as the increment's map."""
 
 import hashlib
+import os
 import threading
 import time
 from collections import deque
@@ -35,10 +36,16 @@ class VolumeReader:
         self.device = device
         self.context = context
         self.h = nbd.NBD()
+        # Owns fd from the call on: closes it itself until libnbd takes it, which it does in connect_socket even when
+        # the handshake fails (closing it again here was a double close).
         try:
             self.h.set_export_name(export_name)
             self.h.add_meta_context(context)
-            self.h.connect_socket(fd)  # libnbd owns the fd from here
+        except nbd.Error as e:
+            os.close(fd)
+            raise errors.invalid(f"{device}: {e}")
+        try:
+            self.h.connect_socket(fd)
         except nbd.Error as e:
             raise errors.invalid(f"{device}: NBD handshake on the passed socket failed: {e}")
         if self.h.get_size() != size:

@@ -51,7 +51,13 @@ class RepositoryService(repository_pb2_grpc.RepositoryServicer):
 
     def DeleteBackup(self, request, context):
         try:
-            cat.check_archive_name(request.archive_name)
+            try:
+                cat.check_archive_name(request.archive_name)
+            except errors.ProviderError as e:
+                if e.code != grpc.StatusCode.NOT_FOUND:
+                    raise
+                # A valid name this provider never gives out cannot exist; deleting what does not exist is OK.
+                return repository_pb2.DeleteBackupResponse()
             with self.store.lock:
                 archive = self.store.catalog().archives.get(request.archive_name)
                 if archive is None:

@@ -113,7 +113,7 @@ class RestoreService(restore_pb2_grpc.RestoreServicer):
             state = self._state(request.restore_id, request.archive_name)
             device = request.device_name
             if device not in {v["device"] for v in state.manifest["volumes"]}:
-                raise errors.not_found(f"archive {state.archive} has no device {device!r}", "ARCHIVE_NOT_FOUND")
+                raise errors.invalid(f"archive {state.archive} has no device {device!r}")
             with state.lock:
                 export = state.exports.get(device)
                 if export is None or export[0].poll() is not None:

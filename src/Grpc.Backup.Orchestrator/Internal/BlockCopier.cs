@@ -18,6 +18,9 @@ internal static class BlockCopier
     {
         long written = 0;
         long done = 0;
+        // The target gets its full size first: nothing is written for a trailing hole or zero range, and without this
+        // the restored disk would end at its last data (found by grpc-backup-conformance on an incremental restore).
+        RandomAccess.SetLength(target, size);
         using var slots = new SemaphoreSlim(InFlight);
         var pending = new List<Task>();
         Exception? failure = null;
