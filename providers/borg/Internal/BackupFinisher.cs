@@ -101,6 +101,7 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
             try
             {
                 await repository.RenameAsync(session.Archive.PartialBorgName, session.Archive.BorgName, cancellationToken);
+                sessions.RecordStored(session.JobId, session.Archive.BorgName);
             }
             catch (BorgException e)
             {

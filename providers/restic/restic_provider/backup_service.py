@@ -276,10 +276,12 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                 except BaseException as e:  # handed to the generator below
                     outcome["error"] = e
                 finally:
-                    if b.cancel.is_set():
+                    if b.cancel.is_set() or "error" in outcome:
                         # After a cancel grpcio stops iterating this generator, so its finally runs only when the
                         # generator is collected; restic must not hold the repository lock until then (found by
-                        # grpc-backup-conformance: the next repository call failed with REPOSITORY_LOCKED).
+                        # grpc-backup-conformance: the next repository call failed with REPOSITORY_LOCKED). A failed
+                        # copy counts too: a host that cancels usually tears the snapshot down first, so the read
+                        # fails before the cancel is seen.
                         self.store.reap(proc)
 
             thread = threading.Thread(target=work, daemon=True)

@@ -138,7 +138,15 @@ class RestoreService(restore_pb2_grpc.RestoreServicer):
         if not os.path.exists(image):
             self.store.compose(catalog, archive, device, image)
         sock = os.path.join(state.directory, device + ".sock")
-        argv = [self.nbdkit, "--foreground", "--readonly", "--exit-with-parent", "--unix", sock, "--threads", "4"]
+        # nbdkit writes its pidfile once it listens; the socket file alone exists from bind(), before listen(), and a
+        # connect in that window is refused (seen on a loaded machine).
+        ready = os.path.join(state.directory, device + ".pid")
+        for stale in (sock, ready):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+        argv = [self.nbdkit, "--foreground", "--readonly", "--exit-with-parent", "--unix", sock, "-P", ready, "--threads", "4"]
         if rate:
             argv += ["--filter=rate"]
         argv += ["file", f"file={image}"]
@@ -147,7 +155,7 @@ class RestoreService(restore_pb2_grpc.RestoreServicer):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 close_fds=True)
         deadline = time.monotonic() + 10
-        while not os.path.exists(sock):
+        while not os.path.exists(ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise errors.ProviderError(grpc.StatusCode.INTERNAL, f"nbdkit did not start: {proc.stderr.read().decode()[-500:]}")
@@ -162,7 +170,8 @@ class RestoreService(restore_pb2_grpc.RestoreServicer):
                 export = state.exports.pop(request.device_name, None)
             if export is not None:
                 _stop(export[0])
-                for path in (export[1], os.path.join(state.directory, request.device_name + ".raw")):
+                for path in (export[1], os.path.join(state.directory, request.device_name + ".raw"),
+                             os.path.join(state.directory, request.device_name + ".pid")):
                     try:
                         os.unlink(path)
                     except FileNotFoundError:
