@@ -84,9 +84,7 @@ internal static class BackupService
         UnixListeningSocket? metricsSocket = config.Host.MetricsListen is { } metricsAddress ? MetricsListener.BindUnixSocket(metricsAddress) : null;
         builder.Services.AddOptions<KestrelServerOptions>().Configure<RootPeerFilter>((kestrel, filter) =>
         {
-            ulong handle = (ulong)socket.Socket.SafeHandle.DangerousGetHandle();
-            socket.Socket.SafeHandle.SetHandleAsInvalid();
-            kestrel.ListenHandle(handle, listen =>
+            KestrelUnixSocket.Listen(kestrel, socket, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
                 listen.Use(filter.Wrap);

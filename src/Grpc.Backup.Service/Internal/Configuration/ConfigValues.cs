@@ -45,9 +45,10 @@ internal static class ConfigValues
 
     /// <summary>An absolute http or https URL. It is never logged: it may carry a token in its query.</summary>
     public static Uri HttpUrl(ConfigLine line) =>
-        Uri.TryCreate(line.Value, UriKind.Absolute, out Uri? url) && url.Scheme is "http" or "https" && url.Host.Length > 0
-            ? url
-            : throw line.Error($"{line.Key}: expected an http:// or https:// URL");
+        TryHttpUrl(line.Value, out Uri? url) ? url : throw line.Error($"{line.Key}: expected an http:// or https:// URL");
+
+    public static bool TryHttpUrl(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Uri? url) =>
+        Uri.TryCreate(text, UriKind.Absolute, out url) && url.Scheme is "http" or "https" && url.Host.Length > 0;
 
     public static IReadOnlyList<string> Words(ConfigLine line) =>
         line.Value.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries);

@@ -42,8 +42,7 @@ internal sealed record WebhookTarget(string Name, Uri? Url, string? UrlFile, str
 
     private static Uri ReadUrl(string path, ConfigLine? line)
     {
-        string text = File.ReadAllText(path).Trim();
-        return Uri.TryCreate(text, UriKind.Absolute, out Uri? url) && url.Scheme is "http" or "https" && url.Host.Length > 0
+        return ConfigValues.TryHttpUrl(File.ReadAllText(path).Trim(), out Uri? url)
             ? url
             : throw Problem(line, $"{path} does not hold one http:// or https:// URL");
     }

@@ -92,8 +92,8 @@ internal sealed partial class JobEngine
         {
             span?.SetStatus(ActivityStatusCode.Error, error);
         }
-        await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, new JobReport(JobReport.VerifyEnd, plan.JobName, "", task.Id,
-            plan.Storage.Name, config.Host.Node, StateName(state), error, task.Created, DateTime.UtcNow, task.Info().Guests));
+        await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, Report(JobReport.VerifyEnd, plan.JobName, plan.Storage, task, "",
+            StateName(state), error));
         task.End(state, error);
     }
 

@@ -84,7 +84,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
                 // Early: before JobCleanup and the hooks, which may take minutes against a provider that is down.
                 notified = true;
                 await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly,
-                    Report(JobReport.JobInitFailed, plan, task, jobId, "failed", error));
+                    Report(JobReport.JobInitFailed, plan.JobName, plan.Storage, task, jobId, "failed", error));
             }
         }
         finally
@@ -112,14 +112,14 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             if (!notified)
             {
                 // Before the task ends, so the task's log (and whoever waits for the end) sees whether it was delivered.
-                await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, Report(JobReport.JobEnd, plan, task, jobId, StateName(state), error));
+                await notifier.NotifyAsync(task, plan.Notify, plan.NotifyOnFailureOnly, Report(JobReport.JobEnd, plan.JobName, plan.Storage, task, jobId, StateName(state), error));
             }
             task.End(state, error);
         }
     }
 
-    private JobReport Report(string kind, BackupPlan plan, ServiceTask task, string jobId, string state, string error) =>
-        new(kind, plan.JobName, jobId, task.Id, plan.Storage.Name, config.Host.Node, state, error, task.Created, DateTime.UtcNow, task.Info().Guests);
+    private JobReport Report(string kind, string jobName, StorageConfig storage, ServiceTask task, string jobId, string state, string error) =>
+        new(kind, jobName, jobId, task.Id, storage.Name, config.Host.Node, state, error, task.Created, DateTime.UtcNow, task.Info().Guests);
 
     private static async Task JobCleanupAsync(ServiceTask task, ProviderConnection provider, string jobId, bool success, string error)
     {

@@ -1,3 +1,4 @@
+using Grpc.Backup.Service.Internal.Api;
 using Grpc.Backup.Service.Internal.Configuration;
 using Grpc.Backup.Transport;
 using Microsoft.AspNetCore.Connections.Features;
@@ -37,9 +38,7 @@ internal static class MetricsListener
         };
         if (socket is not null)
         {
-            ulong handle = (ulong)socket.Socket.SafeHandle.DangerousGetHandle();
-            socket.Socket.SafeHandle.SetHandleAsInvalid();
-            kestrel.ListenHandle(handle, configure);
+            KestrelUnixSocket.Listen(kestrel, socket, configure);
         }
         else
         {
