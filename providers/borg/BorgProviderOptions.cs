@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Borg;
 
@@ -53,13 +54,13 @@ public sealed record BorgProviderOptions(string Repository, string StateDirector
         string repository = configuration["repository"] ?? Environment.GetEnvironmentVariable(RepositoryVariable) ?? "";
         if (!(Path.IsPathFullyQualified(repository) || IsSshUrl(repository)))
         {
-            throw new InvalidOperationException(
+            throw new ProviderOptionsException(
                 $"the borg provider needs --repository PATH (absolute) or ssh://user@host[:port]/path (or {RepositoryVariable}), not '{repository}'");
         }
         string? state = configuration["state-directory"] ?? FirstOf(Environment.GetEnvironmentVariable("STATE_DIRECTORY"));
         if (string.IsNullOrEmpty(state) || !Path.IsPathFullyQualified(state))
         {
-            throw new InvalidOperationException("the borg provider needs an absolute --state-directory (or systemd's StateDirectory=)");
+            throw new ProviderOptionsException("the borg provider needs an absolute --state-directory (or systemd's StateDirectory=)");
         }
         var options = new BorgProviderOptions(repository.TrimEnd('/'), Path.TrimEndingDirectorySeparator(state));
         options = options with
@@ -75,7 +76,7 @@ public sealed record BorgProviderOptions(string Repository, string StateDirector
             {
                 null or "nbd" => Grpc.Backup.Protocol.V1.VmBackupMechanism.Nbd,
                 "file-handle" => Grpc.Backup.Protocol.V1.VmBackupMechanism.FileHandle,
-                string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+                string other => throw new ProviderOptionsException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
             },
             ScratchDirectory = configuration["scratch-directory"] ?? Path.Join(options.StateDirectory, "scratch"),
             CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
@@ -100,7 +101,7 @@ public sealed record BorgProviderOptions(string Repository, string StateDirector
         }
         if (!Path.IsPathFullyQualified(path) || path.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '\\' || char.IsControl(c)))
         {
-            throw new InvalidOperationException($"--{key} must be an absolute path without quotes or whitespace");
+            throw new ProviderOptionsException($"--{key} must be an absolute path without quotes or whitespace");
         }
         return path;
     }
@@ -108,13 +109,13 @@ public sealed record BorgProviderOptions(string Repository, string StateDirector
     private static string CheckCompression(string value) =>
         value.All(c => char.IsAsciiLetterOrDigit(c) || c is ',' or '-')
             ? value
-            : throw new InvalidOperationException($"--compression '{value}' is not a borg compression spec (e.g. lz4, zstd,3)");
+            : throw new ProviderOptionsException($"--compression '{value}' is not a borg compression spec (e.g. lz4, zstd,3)");
 
     private static bool ReadBool(IConfiguration configuration, string key) => configuration[key] switch
     {
         null or "false" or "0" or "no" => false,
         "true" or "1" or "yes" => true,
-        string other => throw new InvalidOperationException($"--{key} must be true or false, not '{other}'"),
+        string other => throw new ProviderOptionsException($"--{key} must be true or false, not '{other}'"),
     };
 
     private static int ReadInt(IConfiguration configuration, string key, int fallback, int min, int max)
@@ -126,7 +127,7 @@ public sealed record BorgProviderOptions(string Repository, string StateDirector
         }
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
         {
-            throw new InvalidOperationException($"--{key} must be a number from {min} to {max}, not '{text}'");
+            throw new ProviderOptionsException($"--{key} must be a number from {min} to {max}, not '{text}'");
         }
         return value;
     }

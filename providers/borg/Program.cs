@@ -12,24 +12,27 @@ if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-borg --repository PATH
     return 0;
 }
 
-var builder = ProviderHost.CreateBuilder(args);
-builder.Services.AddSingleton(BorgProviderOptions.FromConfiguration(builder.Configuration));
-builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<BorgCli>();
-builder.Services.AddSingleton<RepositoryLock>();
-builder.Services.AddSingleton<BorgRepository>();
-builder.Services.AddSingleton<Catalog>();
-builder.Services.AddSingleton<GuestLocks>();
-builder.Services.AddSingleton<BackupSessionTable>();
-builder.Services.AddSingleton<RestoreSessionTable>();
-builder.Services.AddSingleton<BackupFinisher>();
-builder.Services.AddSingleton<VmBackupRun>();
-builder.Services.AddSingleton<ContainerBackupRun>();
-var app = builder.Build();
-app.MapBackupProvider();
-app.MapGrpcService<BorgIdentityService>();
-app.MapGrpcService<BorgBackupService>();
-app.MapGrpcService<BorgRestoreService>();
-app.MapGrpcService<BorgRepositoryService>();
-await app.RunAsync();
-return 0;
+return await ProviderHost.RunAsync("grpc-backup-provider-borg", async () =>
+{
+    var builder = ProviderHost.CreateBuilder(args);
+    builder.Services.AddSingleton(BorgProviderOptions.FromConfiguration(builder.Configuration));
+    builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.AddSingleton<BorgCli>();
+    builder.Services.AddSingleton<RepositoryLock>();
+    builder.Services.AddSingleton<BorgRepository>();
+    builder.Services.AddSingleton<Catalog>();
+    builder.Services.AddSingleton<GuestLocks>();
+    builder.Services.AddSingleton<BackupSessionTable>();
+    builder.Services.AddSingleton<RestoreSessionTable>();
+    builder.Services.AddSingleton<BackupFinisher>();
+    builder.Services.AddSingleton<VmBackupRun>();
+    builder.Services.AddSingleton<ContainerBackupRun>();
+    var app = builder.Build();
+    app.MapBackupProvider();
+    app.MapGrpcService<BorgIdentityService>();
+    app.MapGrpcService<BorgBackupService>();
+    app.MapGrpcService<BorgRestoreService>();
+    app.MapGrpcService<BorgRepositoryService>();
+    await app.RunAsync();
+    return 0;
+});

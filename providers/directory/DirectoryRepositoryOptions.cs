@@ -1,5 +1,6 @@
 using System.Globalization;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory;
 
@@ -53,7 +54,7 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
         string? path = configuration["repository"] ?? Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (string.IsNullOrEmpty(path) || !Path.IsPathFullyQualified(path))
         {
-            throw new InvalidOperationException(
+            throw new ProviderOptionsException(
                 $"the directory provider needs an absolute repository path: --repository PATH or {EnvironmentVariable}");
         }
         var options = new DirectoryRepositoryOptions(Path.TrimEndingDirectorySeparator(path));
@@ -68,19 +69,19 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             {
                 null or "nbd" => VmBackupMechanism.Nbd,
                 "file-handle" => VmBackupMechanism.FileHandle,
-                string other => throw new InvalidOperationException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
+                string other => throw new ProviderOptionsException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
             },
             ContentSha256 = configuration["content-sha256"] switch
             {
                 null or "yes" => true,
                 "no" => false,
-                string other => throw new InvalidOperationException($"--content-sha256 must be yes or no, not '{other}'"),
+                string other => throw new ProviderOptionsException($"--content-sha256 must be yes or no, not '{other}'"),
             },
             ContainerMechanism = configuration["ct-mechanism"] switch
             {
                 null or "directory" => ContainerBackupMechanism.Directory,
                 "tar-stream" => ContainerBackupMechanism.TarStream,
-                string other => throw new InvalidOperationException($"--ct-mechanism must be directory or tar-stream, not '{other}'"),
+                string other => throw new ProviderOptionsException($"--ct-mechanism must be directory or tar-stream, not '{other}'"),
             },
         };
     }
@@ -94,7 +95,7 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
         }
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
         {
-            throw new InvalidOperationException($"--{key} must be a number from {min} to {max}, not '{text}'");
+            throw new ProviderOptionsException($"--{key} must be a number from {min} to {max}, not '{text}'");
         }
         return value;
     }

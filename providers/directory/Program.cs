@@ -18,23 +18,26 @@ if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-directory --repository
     return 0;
 }
 
-var builder = ProviderHost.CreateBuilder(args);
-builder.Services.AddSingleton(DirectoryRepositoryOptions.FromConfiguration(builder.Configuration));
-builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<ArchiveStore>();
-builder.Services.AddSingleton<GuestLocks>();
-builder.Services.AddSingleton<QemuTools>();
-builder.Services.AddSingleton<BackupSessionTable>();
-builder.Services.AddSingleton<RestoreSessionTable>();
-builder.Services.AddSingleton<BackupCoordinator>();
-builder.Services.AddSingleton<ArchiveDeleter>();
-builder.Services.AddSingleton<VmBackupRun>();
-builder.Services.AddSingleton<ContainerBackupRun>();
-var app = builder.Build();
-app.MapBackupProvider();
-app.MapGrpcService<DirectoryIdentityService>();
-app.MapGrpcService<DirectoryBackupService>();
-app.MapGrpcService<DirectoryRestoreService>();
-app.MapGrpcService<DirectoryRepositoryService>();
-await app.RunAsync();
-return 0;
+return await ProviderHost.RunAsync("grpc-backup-provider-directory", async () =>
+{
+    var builder = ProviderHost.CreateBuilder(args);
+    builder.Services.AddSingleton(DirectoryRepositoryOptions.FromConfiguration(builder.Configuration));
+    builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.AddSingleton<ArchiveStore>();
+    builder.Services.AddSingleton<GuestLocks>();
+    builder.Services.AddSingleton<QemuTools>();
+    builder.Services.AddSingleton<BackupSessionTable>();
+    builder.Services.AddSingleton<RestoreSessionTable>();
+    builder.Services.AddSingleton<BackupCoordinator>();
+    builder.Services.AddSingleton<ArchiveDeleter>();
+    builder.Services.AddSingleton<VmBackupRun>();
+    builder.Services.AddSingleton<ContainerBackupRun>();
+    var app = builder.Build();
+    app.MapBackupProvider();
+    app.MapGrpcService<DirectoryIdentityService>();
+    app.MapGrpcService<DirectoryBackupService>();
+    app.MapGrpcService<DirectoryRestoreService>();
+    app.MapGrpcService<DirectoryRepositoryService>();
+    await app.RunAsync();
+    return 0;
+});

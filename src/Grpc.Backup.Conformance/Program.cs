@@ -5,7 +5,7 @@ using Grpc.Backup.Conformance.Internal;
 using Grpc.Backup.Protocol;
 
 // grpc-backup-conformance --provider unix:PATH [--only REGEX] [--scratch DIR]
-// Exit status: 0 every check passed or was skipped, 1 a check failed, 2 usage.
+// Exit status: 0 every check passed or was skipped, 1 a check failed (or the kit itself failed: one line on stderr), 2 usage.
 var provider = new Option<string>("--provider") { Description = "The provider's endpoint, unix:PATH (its sideband is PATH.fds)", Required = true };
 var only = new Option<string?>("--only") { Description = "Run only the checks whose name matches this regular expression (e.g. '^fd\\.')" };
 var scratch = new Option<string?>("--scratch") { Description = "Where the scratch directory is created (default: the temporary directory); needs ~200 MiB" };
@@ -49,4 +49,18 @@ root.SetAction(async (result, cancellationToken) =>
     ResultTable.Write(Console.Out, results);
     return results.Any(r => r.Outcome == CheckOutcome.Failed) ? 1 : 0;
 });
-return await root.Parse(args).InvokeAsync();
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    await Console.Error.WriteLineAsync($"grpc-backup-conformance: {parsed.Errors[0].Message} (see grpc-backup-conformance --help)");
+    return 2;
+}
+try
+{
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is not OutOfMemoryException)
+{
+    ProgramFailure.Report("grpc-backup-conformance", e);
+    return 1;
+}

@@ -58,6 +58,39 @@ public static class ProviderHost
         return true;
     }
 
+    /// <summary>Exit status of a provider process: the server stopped cleanly.</summary>
+    public const int ExitSuccess = 0;
+
+    /// <summary>Exit status: the provider failed at run time (a socket it could not bind, a crash).</summary>
+    public const int ExitFailure = 1;
+
+    /// <summary>Exit status: the command line or environment is wrong (<see cref="ProviderOptionsException"/>).</summary>
+    public const int ExitUsage = 2;
+
+    /// <summary>
+    /// Runs a provider's main: a wrong option is one line naming it plus a pointer to <c>--help</c> (exit 2); any other
+    /// failure is one line (exit 1); a stack trace only with <c>GRPC_BACKUP_DEBUG=1</c>. Every C# provider's
+    /// <c>Program.cs</c> runs its body through this.
+    /// </summary>
+    public static async Task<int> RunAsync(string program, Func<Task<int>> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        try
+        {
+            return await main().ConfigureAwait(false);
+        }
+        catch (ProviderOptionsException e)
+        {
+            await Console.Error.WriteLineAsync($"{program}: {e.Message} (see {program} --help)").ConfigureAwait(false);
+            return ExitUsage;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            ProgramFailure.Report(program, e);
+            return ExitFailure;
+        }
+    }
+
     /// <summary>
     /// Creates a builder that listens on the endpoint from <c>--listen unix:PATH</c>, <c>BACKUP_PROVIDER_LISTEN</c> or
     /// systemd socket activation; binds both sockets with mode 0660; checks peer credentials on both; serves health

@@ -1,7 +1,8 @@
 using Grpc.Backup.Service;
 using Grpc.Backup.Service.Internal;
 
-// grpc-backupd exit codes: 0 clean stop, 2 usage, 78 (EX_CONFIG) invalid configuration.
+// grpc-backupd exit codes: 0 clean stop, 1 failed at run time (one line on stderr; GRPC_BACKUP_DEBUG=1 adds the stack),
+// 2 usage, 78 (EX_CONFIG) invalid configuration.
 ServiceOptions options;
 try
 {
@@ -18,4 +19,12 @@ if (options.Help)
     Console.WriteLine("  defaults: --config /etc/grpc-backup --state /var/lib/grpc-backup --runtime /run/grpc-backup/work --socket " + ServiceOptions.DefaultSocket);
     return 0;
 }
-return await BackupService.RunAsync(options);
+try
+{
+    return await BackupService.RunAsync(options);
+}
+catch (Exception e) when (e is not OutOfMemoryException)
+{
+    Grpc.Backup.Protocol.ProgramFailure.Report("grpc-backupd", e);
+    return 1;
+}

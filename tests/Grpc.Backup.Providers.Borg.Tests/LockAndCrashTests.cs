@@ -27,13 +27,15 @@ public sealed class LockAndCrashTests
             string job = await host.JobInitAsync();
             string backupId = Guid.NewGuid().ToString();
             await host.BackupInitAsync(job, backupId, "500", DateTimeOffset.UtcNow);
+            var streaming = new FirstProgress();
             Task<List<BackupVmEvent>> running = host.BackupVmAsync(backupId, [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)],
-                "name: vm500\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB);
+                "name: vm500\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB, cancelWhen: streaming.Observe);
             int borg = await WaitForAsync(() => provider.BorgChildren().FirstOrDefault(p => BorgProvider.CommandLine(p).Contains("import-tar",
                 StringComparison.Ordinal)));
             // Once borg holds the repository lock, kill it.
             await WaitForAsync(() => System.IO.Directory.Exists(Path.Combine(provider.RepositoryPath, "lock.exclusive")) ? 1 : 0);
-            await Task.Delay(500);
+            // and once data flows into it (the provider reported bytes done), so the kill lands mid-archive.
+            await streaming.WaitAsync(running);
             System.Diagnostics.Process.GetProcessById(borg).Kill();
             await Assert.ThrowsAnyAsync<RpcException>(() => running);
             await host.BackupCleanupAsync(job, backupId, success: false).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -70,12 +72,14 @@ public sealed class LockAndCrashTests
             string job = await host.JobInitAsync();
             string backupId = Guid.NewGuid().ToString();
             await host.BackupInitAsync(job, backupId, "600", DateTimeOffset.UtcNow);
+            var streaming = new FirstProgress();
             Task<List<BackupVmEvent>> running = host.BackupVmAsync(backupId, [new VolumeSpec(Device, 64 * MiB, BitmapMode.New, export)],
-                "name: vm600\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB);
+                "name: vm600\n"u8.ToArray(), bandwidth: 2 * (ulong)MiB, cancelWhen: streaming.Observe);
             await WaitForAsync(() => provider.BorgChildren().FirstOrDefault(p => BorgProvider.CommandLine(p).Contains("import-tar",
                 StringComparison.Ordinal)));
             await WaitForAsync(() => System.IO.Directory.Exists(Path.Combine(provider.RepositoryPath, "lock.exclusive")) ? 1 : 0);
-            await Task.Delay(500);
+            // and once data flows into it (the provider reported bytes done), so the kill lands mid-archive.
+            await streaming.WaitAsync(running);
             System.Diagnostics.Process.GetProcessById(provider.Process.Id).Kill(); // the provider alone, not its borg
             await Assert.ThrowsAnyAsync<Exception>(() => running);
         }
@@ -119,6 +123,27 @@ public sealed class LockAndCrashTests
             }
             Assert.True(DateTime.UtcNow < deadline, "timed out waiting for borg");
             await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Completes at the first progress event with bytes done: the provider is streaming into borg.</summary>
+    private sealed class FirstProgress
+    {
+        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Observe(BackupVmEvent e)
+        {
+            if (e.EventCase == BackupVmEvent.EventOneofCase.Progress && e.Progress.BytesDone > 0)
+            {
+                _seen.TrySetResult();
+            }
+            return false;
+        }
+
+        public async Task WaitAsync(Task running)
+        {
+            await Task.WhenAny(_seen.Task, running);
+            Assert.True(_seen.Task.IsCompleted, "the backup ended before any data flowed");
         }
     }
 }

@@ -141,10 +141,20 @@ public sealed class FullBackupTests
         string backupId = Guid.NewGuid().ToString();
         await host.BackupInitAsync(job, backupId, "104", Time);
 
-        // Slow enough (1 MiB/s) that the export is gone long before the copy ends.
+        // Slow enough (1 MiB/s) that the export is gone long before the copy ends: it is removed once the provider
+        // reports its first progress, i.e. while it is copying.
+        var copying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task<List<BackupVmEvent>> backup = host.BackupVmAsync(backupId, [new VolumeSpec("drive-scsi0", 8 * MiB, BitmapMode.New, export)],
-            "cfg"u8.ToArray(), bandwidth: MiB);
-        await Task.Delay(TimeSpan.FromSeconds(1));
+            "cfg"u8.ToArray(), bandwidth: MiB, cancelWhen: e =>
+            {
+                if (e.EventCase == BackupVmEvent.EventOneofCase.Progress && e.Progress.BytesDone > 0)
+                {
+                    copying.TrySetResult();
+                }
+                return false;
+            });
+        await Task.WhenAny(copying.Task, backup);
+        Assert.True(copying.Task.IsCompleted, "the provider ended the backup before it reported any progress");
         await export.DisposeAsync();
         var error = await SimulatedHost.FailsAsync(() => backup);
         await host.BackupCleanupAsync(job, backupId, success: false);

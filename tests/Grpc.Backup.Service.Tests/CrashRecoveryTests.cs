@@ -45,7 +45,13 @@ public sealed class CrashRecoveryTests
         // kill -9 in the middle of a backup: QEMU keeps the snapshot graph the dead service built.
         string interrupted = (await service.CliAsync("backup", "--job", "slow", "--no-wait")).Stdout.Trim();
         await WaitUntilAsync(() => Directory.GetFiles(service.FleecingDirectory).Length > 0, TimeSpan.FromSeconds(30));
-        await Task.Delay(1000);
+        // Killed once the snapshot graph is complete: its background bitmap is the last thing setup adds.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!(await BitmapNamesAsync(guest)).Any(b => b.EndsWith("-bg", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the backup's background bitmap never appeared");
+            await Task.Delay(20);
+        }
         await service.KillAsync();
         Assert.NotEmpty(Directory.GetFiles(service.FleecingDirectory));
         Assert.Contains(await NodeNamesAsync(guest), n => n.StartsWith("gb", StringComparison.Ordinal));

@@ -64,9 +64,12 @@ public sealed class VmBackupTests
         {
             await BackupAsync(first, guest, work);
             // The job's limit (enforced by the host) keeps this backup running when the provider is killed.
-            Task<VmBackupResult> slow = BackupAsync(first, guest, work, bandwidthLimit: 1024 * 1024);
-            await WaitUntilAsync(() => Directory.GetFiles(work.File("fleece")).Length > 0, TimeSpan.FromSeconds(30));
-            await Task.Delay(500);
+            // Killed once it reports copied bytes: mid-copy.
+            var copying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task<VmBackupResult> slow = BackupAsync(first, guest, work, bandwidthLimit: 1024 * 1024,
+                new SynchronousProgress(p => { if (p.BytesDone > 0) { copying.TrySetResult(); } }));
+            await Task.WhenAny(copying.Task, slow);
+            Assert.True(copying.Task.IsCompleted, "the backup ended before it copied anything");
             await provider.KillAndRestartAsync();
             await Assert.ThrowsAnyAsync<Exception>(() => slow);
         }
@@ -202,10 +205,10 @@ public sealed class VmBackupTests
     }
 
     internal static Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work,
-        ulong bandwidthLimit = 0) => BackupAsync(connection, guest.Guest, work, bandwidthLimit);
+        ulong bandwidthLimit = 0, IProgress<Progress>? progress = null) => BackupAsync(connection, guest.Guest, work, bandwidthLimit, progress);
 
     internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, Orchestrator.Inventory.VmGuest guest,
-        TempDirectory work, ulong bandwidthLimit = 0)
+        TempDirectory work, ulong bandwidthLimit = 0, IProgress<Progress>? progress = null)
     {
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
@@ -218,6 +221,7 @@ public sealed class VmBackupTests
                 {
                     FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
                     BandwidthLimit = bandwidthLimit,
+                    Progress = progress,
                     // The test agent hashes every disk while frozen (to record the instant); on a loaded machine that
                     // takes longer than a real agent's freeze, and a fallback would make the recorded instant stale.
                     AgentTimeout = TimeSpan.FromSeconds(60),
@@ -228,5 +232,11 @@ public sealed class VmBackupTests
         {
             await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = true });
         }
+    }
+
+    /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool, after the fact).</summary>
+    private sealed class SynchronousProgress(Action<Progress> report) : IProgress<Progress>
+    {
+        public void Report(Progress value) => report(value);
     }
 }

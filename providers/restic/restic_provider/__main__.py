@@ -105,5 +105,27 @@ def main(argv=None):
     shutil.rmtree(runtime, ignore_errors=True)
 
 
+def run():
+    """Exit status: 0 clean stop, 1 failed at run time, 2 usage (argparse). A failure is one line on stderr; a
+    traceback only with GRPC_BACKUP_DEBUG=1, as in the C# programs."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except ValueError as e:
+        # A malformed number in the environment (RESTIC_CONNECTIONS=abc): a usage error, named.
+        if os.environ.get("GRPC_BACKUP_DEBUG") == "1":
+            raise
+        print(f"grpc-backup-provider-restic: {e} (see grpc-backup-provider-restic --help)", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the top of the program: one line, never a traceback
+        if os.environ.get("GRPC_BACKUP_DEBUG") == "1":
+            raise
+        print(f"grpc-backup-provider-restic: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -5,13 +5,21 @@ namespace Grpc.Backup.Orchestrator.Internal;
 
 /// <summary>
 /// The task log of one guest's backup: every line goes to the host's logger and to a private file that is handed to
-/// the provider at the end (BackupHandleLogFile), as vzdump's per-guest log is.
+/// the provider at the end (BackupHandleLogFile), as vzdump's per-guest log is. Lines carry provider text, so each is
+/// sanitised (<see cref="Protocol.ProviderText"/>: no escape sequences, no forged lines, at most 4 KiB) and the file is
+/// capped at <see cref="MaxFileBytes"/>: beyond it one marker line is written and the rest goes to the logger only
+/// (which the journal rate-limits).
 /// </summary>
 internal sealed class TaskLog : IDisposable
 {
+    /// <summary>The most a task log file holds (in /run or the state directory, whatever the provider sends).</summary>
+    public const long MaxFileBytes = 8 << 20;
+
     private readonly ILogger _logger;
     private readonly StreamWriter _writer;
     private readonly Lock _lock = new();
+    private long _written;
+    private bool _capped;
 
     public TaskLog(string path, ILogger logger)
     {
@@ -38,12 +46,24 @@ internal sealed class TaskLog : IDisposable
 
     private void Write(LogLevel level, string tag, string message)
     {
+        message = Protocol.ProviderText.Sanitize(message);
 #pragma warning disable CA2254 // the task log line is the message; it has no template
         _logger.Log(level, message);
 #pragma warning restore CA2254
         lock (_lock)
         {
-            _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {tag}: {message}"));
+            if (_capped)
+            {
+                return;
+            }
+            string line = string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {tag}: {message}");
+            _written += line.Length + 1;
+            if (_written > MaxFileBytes)
+            {
+                _capped = true;
+                line = string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} WARN: task log reached {MaxFileBytes} bytes; further lines are in the host's log only");
+            }
+            _writer.WriteLine(line);
         }
     }
 }

@@ -45,7 +45,7 @@ internal sealed class ListenPlan
             return new ListenPlan(grpc, sideband.Socket, endpoint, [sideband]);
         }
         ProviderEndpoint configured = options.Endpoint
-            ?? throw new InvalidOperationException("no endpoint: pass --listen unix:PATH, set BACKUP_PROVIDER_LISTEN, or use systemd socket activation");
+            ?? throw new ProviderOptionsException("no endpoint: pass --listen unix:PATH, set BACKUP_PROVIDER_LISTEN, or use systemd socket activation");
         var grpcSocket = UnixListeningSocket.Bind(configured.SocketPath, SocketType.Stream, options.SocketMode);
         try
         {

@@ -40,7 +40,10 @@ internal static class BackupService
             {
                 await Console.Error.WriteLineAsync($"grpc-backupd: {error.Message}");
             }
-            await Console.Error.WriteLineAsync($"grpc-backupd: configuration refused ({e.Errors.Count} error(s))");
+            if (e.Errors.Count > 1)
+            {
+                await Console.Error.WriteLineAsync($"grpc-backupd: configuration refused ({e.Errors.Count} errors)");
+            }
             return ExitConfig;
         }
         if (options.CheckConfig)

@@ -32,7 +32,8 @@ public sealed class BandwidthLimitTests(ITestOutputHelper output)
         output.WriteLine($"read {StorageDaemonVm.DiskSize} bytes in {seconds:F2} s: {rate / (1 << 20):F2} MiB/s against a limit of {limit >> 20} MiB/s");
 
         Assert.Equal(reference, read);
-        Assert.InRange(rate, limit * 0.9, limit * 1.1);
+        // Only the upper bound is the limit's: a starved machine reads slower than any limit, and that is not a failure.
+        Assert.True(rate <= limit * 1.1, $"read at {rate / (1 << 20):F2} MiB/s, above the limit of {limit >> 20} MiB/s");
         await access.TeardownAsync(backupSucceeded: true);
         // The throttle node and its group go with the rest.
         await SnapshotAssert.LeftNothingAsync(vm);

@@ -10,15 +10,19 @@ internal sealed class GuestWriter : IAsyncDisposable
     private int _written;
 
     private readonly TimeSpan _pause;
+    private readonly long _regionBytes;
 
-    private GuestWriter(FileStream guest, TimeSpan pause)
+    private GuestWriter(FileStream guest, TimeSpan pause, long regionBytes)
     {
         _pause = pause;
+        _regionBytes = regionBytes;
         _loop = Task.Run(() => WriteUntilStopped(guest), CancellationToken.None);
     }
 
     /// <param name="pause">Time between writes; zero writes flat out (a 32 MiB disk is then all dirty within a second).</param>
-    public static GuestWriter Start(StorageDaemonVm vm, int disk, TimeSpan pause = default) => new(vm.OpenGuest(disk), pause);
+    /// <param name="regionBytes">Writes only below this offset (0: the whole disk), so a test knows what stays clean.</param>
+    public static GuestWriter Start(StorageDaemonVm vm, int disk, TimeSpan pause = default, long regionBytes = 0) =>
+        new(vm.OpenGuest(disk), pause, regionBytes);
 
     public int Written => Volatile.Read(ref _written);
 
@@ -59,7 +63,7 @@ internal sealed class GuestWriter : IAsyncDisposable
         using (guest)
         {
             byte[] block = new byte[BlockSize];
-            long blocks = guest.Length / BlockSize;
+            long blocks = (_regionBytes > 0 ? Math.Min(_regionBytes, guest.Length) : guest.Length) / BlockSize;
             while (!_stop.IsCancellationRequested)
             {
                 Random.Shared.NextBytes(block);

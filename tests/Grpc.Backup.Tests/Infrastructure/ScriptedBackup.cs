@@ -11,6 +11,8 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
 {
     /// <summary>How many JobInit calls fail with UNAVAILABLE before one succeeds.</summary>
     public int JobInitFailures;
+    /// <summary>When set, JobInit fails with this (a provider that refuses the job).</summary>
+    public RpcException? JobInitRefusal;
     public int JobInitCalls;
     public int BackupContainerCalls;
     public int BackupCleanupCalls;
@@ -30,6 +32,10 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
     {
         Deadlines.Enqueue(context.Deadline);
         Interlocked.Increment(ref JobInitCalls);
+        if (JobInitRefusal is { } refusal)
+        {
+            throw refusal;
+        }
         if (Interlocked.Decrement(ref JobInitFailures) >= 0)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, "transient: repository reconnecting"));

@@ -2,10 +2,14 @@ namespace Grpc.Backup.Transport.Tests.Support;
 
 internal static class Eventually
 {
-    /// <summary>Polls <paramref name="condition"/> for up to 5 s; returns its last value.</summary>
+    /// <summary>
+    /// Polls <paramref name="condition"/> until it holds, for up to 60 s (a bound for a stuck test, not a timing
+    /// assumption: a starved machine must not fail it); returns its last value.
+    /// </summary>
     public static async Task<bool> True(Func<bool> condition)
     {
-        for (int i = 0; i < 250; i++)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
         {
             if (condition())
             {
