@@ -102,7 +102,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         BackupSession session = Find(start.BackupId);
         if (session.GuestType != GuestType.Vm)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{start.BackupId}' is not a VM backup");
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported, $"backup '{start.BackupId}' is not a VM backup");
         }
         await BackupDataCall.RunAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token),
             context.CancellationToken);
@@ -113,11 +113,11 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         BackupSession session = Find(request.BackupId);
         if (session.GuestType != GuestType.Container)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{request.BackupId}' is not a container backup");
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported, $"backup '{request.BackupId}' is not a container backup");
         }
         if (request.Mechanism != ContainerBackupMechanism.TarStream)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, "this provider receives containers as TAR_STREAM only");
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported, "this provider receives containers as TAR_STREAM only");
         }
         // Nothing to prepare: the tar stream arrives on a pipe, and borg runs as the provider's own user.
         return Task.FromResult(new BackupContainerPrepareResponse());
@@ -129,7 +129,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         BackupSession session = Find(request.BackupId);
         if (session.GuestType != GuestType.Container)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{request.BackupId}' is not a container backup");
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported, $"backup '{request.BackupId}' is not a container backup");
         }
         await BackupDataCall.RunAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token),
             context.CancellationToken);
@@ -141,7 +141,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         using Transport.PassedFd log = await fds.ClaimAsync(request.LogFile, context.CancellationToken);
         if (log.Kind != Transport.FdKind.File)
         {
-            throw ProviderErrors.Create(StatusCode.InvalidArgument, ErrorReason.FdKindMismatch, "log_file must be a FILE");
+            throw ProviderErrors.Create(ErrorReason.FdKindMismatch, "log_file must be a FILE");
         }
         using var handle = log.TakeFileHandle();
         try

@@ -156,7 +156,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
     {
         if (entry.Protected)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.BackupProtected, $"archive '{archive.Name}' is protected");
+            throw ProviderErrors.Create(ErrorReason.BackupProtected, $"archive '{archive.Name}' is protected");
         }
         if (restores.IsInUse(archive))
         {

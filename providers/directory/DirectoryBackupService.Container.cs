@@ -14,7 +14,7 @@ internal sealed partial class DirectoryBackupService
         BackupSession session = FindContainer(request.BackupId);
         if (request.Mechanism != options.ContainerMechanism)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported,
                 $"backup '{session.BackupId}' was offered {options.ContainerMechanism}, not {request.Mechanism}");
         }
         // Nothing to prepare: our worker sends its stream over the sideband connection the host gives it, so it needs no
@@ -57,6 +57,6 @@ internal sealed partial class DirectoryBackupService
         BackupSession session = Find(backupId);
         return session.GuestType == GuestType.Container
             ? session
-            : throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported, $"backup '{backupId}' is not a container backup");
+            : throw ProviderErrors.Create(ErrorReason.MechanismNotSupported, $"backup '{backupId}' is not a container backup");
     }
 }

@@ -31,7 +31,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         {
             throw e.HResult is 28 or 122
                 ? DirectoryErrors.FromStorage(e, "checking the repository")
-                : ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.RepositoryUnreachable,
+                : ProviderErrors.Create(ErrorReason.RepositoryUnreachable,
                     $"the repository {store.Root} is not writable: {e.Message}");
         }
         sessions.AddJob(request.JobId);
@@ -101,7 +101,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         BackupSession session = Find(start.BackupId);
         if (session.GuestType != GuestType.Vm)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported,
                 $"backup '{start.BackupId}' is not a VM backup");
         }
         await BackupDataCall.RunAsync(session, "BackupVm", token => vmBackup.RunAsync(session, start, requestStream, responseStream, token),
@@ -114,7 +114,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         using PassedFd log = await fds.ClaimAsync(request.LogFile, context.CancellationToken);
         if (log.Kind != Transport.FdKind.File)
         {
-            throw ProviderErrors.Create(StatusCode.InvalidArgument, ErrorReason.FdKindMismatch, "log_file must be a FILE");
+            throw ProviderErrors.Create(ErrorReason.FdKindMismatch, "log_file must be a FILE");
         }
         lock (session.Gate)
         {

@@ -79,9 +79,10 @@ internal static class BackupCommand
             var inv = GuestInventory.Load(result.GetValue(inventory)!);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
                 loggerFactory: loggers, cancellationToken: cancellationToken);
-            string jobId = Guid.NewGuid().ToString();
-            await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) },
-                cancellationToken: cancellationToken);
+            // JobCleanup follows on every path, also when JobInit fails.
+            await using JobSession session = await JobSession.StartAsync(connection, Guid.NewGuid().ToString(), null,
+                m => Console.Error.WriteLine($"grpc-backup: warning: {m}"), cancellationToken);
+            string jobId = session.JobId;
             var results = new List<object>();
             bool success = true;
             try
@@ -144,7 +145,7 @@ internal static class BackupCommand
             }
             finally
             {
-                await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = success }, cancellationToken: CancellationToken.None);
+                await session.EndAsync(success, success ? "" : "a guest's backup failed");
             }
             if (result.GetValue(json))
             {

@@ -11,6 +11,12 @@ public sealed record TarValidationOptions
     /// <summary>The largest sum of declared member sizes. Default 16 TiB.</summary>
     public long MaxTotalSize { get; init; } = 16 * TiB;
 
+    /// <summary>
+    /// The most members an archive may have (the validator keeps each member's path to check links and duplicates, so
+    /// this bounds the host's memory). Default 4 million, several times a large distribution's root file system.
+    /// </summary>
+    public long MaxMembers { get; init; } = 4_000_000;
+
     /// <summary>The largest pax extended header or GNU long name/link a member may carry. Default 16 MiB.</summary>
     public int MaxMetadataSize { get; init; } = 16 << 20;
 

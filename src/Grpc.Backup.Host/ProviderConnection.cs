@@ -18,6 +18,9 @@ namespace Grpc.Backup.Host;
 /// </summary>
 public sealed partial class ProviderConnection : IAsyncDisposable
 {
+    /// <summary>The largest gRPC message the host accepts from a provider: a full ListBackups page (1000 entries with 4 KiB notes) fits.</summary>
+    public const int MaxProviderMessageBytes = 8 * 1024 * 1024;
+
     private readonly GrpcChannel _channel;
     private readonly ProviderResilience _resilience;
     private readonly ProviderConnectionOptions _options;
@@ -37,7 +40,9 @@ public sealed partial class ProviderConnection : IAsyncDisposable
             HttpHandler = UnixSocketHttpHandler.Create(endpoint.SocketPath),
             DisposeHttpClient = true,
             LoggerFactory = loggerFactory,
-            MaxReceiveMessageSize = 16 * 1024 * 1024,
+            // The largest message a provider may send (a ListBackups page, a BackupVm event): the contract keeps
+            // bulk data out of messages, so anything near this is hostile (protos/README.md, "Limits").
+            MaxReceiveMessageSize = MaxProviderMessageBytes,
         });
         _resilience = new ProviderResilience(endpoint.ToString(), options, timeProvider);
         // The first interceptor is the outermost: one span per logical call, and one deadline spans all retries.

@@ -73,6 +73,6 @@ public static class FdRefConversions
             FdClaimFailure.KindMismatch => ErrorReason.FdKindMismatch,
             _ => ErrorReason.FdTransferUnknown,
         };
-        return ProviderErrors.Create(StatusCode.InvalidArgument, reason, exception.Message);
+        return ProviderErrors.Create(reason, exception.Message);
     }
 }

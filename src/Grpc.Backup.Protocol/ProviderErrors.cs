@@ -17,10 +17,32 @@ public static class ProviderErrors
     private static readonly Google.Protobuf.Reflection.EnumDescriptor ReasonDescriptor =
         TypesReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.EnumDescriptor>("ErrorReason");
 
-    /// <summary>Creates the exception a service throws to fail a call with <paramref name="reason"/>.</summary>
-    public static RpcException Create(StatusCode code, ErrorReason reason, string message,
-        IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// The one status code of each reason, for every provider and every RPC (protos/README.md, "General errors"): a
+    /// host may act on the reason alone, so the code must never contradict it. The conformance kit checks it.
+    /// </summary>
+    public static StatusCode StatusOf(ErrorReason reason) => reason switch
     {
+        ErrorReason.ArchiveNotFound or ErrorReason.UnknownOperation => StatusCode.NotFound,
+        ErrorReason.MechanismNotSupported or ErrorReason.BackupProtected or ErrorReason.SizeMismatch
+            or ErrorReason.OperationInProgress => StatusCode.FailedPrecondition,
+        ErrorReason.FdTransferUnknown or ErrorReason.FdTransferRejected or ErrorReason.FdTransferExpired
+            or ErrorReason.FdAlreadyClaimed or ErrorReason.FdKindMismatch or ErrorReason.InvalidArchiveName => StatusCode.InvalidArgument,
+        ErrorReason.RepositoryLocked or ErrorReason.SnapshotBroken => StatusCode.Aborted,
+        ErrorReason.RepositoryUnreachable or ErrorReason.NotReady => StatusCode.Unavailable,
+        ErrorReason.AuthenticationFailed => StatusCode.Unauthenticated,
+        ErrorReason.QuotaExceeded => StatusCode.ResourceExhausted,
+        ErrorReason.ArchiveCorrupt => StatusCode.DataLoss,
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "no status code is defined for this reason"),
+    };
+
+    /// <summary>
+    /// Creates the exception a service throws to fail a call with <paramref name="reason"/>, with the reason's one
+    /// status code (<see cref="StatusOf"/>).
+    /// </summary>
+    public static RpcException Create(ErrorReason reason, string message, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        StatusCode code = StatusOf(reason);
         var info = new ErrorInfo { Domain = ProtocolVersion.ErrorDomain, Reason = ReasonName(reason) };
         if (metadata is not null)
         {

@@ -20,7 +20,7 @@ public static class BackupDataCall
         {
             if (state.Phase != BackupPhase.Initialized)
             {
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
+                throw ProviderErrors.Create(ErrorReason.OperationInProgress,
                     $"{call} already ran for backup '{state.BackupId}' (state {state.Phase}); start a new backup");
             }
             state.Phase = BackupPhase.Running;

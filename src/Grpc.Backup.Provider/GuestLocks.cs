@@ -31,7 +31,7 @@ public sealed class GuestLocks
         SemaphoreSlim semaphore = _locks.GetOrAdd(guestId, _ => new SemaphoreSlim(1, 1));
         if (!await semaphore.WaitAsync(timeout, cancellationToken))
         {
-            throw ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked,
+            throw ProviderErrors.Create(ErrorReason.RepositoryLocked,
                 $"guest {guestId} is busy with a backup or another repository operation");
         }
         return new Releaser(semaphore);

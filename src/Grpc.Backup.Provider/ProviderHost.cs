@@ -126,13 +126,13 @@ public static class ProviderHost
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<FdTransferTable>()));
         builder.Services.AddSingleton<SidebandService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SidebandService>());
-        builder.Services.AddSingleton(sp => new PeerCredentialConnectionFilter(options.AllowedPeers,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<PeerCredentialConnectionFilter>()));
+        builder.Services.AddSingleton(sp => new PeerCredentialFilter(options.AllowedPeers,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<PeerCredentialFilter>(), "gRPC"));
         builder.Services.AddSingleton(sp => new ProviderFds(sp.GetRequiredService<FdTransferTable>(),
             sp.GetRequiredService<SidebandService>(), sp.GetRequiredService<IOptions<ProviderOptions>>()));
 
         builder.Services.AddOptions<KestrelServerOptions>()
-            .Configure<ListenPlan, PeerCredentialConnectionFilter>((kestrel, plan, filter) =>
+            .Configure<ListenPlan, PeerCredentialFilter>((kestrel, plan, filter) =>
             {
                 kestrel.ListenHandle(plan.DetachGrpcHandle(), listen =>
                 {

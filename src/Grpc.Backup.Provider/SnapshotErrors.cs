@@ -11,6 +11,6 @@ public static class SnapshotErrors
     public static bool IsNbdFailure(Exception exception) => exception is IOException or ObjectDisposedException;
 
     public static RpcException Broken(string device, string what, Exception exception) =>
-        ProviderErrors.Create(StatusCode.Aborted, ErrorReason.SnapshotBroken,
+        ProviderErrors.Create(ErrorReason.SnapshotBroken,
             $"the snapshot of {device} broke while {what}: {exception.Message}");
 }

@@ -24,6 +24,19 @@ public sealed class FdTransferTable : IDisposable
     /// </summary>
     internal static readonly TimeSpan TombstoneRetention = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// The most unclaimed fds the table holds at once (a peer that sends the same fd 64 times per packet, packet after
+    /// packet, never claims them). A transfer that would go beyond is rejected and its fds closed at once; an honest
+    /// host has a few per guest in flight.
+    /// </summary>
+    public const int MaxOpenFds = 512;
+
+    /// <summary>
+    /// The most finished-transfer records (tombstones) kept. Beyond it the oldest are forgotten first: a flood of
+    /// bogus tokens costs the sender, not the receiver's memory. A late claim of a forgotten token fails as unknown.
+    /// </summary>
+    public const int MaxRecords = 16384;
+
     private readonly Lock _lock = new();
     private readonly Dictionary<FdToken, TransferRecord> _records = [];
     private readonly Dictionary<FdToken, ArrivalSignal> _arrivals = [];
@@ -44,6 +57,18 @@ public sealed class FdTransferTable : IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _lastPrune = _time.GetUtcNow();
+    }
+
+    /// <summary>How many transfer records (pending and finished) the table holds: bounded by <see cref="MaxRecords"/>.</summary>
+    internal int RecordCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _records.Count;
+            }
+        }
     }
 
     /// <summary>How many received fds the table holds unclaimed right now.</summary>
@@ -175,9 +200,18 @@ public sealed class FdTransferTable : IDisposable
         ArrivalSignal? signal = null;
         bool accepted = false;
         bool reused = false;
+        bool overLimit = false;
         lock (_lock)
         {
-            if (!_disposed && !_records.ContainsKey(token))
+            if (!_disposed && !_records.ContainsKey(token) && _openFdCount + fds.Length > MaxOpenFds)
+            {
+                // Remembered as rejected, so a claim of it fails precisely; its fds are closed below.
+                overLimit = true;
+                _records.Add(token, TransferRecord.Rejected(token, $"more than {MaxOpenFds} unclaimed fds", _time.GetUtcNow()));
+                _arrivals.Remove(token, out signal);
+                PruneIfDueLocked();
+            }
+            else if (!_disposed && !_records.ContainsKey(token))
             {
                 TransferRecord record = TransferRecord.Pending(token, fds, kinds);
                 _records.Add(token, record);
@@ -205,7 +239,11 @@ public sealed class FdTransferTable : IDisposable
         if (!accepted)
         {
             Close(fds);
-            if (reused)
+            if (overLimit)
+            {
+                Log.TransferOverLimit(_logger, token, fds.Length, MaxOpenFds);
+            }
+            else if (reused)
             {
                 Log.TokenReused(_logger, token, fds.Length);
             }
@@ -325,8 +363,17 @@ public sealed class FdTransferTable : IDisposable
 
     private void PruneIfDueLocked()
     {
-        // Amortised: one pass over the table at most every 1/24 of the retention.
+        // Amortised: one pass over the table at most every 1/24 of the retention, or when it holds too many records.
         DateTimeOffset now = _time.GetUtcNow();
+        if (_records.Count > MaxRecords)
+        {
+            // The oldest finished records go first, down to 3/4 of the cap so this runs rarely.
+            foreach (FdToken token in _records.Where(r => r.Value.State != TransferState.Pending)
+                .OrderBy(r => r.Value.SettledAt).Take(_records.Count - MaxRecords * 3 / 4).Select(r => r.Key).ToList())
+            {
+                _records.Remove(token);
+            }
+        }
         if (now - _lastPrune < TombstoneRetention / 24)
         {
             return;

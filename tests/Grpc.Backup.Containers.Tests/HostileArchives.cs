@@ -30,6 +30,8 @@ internal static class HostileArchives
         ["huge-declared-size"] = new(_ => Ok().Pax([("size", "2199023255552")]).Header("big", '0', 0).End().ToArray(), "more than the limit"),
         ["huge-total-size"] = new(_ => Ok().File("a", "12345678").File("b", "12345678").End().ToArray(), "brings the archive",
             new TarValidationOptions { MaxTotalSize = 10 }),
+        ["too-many-members"] = new(_ => Ok().File("a", "1").File("b", "2").File("c", "3").End().ToArray(), "more than 2 members",
+            new TarValidationOptions { MaxMembers = 2 }),
         ["metadata-bomb"] = new(_ => Ok().Header("./PaxHeaders/x", 'x', 100L << 20).ToArray(), "declares 104857600 bytes"),
         ["truncated-data"] = new(_ => Ok().Header("f", '0', 5000).Data(new byte[1024]).ToArray(), "is truncated"),
         ["truncated-header"] = new(_ => [.. Ok().ToArray(), .. new RawTar().File("f", "x").ToArray()[..100]], "corrupt or truncated"),

@@ -42,7 +42,7 @@ public sealed class LockAndCrashTests
         }
 
         RpcException stale = await Assert.ThrowsAsync<RpcException>(() => host.JobInitAsync());
-        Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
         Assert.Equal(ErrorReason.RepositoryLocked, ProviderErrors.GetReason(stale));
         Assert.Contains("stale lock", stale.Status.Detail, StringComparison.Ordinal);
 

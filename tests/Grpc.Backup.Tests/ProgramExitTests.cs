@@ -59,7 +59,7 @@ public sealed class ProgramExitTests
     public async Task A_refused_backup_is_one_line_with_status_reason_and_message_and_exit_3()
     {
         await using var provider = await InProcessProvider.StartAsync();
-        provider.Backup.JobInitRefusal = ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked,
+        provider.Backup.JobInitRefusal = ProviderErrors.Create(ErrorReason.RepositoryLocked,
             "repository locked by host pve2\u001b[31m (pid 42)\nforged line");
         using var work = new TempDirectory();
         Directory.CreateDirectory(work.File("inventory"));

@@ -58,7 +58,7 @@ public sealed class ProtocolRulesTests
     [Fact]
     public void Error_reasons_round_trip_through_the_status_details()
     {
-        RpcException error = ProviderErrors.Create(StatusCode.NotFound, ErrorReason.ArchiveNotFound, "no archive 100/vm-1",
+        RpcException error = ProviderErrors.Create(ErrorReason.ArchiveNotFound, "no archive 100/vm-1",
             new Dictionary<string, string> { ["archive"] = "100/vm-1" });
 
         Assert.Equal(StatusCode.NotFound, error.StatusCode);

@@ -248,6 +248,52 @@ public sealed class FdTransferTableTests : IDisposable
         Assert.Equal(_directory.File("b"), Assert.Single(ProcFds.PointingInto(_directory.Path)));
     }
 
+    [Fact]
+    public async Task A_peer_that_never_claims_cannot_make_the_table_hold_more_than_its_fd_limit()
+    {
+        using var table = new FdTransferTable();
+        // The same fd 64 times per transfer, transfer after transfer, never claimed.
+        var accepted = new List<FdToken>();
+        FdToken refused = default;
+        for (int i = 0; i < FdTransferTable.MaxOpenFds / 64 + 1; i++)
+        {
+            FdToken token = FdToken.NewRandom();
+            var copies = Enumerable.Range(0, 64).Select(_ => OpenFile("same")).ToArray();
+            if (table.Add(token, copies, [.. Enumerable.Repeat(FdKind.File, 64)]))
+            {
+                accepted.Add(token);
+            }
+            else
+            {
+                refused = token;
+                Assert.All(copies, c => Assert.True(c.IsClosed, "a refused transfer's fds are closed at once"));
+            }
+        }
+
+        Assert.Equal(FdTransferTable.MaxOpenFds / 64, accepted.Count);
+        Assert.Equal(FdTransferTable.MaxOpenFds, table.OpenFdCount);
+        FdClaimException failure = await AssertClaimFails(table, refused, 0, FdClaimFailure.Rejected);
+        Assert.Contains("unclaimed fds", failure.Message, StringComparison.Ordinal);
+
+        // Claiming frees room again.
+        using (PassedFd claimed = await table.ClaimAsync(accepted[0], 0, FdKind.File, TimeSpan.Zero, Soon.Token))
+        {
+            Assert.Equal(FdTransferTable.MaxOpenFds - 1, table.OpenFdCount);
+        }
+    }
+
+    [Fact]
+    public void A_flood_of_bogus_tokens_keeps_the_table_bounded()
+    {
+        using var table = new FdTransferTable();
+        for (int i = 0; i < FdTransferTable.MaxRecords * 2; i++)
+        {
+            table.Reject(FdToken.NewRandom(), "truncated control data");
+        }
+
+        Assert.InRange(table.RecordCount, 1, FdTransferTable.MaxRecords + 1);
+    }
+
     private SafeFileHandle OpenFile(string name)
     {
         string path = _directory.File(name);

@@ -33,7 +33,7 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
         }
         if (!sessions.HasJob(request.JobId))
         {
-            throw ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation, $"job_id '{request.JobId}' is unknown: run JobInit again");
+            throw ProviderErrors.Create(ErrorReason.UnknownOperation, $"job_id '{request.JobId}' is unknown: run JobInit again");
         }
         using IDisposable guestLock = await guestLocks.AcquireAsync(request.GuestId, cancellationToken);
         if (sessions.TryGet(request.BackupId, out BackupSession? known))

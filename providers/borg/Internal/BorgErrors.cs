@@ -10,24 +10,24 @@ internal static class BorgErrors
     public static RpcException InvalidArgument(string message) => ProviderErrors.Create(StatusCode.InvalidArgument, message);
 
     public static RpcException ArchiveNotFound(string name) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
+        ProviderErrors.Create(ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
 
     public static RpcException UnknownBackup(string backupId) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+        ProviderErrors.Create(ErrorReason.UnknownOperation,
             $"backup_id '{backupId}' is unknown to this provider (never started, or lost in a restart)");
 
     public static RpcException UnknownRestore(string restoreId) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+        ProviderErrors.Create(ErrorReason.UnknownOperation,
             $"restore_id '{restoreId}' is unknown: call the restore's Init first");
 
     public static RpcException ArchiveCorrupt(string name, string why) =>
-        ProviderErrors.Create(StatusCode.DataLoss, ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
+        ProviderErrors.Create(ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
 
     public static RpcException Locked(string message) =>
-        ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked, message);
+        ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
 
     public static RpcException StaleLock(string message) =>
-        ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.RepositoryLocked, message);
+        ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
 
     /// <summary>The status for a failed borg command, by its msgid; <paramref name="what"/> says what we were doing.</summary>
     public static RpcException From(BorgException e, string what)
@@ -45,21 +45,21 @@ internal static class BorgErrors
             "PassphraseWrong" or "PasscommandFailure" or "NoPassphraseFailure" or "PasswordRetriesExceeded"
                 or "KeyfileNotFoundError" or "KeyfileInvalidError" or "KeyfileMismatchError" or "RepoKeyNotFoundError"
                 or "UnsupportedKeyFormatError" or "TAMRequiredError" or "TAMInvalid" =>
-                ProviderErrors.Create(StatusCode.Unauthenticated, ErrorReason.AuthenticationFailed, message),
+                ProviderErrors.Create(ErrorReason.AuthenticationFailed, message),
             "LockTimeout" or "LockFailed" or "LockError" or "LockErrorT" or "NotLocked" or "NotMyLock" =>
                 Locked(message + " (another borg client holds the repository lock; retry later)"),
             "Repository.DoesNotExist" or "Repository.InvalidRepository" or "Repository.InvalidRepositoryConfig"
                 or "ConnectionClosed" or "ConnectionClosedWithHint" or "PathNotAllowed" or "InvalidRPCMethod"
                 or "UnexpectedRPCDataFormatFromServer" or "Repository.ParentPathDoesNotExist" =>
-                ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.RepositoryUnreachable, message),
+                ProviderErrors.Create(ErrorReason.RepositoryUnreachable, message),
             "Repository.InsufficientFreeSpaceError" or "Repository.StorageQuotaExceeded" =>
-                ProviderErrors.Create(StatusCode.ResourceExhausted, ErrorReason.QuotaExceeded, message),
-            "Archive.DoesNotExist" => ProviderErrors.Create(StatusCode.NotFound, ErrorReason.ArchiveNotFound, message),
+                ProviderErrors.Create(ErrorReason.QuotaExceeded, message),
+            "Archive.DoesNotExist" => ProviderErrors.Create(ErrorReason.ArchiveNotFound, message),
             "Repository.CheckNeeded" or "Repository.ObjectNotFound" or "IntegrityError" or "Repository.IntegrityError"
                 or "Archive.IncompatibleFilesystemEncodingError" =>
-                ProviderErrors.Create(StatusCode.DataLoss, ErrorReason.ArchiveCorrupt, message),
-            _ when e.ExitCode == 127 => ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.NotReady, message),
-            _ => ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.RepositoryUnreachable, message),
+                ProviderErrors.Create(ErrorReason.ArchiveCorrupt, message),
+            _ when e.ExitCode == 127 => ProviderErrors.Create(ErrorReason.NotReady, message),
+            _ => ProviderErrors.Create(ErrorReason.RepositoryUnreachable, message),
         };
     }
 

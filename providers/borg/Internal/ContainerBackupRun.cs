@@ -24,7 +24,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
     {
         if (request.SourceCase != BackupContainerRequest.SourceOneofCase.TarStream)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.MechanismNotSupported,
+            throw ProviderErrors.Create(ErrorReason.MechanismNotSupported,
                 "this provider receives containers as TAR_STREAM only");
         }
         if (request.GuestConfig.Length > MaxConfigBytes || request.FirewallConfig.Length > MaxConfigBytes)
@@ -34,7 +34,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
         using PassedFd passed = await fds.ClaimAsync(request.TarStream, cancellationToken);
         if (passed.Kind != Transport.FdKind.Pipe)
         {
-            throw ProviderErrors.Create(StatusCode.InvalidArgument, ErrorReason.FdKindMismatch, "tar_stream must be a PIPE");
+            throw ProviderErrors.Create(ErrorReason.FdKindMismatch, "tar_stream must be a PIPE");
         }
         using var input = new FileStream(passed.TakeFileHandle(), FileAccess.Read, 0, isAsync: false);
         using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);

@@ -171,7 +171,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             if (!state.Devices.TryGetValue(volume.DeviceName, out IncrementalBase? last) || last.SizeBytes != (long)volume.SizeBytes
                 || !listing.ContainsKey(last.BorgName))
             {
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.SizeMismatch,
+                throw ProviderErrors.Create(ErrorReason.SizeMismatch,
                     $"device {volume.DeviceName} is REUSE, but the repository has no previous backup of it with {volume.SizeBytes} bytes; "
                     + "the next backup must be NEW");
             }

@@ -22,7 +22,7 @@ internal sealed partial class ArchiveDeleter(ArchiveStore store, QemuTools tools
     {
         if (manifest.Protected)
         {
-            throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.BackupProtected,
+            throw ProviderErrors.Create(ErrorReason.BackupProtected,
                 $"backup '{archive.Name}' is protected; remove the protection first");
         }
         if (!manifest.Complete && backups.Unfinished().Any(s => s.Archive == archive))

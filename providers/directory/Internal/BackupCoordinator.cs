@@ -32,7 +32,7 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
         }
         if (!sessions.HasJob(request.JobId))
         {
-            throw ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+            throw ProviderErrors.Create(ErrorReason.UnknownOperation,
                 $"job_id '{request.JobId}' is unknown: run JobInit again");
         }
         if (sessions.TryGet(request.BackupId, out BackupSession? known))
@@ -83,7 +83,7 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
             case BackupPhase.Discarded:
                 throw ProviderErrors.Create(StatusCode.FailedPrecondition, "the backup was already cleaned up as failed");
             case BackupPhase.Running:
-                throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.OperationInProgress,
+                throw ProviderErrors.Create(ErrorReason.OperationInProgress,
                     "BackupVm is still running for this backup");
             default:
                 // Marking an archive without data complete would list a backup that cannot be restored.

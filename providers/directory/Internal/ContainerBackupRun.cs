@@ -36,7 +36,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
         using PassedFd passed = await fds.ClaimAsync(source, cancellationToken);
         if (passed.Kind != Transport.FdKind.Pipe)
         {
-            throw ProviderErrors.Create(StatusCode.InvalidArgument, ErrorReason.FdKindMismatch, "the container's tree must arrive on a pipe");
+            throw ProviderErrors.Create(ErrorReason.FdKindMismatch, "the container's tree must arrive on a pipe");
         }
         using IDisposable guestLock = await locks.AcquireAsync(session.GuestId, cancellationToken);
         StoreConfigurations(session, request);

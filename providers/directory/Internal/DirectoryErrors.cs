@@ -13,21 +13,21 @@ internal static class DirectoryErrors
     public static RpcException InvalidArgument(string message) => ProviderErrors.Create(StatusCode.InvalidArgument, message);
 
     public static RpcException ArchiveNotFound(string name) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
+        ProviderErrors.Create(ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
 
     public static RpcException UnknownBackup(string backupId) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+        ProviderErrors.Create(ErrorReason.UnknownOperation,
             $"backup_id '{backupId}' is unknown to this provider (never started, or lost in a restart)");
 
     public static RpcException UnknownRestore(string restoreId) =>
-        ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation,
+        ProviderErrors.Create(ErrorReason.UnknownOperation,
             $"restore_id '{restoreId}' is unknown: call RestoreVmInit first");
 
     public static RpcException ArchiveCorrupt(string name, string why) =>
-        ProviderErrors.Create(StatusCode.DataLoss, ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
+        ProviderErrors.Create(ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
 
     public static RpcException RepositoryLocked(string message) =>
-        ProviderErrors.Create(StatusCode.Aborted, ErrorReason.RepositoryLocked, message);
+        ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
 
     /// <summary>
     /// The status for a failure of the repository's file system: full or over quota is RESOURCE_EXHAUSTED, anything
@@ -38,10 +38,10 @@ internal static class DirectoryErrors
         ArgumentNullException.ThrowIfNull(exception);
         if (exception.HResult is Enospc or Edquot)
         {
-            return ProviderErrors.Create(StatusCode.ResourceExhausted, ErrorReason.QuotaExceeded,
+            return ProviderErrors.Create(ErrorReason.QuotaExceeded,
                 $"the repository is full while {what}: {exception.Message}");
         }
-        return ProviderErrors.Create(StatusCode.Unavailable, ErrorReason.RepositoryUnreachable,
+        return ProviderErrors.Create(ErrorReason.RepositoryUnreachable,
             $"the repository failed while {what}: {exception.Message}");
     }
 

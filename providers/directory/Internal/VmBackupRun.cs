@@ -169,7 +169,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         foreach (ValidatedVolume volume in volumes.Where(v => v.IsIncremental))
         {
             volume.Base = store.FindIncrementalBase(session.GuestId, volume.Device, volume.SizeBytes)
-                ?? throw ProviderErrors.Create(StatusCode.FailedPrecondition, ErrorReason.SizeMismatch,
+                ?? throw ProviderErrors.Create(ErrorReason.SizeMismatch,
                     $"device {volume.Device} is REUSE, but this repository has no previous backup of it with {volume.SizeBytes} bytes; "
                     + "the next backup must be NEW");
         }

@@ -156,7 +156,7 @@ class BackupService(backup_pb2_grpc.BackupServicer):
             if b.guest_type != "vm":
                 raise errors.precondition("BackupVm for a container backup", "MECHANISM_NOT_SUPPORTED")
             if not b.running.acquire(blocking=False):
-                raise errors.ProviderError(grpc.StatusCode.ABORTED, "BackupVm already running", "OPERATION_IN_PROGRESS")
+                raise errors.ProviderError(grpc.StatusCode.FAILED_PRECONDITION, "BackupVm already running", "OPERATION_IN_PROGRESS")
         except errors.ProviderError as e:
             errors.abort(context, e)
         readers = []
@@ -331,7 +331,7 @@ class BackupService(backup_pb2_grpc.BackupServicer):
             if b.guest_type != "ct" or not request.HasField("tar_stream"):
                 raise errors.precondition("only TAR_STREAM container backups are supported", "MECHANISM_NOT_SUPPORTED")
             if not b.running.acquire(blocking=False):
-                raise errors.ProviderError(grpc.StatusCode.ABORTED, "BackupContainer already running", "OPERATION_IN_PROGRESS")
+                raise errors.ProviderError(grpc.StatusCode.FAILED_PRECONDITION, "BackupContainer already running", "OPERATION_IN_PROGRESS")
         except errors.ProviderError as e:
             errors.abort(context, e)
         try:

@@ -16,12 +16,38 @@ log = logging.getLogger("rpc")
 DOMAIN = "backup.provider.v1"
 
 
+# The one status code of each ErrorReason, as in protos/README.md "General errors" (and ProviderErrors.StatusOf in the C#
+# SDK): a host may act on the reason alone, so the code never contradicts it.
+REASON_STATUS = {
+    "ARCHIVE_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "UNKNOWN_OPERATION": grpc.StatusCode.NOT_FOUND,
+    "MECHANISM_NOT_SUPPORTED": grpc.StatusCode.FAILED_PRECONDITION,
+    "BACKUP_PROTECTED": grpc.StatusCode.FAILED_PRECONDITION,
+    "SIZE_MISMATCH": grpc.StatusCode.FAILED_PRECONDITION,
+    "OPERATION_IN_PROGRESS": grpc.StatusCode.FAILED_PRECONDITION,
+    "FD_TRANSFER_UNKNOWN": grpc.StatusCode.INVALID_ARGUMENT,
+    "FD_TRANSFER_REJECTED": grpc.StatusCode.INVALID_ARGUMENT,
+    "FD_TRANSFER_EXPIRED": grpc.StatusCode.INVALID_ARGUMENT,
+    "FD_ALREADY_CLAIMED": grpc.StatusCode.INVALID_ARGUMENT,
+    "FD_KIND_MISMATCH": grpc.StatusCode.INVALID_ARGUMENT,
+    "INVALID_ARCHIVE_NAME": grpc.StatusCode.INVALID_ARGUMENT,
+    "REPOSITORY_LOCKED": grpc.StatusCode.ABORTED,
+    "SNAPSHOT_BROKEN": grpc.StatusCode.ABORTED,
+    "REPOSITORY_UNREACHABLE": grpc.StatusCode.UNAVAILABLE,
+    "NOT_READY": grpc.StatusCode.UNAVAILABLE,
+    "AUTHENTICATION_FAILED": grpc.StatusCode.UNAUTHENTICATED,
+    "QUOTA_EXCEEDED": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "ARCHIVE_CORRUPT": grpc.StatusCode.DATA_LOSS,
+}
+
+
 class ProviderError(Exception):
-    """A failure the service turns into a gRPC status; reason is an ErrorReason name without its prefix, or None."""
+    """A failure the service turns into a gRPC status; reason is an ErrorReason name without its prefix, or None.
+    With a reason, the code is the reason's one code (REASON_STATUS), whatever the caller passed."""
 
     def __init__(self, code: grpc.StatusCode, message: str, reason: str | None = None):
         super().__init__(message)
-        self.code = code
+        self.code = REASON_STATUS.get(reason, code) if reason else code
         self.message = message
         self.reason = reason
 

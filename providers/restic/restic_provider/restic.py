@@ -98,7 +98,7 @@ def failure(command: str, code: int, stderr: bytes) -> errors.ProviderError:
     if "wrong password" in lower or "no key found" in lower:
         return errors.ProviderError(grpc.StatusCode.UNAUTHENTICATED, message, "AUTHENTICATION_FAILED")
     if "repository is already locked" in lower or "unable to create lock" in lower:
-        return errors.ProviderError(grpc.StatusCode.FAILED_PRECONDITION, message, "REPOSITORY_LOCKED")
+        return errors.ProviderError(grpc.StatusCode.ABORTED, message, "REPOSITORY_LOCKED")
     if "no space left" in lower or "quota" in lower:
         return errors.ProviderError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, "QUOTA_EXCEEDED")
     if ("unable to open config file" in lower or "does not exist" in lower or "connection refused" in lower

@@ -74,6 +74,12 @@ internal static class Expect
     public static void Matches(string call, RpcException e, StatusCode[] codes, ErrorReason[] reasons)
     {
         ErrorReason? reason = e.GetReason();
+        // Whatever the case, a known reason travels with its one status code (protos/README.md, "General errors").
+        if (reason is { } carried && carried != ErrorReason.Unspecified && e.StatusCode != ProviderErrors.StatusOf(carried))
+        {
+            throw new CheckFailedException($"{call}: reason {ProviderErrors.ReasonName(carried)} must come with status "
+                + $"{ProviderErrors.StatusOf(carried)}, got {Describe(e)}", e);
+        }
         if (!codes.Contains(e.StatusCode) || (reasons.Length > 0 && (reason is null || !reasons.Contains(reason.Value))))
         {
             throw new CheckFailedException($"{call}: expected {Expected(codes, reasons)}, got {Describe(e)}", e);

@@ -75,8 +75,15 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
         return next;
     }
 
+    /// <summary>The most names each report list keeps (skipped, set-id, warnings); the counts stay exact.</summary>
+    private const int MaxListed = 1000;
+
     private async Task<long> AcceptMemberAsync(TarEntry entry, ValidationGate gate, CancellationToken cancellationToken)
     {
+        if (_members >= options.MaxMembers)
+        {
+            throw new TarArchiveRejectedException($"the archive has more than {options.MaxMembers} members (after '{_last}')");
+        }
         ScannedMember member = MemberRules.Check(entry, gate, options);
         if (member.Kind == MemberKind.HardLink)
         {
@@ -91,7 +98,7 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
         }
         _members++;
         _last = member.Name;
-        if (member.HasSetIdBits)
+        if (member.HasSetIdBits && _setId.Count < MaxListed)
         {
             _setId.Add(member.Name);
         }
@@ -101,8 +108,11 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
             // Forward the previous member's padding, drop this member's headers: tar never sees it.
             await gate.ReleaseAsync(gate.HeaderStart, sink, throttle, cancellationToken);
             gate.Discard(gate.Position);
-            _skipped.Add(member.Name);
-            _warnings.Add($"skipped device node '{member.Name}': an unprivileged restore cannot create device nodes");
+            if (_skipped.Count < MaxListed)
+            {
+                _skipped.Add(member.Name);
+                _warnings.Add($"skipped device node '{member.Name}': an unprivileged restore cannot create device nodes");
+            }
         }
         else
         {

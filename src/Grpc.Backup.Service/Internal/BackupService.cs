@@ -77,7 +77,9 @@ internal static class BackupService
         builder.Services.AddSingleton<TaskRegistry>();
         builder.Services.AddSingleton<JobEngine>();
         builder.Services.AddSingleton<Notifications.JobNotifier>(_ => new Notifications.JobNotifier());
-        builder.Services.AddSingleton<RootPeerFilter>();
+        // The management socket is root's only.
+        builder.Services.AddSingleton(sp => new Provider.PeerCredentialFilter(new PeerCredentialPolicy([0]),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Provider.PeerCredentialFilter>(), "management"));
         builder.Services.AddHostedService<JobScheduler>();
         builder.Services.AddGrpc(o => o.EnableDetailedErrors = false);
         builder.Services.AddServiceTelemetry(config.Host);
@@ -85,7 +87,7 @@ internal static class BackupService
         UnixListeningSocket socket = UnixListeningSocket.Bind(paths.SocketPath, System.Net.Sockets.SocketType.Stream,
             UnixFileMode.UserRead | UnixFileMode.UserWrite);
         UnixListeningSocket? metricsSocket = config.Host.MetricsListen is { } metricsAddress ? MetricsListener.BindUnixSocket(metricsAddress) : null;
-        builder.Services.AddOptions<KestrelServerOptions>().Configure<RootPeerFilter>((kestrel, filter) =>
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<Provider.PeerCredentialFilter>((kestrel, filter) =>
         {
             KestrelUnixSocket.Listen(kestrel, socket, listen =>
             {

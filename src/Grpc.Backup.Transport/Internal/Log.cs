@@ -46,4 +46,7 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Debug, "Sideband {ChannelId}: connected to {SocketPath}, peer pid {ProcessId}, uid {UserId}.")]
     public static partial void Connected(ILogger logger, FdToken channelId, string socketPath, int processId, uint userId);
+
+    [LoggerMessage(14, LogLevel.Warning, "Transfer {Token} would hold more than {Max} unclaimed fds; rejected it and closed its {Count} fd(s).")]
+    public static partial void TransferOverLimit(ILogger logger, FdToken token, int count, int max);
 }

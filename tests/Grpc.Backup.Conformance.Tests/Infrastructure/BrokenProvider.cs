@@ -80,7 +80,7 @@ internal sealed class BrokenProvider : IAsyncDisposable
         public override Task<JobCleanupResponse> JobCleanup(JobCleanupRequest request, ServerCallContext context) =>
             _jobs.TryRemove(request.JobId, out _)
                 ? Task.FromResult(new JobCleanupResponse())
-                : throw ProviderErrors.Create(StatusCode.NotFound, ErrorReason.UnknownOperation, "no such job");
+                : throw ProviderErrors.Create(ErrorReason.UnknownOperation, "no such job");
 
         // Wrong: a repeat with the same backup_id must return the same name.
         public override Task<BackupInitResponse> BackupInit(BackupInitRequest request, ServerCallContext context) =>

@@ -13,6 +13,12 @@ internal static class CatalogRefresh
 {
     private const int MaxPages = 10_000;
 
+    /// <summary>
+    /// The most backups one refresh takes from a provider (all pages together): the catalog holds what exists, and a
+    /// provider that lists without end must not grow the host's memory without end.
+    /// </summary>
+    public const int MaxEntries = 1_000_000;
+
     public static async Task<int> RefreshAsync(CatalogDatabase catalog, ProviderConnection provider, string storage, string? guestId,
         CancellationToken cancellationToken)
     {
@@ -26,6 +32,10 @@ internal static class CatalogRefresh
             }
             var response = await provider.Repository.ListBackupsAsync(new ListBackupsRequest { GuestId = guestId ?? "", PageToken = token },
                 cancellationToken: cancellationToken);
+            if (entries.Count + response.Backups.Count > MaxEntries)
+            {
+                throw new InvalidOperationException($"storage {storage}: ListBackups returned more than {MaxEntries} backups");
+            }
             foreach (BackupEntry entry in response.Backups)
             {
                 if (ArchiveName.Check(entry.ArchiveName) is { } problem)

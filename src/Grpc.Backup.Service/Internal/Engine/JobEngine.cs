@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
+using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Service.Internal.Catalog;
 using Grpc.Backup.Service.Internal.Configuration;
@@ -53,6 +54,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
         catalog.RunStarted(task.Id, task.Kind, plan.JobName, plan.Storage.Name, task.Created);
         CancellationToken cancellationToken = task.Cancellation;
         ProviderConnection? provider = null;
+        JobSession? session = null;
         string error = "";
         int failed = 0;
         bool aborted = false;
@@ -62,12 +64,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             task.SetRunning();
             task.Log("INFO", "", $"job {jobId}: {plan.Guests.Count} guest(s) to storage {plan.Storage.Name}: {string.Join(' ', plan.Guests.Select(g => g.Id))}");
             provider = await ProviderConnection.ConnectAsync(plan.Storage.Endpoint, loggerFactory: loggerFactory, cancellationToken: cancellationToken);
-            var init = new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) };
-            foreach (var (key, value) in plan.Storage.Options)
-            {
-                init.Options[key] = value;
-            }
-            await provider.Backup.JobInitAsync(init, cancellationToken: cancellationToken);
+            session = await JobSession.StartAsync(provider, jobId, plan.Storage.Options, m => task.Log("WARN", "", m), cancellationToken);
             jobInitDone = true;
             await hooks.RunAsync(task, "job-start", jobId);
             bool[] results = await Task.WhenAll(plan.Guests.Select(g => BackupGuestAsync(task, plan, provider, hooks, jobId, g)));
@@ -89,9 +86,12 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
         }
         finally
         {
+            if (session is not null)
+            {
+                await session.EndAsync(!aborted && failed == 0, error);
+            }
             if (provider is not null)
             {
-                await JobCleanupAsync(task, provider, jobId, !aborted && failed == 0, error);
                 await provider.DisposeAsync();
             }
             await RunHookQuietlyAsync(task, hooks, aborted ? "job-abort" : "job-end", jobId);
@@ -120,21 +120,6 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
 
     private JobReport Report(string kind, string jobName, StorageConfig storage, ServiceTask task, string jobId, string state, string error) =>
         new(kind, jobName, jobId, task.Id, storage.Name, config.Host.Node, state, error, task.Created, DateTime.UtcNow, task.Info().Guests);
-
-    private static async Task JobCleanupAsync(ServiceTask task, ProviderConnection provider, string jobId, bool success, string error)
-    {
-        // JobCleanup is owed on every path, cancelled or not; it gets its own deadline.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await provider.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = success, Error = error },
-                cancellationToken: timeout.Token);
-        }
-        catch (RpcException e)
-        {
-            task.Log("WARN", "", $"JobCleanup failed: {e.Status.Detail}");
-        }
-    }
 
     private static async Task RunHookQuietlyAsync(ServiceTask task, HookRunner hooks, string phase, string jobId, string? guestId = null,
         string? guestType = null, string? target = null, string? logFile = null)
