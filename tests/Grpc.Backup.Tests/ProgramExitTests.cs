@@ -70,6 +70,8 @@ public sealed class ProgramExitTests
             "--inventory", work.File("inventory"), "--guest", "100", "--fleecing-dir", work.Path], timeout: TimeSpan.FromMinutes(3));
 
         AssertOneLine("grpc-backup", stderr, "ABORTED (REPOSITORY_LOCKED): repository locked by host pve2");
+        // JobCleanup follows a failed JobInit too (backup.proto), so the provider can release what it began.
+        Assert.Equal(1, provider.Backup.JobCleanupCalls);
         Assert.DoesNotContain("\u001b", stderr, StringComparison.Ordinal);
         Assert.Contains("forged line", stderr, StringComparison.Ordinal);
         Assert.True(code == 3, $"grpc-backup exited {code}, not 3: {stderr}");

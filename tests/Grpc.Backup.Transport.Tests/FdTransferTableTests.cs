@@ -13,12 +13,15 @@ public sealed class FdTransferTableTests : IDisposable
     [Fact]
     public async Task Unclaimed_fds_are_closed_at_the_ttl_and_the_token_answers_expired()
     {
-        using var table = new FdTransferTable(TimeSpan.FromMilliseconds(200));
+        // The table's own clock: a loaded machine must not expire the fds before they are counted.
+        var time = new ManualTimeProvider();
+        using var table = new FdTransferTable(TimeSpan.FromMilliseconds(200), time);
         FdToken token = FdToken.NewRandom();
         Assert.True(table.Add(token, [OpenFile("a"), OpenFile("b")], [FdKind.File, FdKind.File]));
         Assert.Equal(2, table.OpenFdCount);
         Assert.Equal(2, ProcFds.PointingInto(_directory.Path).Count);
 
+        time.Advance(TimeSpan.FromMilliseconds(200));
         Assert.True(await Eventually.True(() => table.OpenFdCount == 0));
         Assert.Empty(await ProcFds.WaitUntilNoneInto(_directory.Path));
         await AssertClaimFails(table, token, 0, FdClaimFailure.Expired);

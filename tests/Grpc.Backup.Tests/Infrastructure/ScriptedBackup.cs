@@ -43,6 +43,15 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
         return Task.FromResult(new JobInitResponse());
     }
 
+    public int JobCleanupCalls;
+
+    /// <summary>JobCleanup of any job, known or not, is OK (backup.proto).</summary>
+    public override Task<JobCleanupResponse> JobCleanup(JobCleanupRequest request, ServerCallContext context)
+    {
+        Interlocked.Increment(ref JobCleanupCalls);
+        return Task.FromResult(new JobCleanupResponse());
+    }
+
     public override Task<BackupCleanupResponse> BackupCleanup(BackupCleanupRequest request, ServerCallContext context)
     {
         Interlocked.Increment(ref BackupCleanupCalls);
