@@ -127,17 +127,17 @@ public sealed class ContainerBackupTests
         ContainerGuest guest = WriteGuest(dir, "103", $"type: ct\nrootfs: {rootfs}\nidmap: u 0 100000 65536\nidmap: g 0 100000 65536\n");
 
         Assert.Contains("inside the container's tree",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { planted } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { planted } }, guest, 0)).Message,
             StringComparison.Ordinal);
         Assert.Contains("not a normalized absolute path",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "tar" } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "tar" } }, guest, 0)).Message,
             StringComparison.Ordinal);
         string writable = WriteFile(dir, "writable-worker", "#!/bin/sh\n");
         HostTool.Chmod(writable, "777");
         Assert.Contains("writable by group or others",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { writable } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { writable } }, guest, 0)).Message,
             StringComparison.Ordinal);
-        Assert.Equal(["/usr/bin/tar", "-c"], Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "/usr/bin/tar", "-c" } }, guest));
+        Assert.Equal(["/usr/bin/tar", "-c"], Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "/usr/bin/tar", "-c" } }, guest, 0));
     }
 
     private static async Task<string> StartJobAsync(ProviderConnection connection)
