@@ -95,10 +95,11 @@ public sealed class QemuImageChain
     /// The whole chain as one <c>--image-opts</c> value: every link named with <c>file.driver=file</c> and its format,
     /// down to the base, so QEMU follows nothing a header says.
     /// </summary>
-    public string ImageOptions()
+    public string ImageOptions() => ChainOptions("");
+
+    private string ChainOptions(string prefix)
     {
         var options = new StringBuilder();
-        string prefix = "";
         foreach ((string file, string format) in Links)
         {
             if (options.Length > 0)
@@ -109,6 +110,16 @@ public sealed class QemuImageChain
             prefix += "backing.";
         }
         return options.ToString();
+    }
+
+    /// <summary>
+    /// A new qcow2 overlay file on top of this chain as one <c>--image-opts</c> value: the overlay and every link below
+    /// it named explicitly, so a writable qemu-nbd on the overlay follows nothing a (tampered) older image's header says.
+    /// </summary>
+    public string OverlayImageOptions(string overlayFile)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(overlayFile);
+        return $"{FileOptions(Path.GetFullPath(overlayFile), "qcow2")},{ChainOptions("backing.")}";
     }
 
     /// <summary>One image as an explicit file, its backing (if any) left closed.</summary>

@@ -65,6 +65,43 @@ public sealed class TamperedRepositoryTests
         }
     }
 
+    [Fact]
+    public async Task An_incremental_backup_never_stacks_on_a_tampered_chain()
+    {
+        string secretText = "HOST-SECRET-" + Guid.NewGuid().ToString("N");
+        string secret = Path.Combine("/root", "grpc-backup-test-secret-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(secret, secretText + new string('\n', 64 * 1024));
+        try
+        {
+            await using var provider = await DirectoryProvider.StartAsync();
+            var host = new SimulatedHost(provider.Connection);
+            Qcow2Disk disk = await Qcow2Disk.CreateAsync(provider.Work("disk.qcow2"), 32 * MiB, seed: 6);
+            await BackupAsync(host, provider, disk, 0, BitmapMode.New);
+            await disk.ClearBitmapAsync();
+            await disk.WriteAsync(0xab, 1 * MiB, 64 * 1024);
+            await BackupAsync(host, provider, disk, 1, BitmapMode.Reuse);
+            await disk.ClearBitmapAsync();
+            string image = System.IO.Directory.GetFiles(provider.RepositoryPath, "*.qcow2", SearchOption.AllDirectories).Single();
+            File.Delete(image);
+            var (exitCode, _, stderr) = await ChildProcess.RunAsync("qemu-img",
+                ["create", "-q", "-f", "qcow2", "-u", "-b", "blkdebug::" + secret, "-F", "raw", image, "32M"]);
+            Assert.True(exitCode == 0, stderr);
+            await disk.WriteAsync(0xcd, 2 * MiB, 64 * 1024);
+
+            await Assert.ThrowsAnyAsync<Exception>(() => BackupAsync(host, provider, disk, 2, BitmapMode.Reuse));
+
+            byte[] needle = System.Text.Encoding.ASCII.GetBytes(secretText);
+            foreach (string file in System.IO.Directory.GetFiles(provider.RepositoryPath, "*", SearchOption.AllDirectories))
+            {
+                Assert.Equal(-1, (await File.ReadAllBytesAsync(file)).AsSpan().IndexOf(needle));
+            }
+        }
+        finally
+        {
+            File.Delete(secret);
+        }
+    }
+
     private static async Task<BackupOutcome> BackupAsync(SimulatedHost host, DirectoryProvider provider, Qcow2Disk disk, int hour, BitmapMode mode)
     {
         bool incremental = mode == BitmapMode.Reuse;

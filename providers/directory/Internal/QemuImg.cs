@@ -12,7 +12,8 @@ internal sealed class QemuImg(string path)
     public Task CreateOverlayAsync(string directory, string fileName, string backing, string backingFormat, long size,
         CancellationToken cancellationToken) =>
         ExternalTool.RunAsync(path,
-            ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
+            // -u: the backing is not opened here (its chain is checked before and named explicitly when opened).
+            ["create", "-q", "-u", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
             directory, cancellationToken);
 
     /// <summary>
