@@ -164,8 +164,17 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
     private async Task<RestoreVmVolumeInitResponse> SendRawFileAsync(RestoreVmVolumeInitRequest request, RestoreVolumeExport export,
         string image, CancellationToken cancellationToken)
     {
+        // A plain file only: a symlink planted in a tampered repository would hand the host whatever it points at.
+        if (new FileInfo(image).LinkTarget is not null)
+        {
+            throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is a symlink, not a plain file");
+        }
         SafeFileHandle handle = File.OpenHandle(image, FileMode.Open, FileAccess.Read);
         export.Keep(handle);
+        if (PassedFileInfo.Get(handle).Kind != Transport.FdKind.File)
+        {
+            throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is not a regular file");
+        }
         IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(handle, Transport.FdKind.File)],
             cancellationToken);
         return new RestoreVmVolumeInitResponse { Fd = refs[0] };
@@ -176,9 +185,10 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
     {
         if (export.Server is null)
         {
-            await CheckChainAsync(archive, image, cancellationToken);
+            QemuImageChain chain = await CheckChainAsync(archive, volume, image, cancellationToken);
+            // Every link named with the file driver: qemu-nbd follows nothing a (tampered) header says.
             export.Server = await QemuNbdServer.StartAsync(tools.QemuNbdPath, tools.RuntimeDirectory,
-                ["-r", "-f", "qcow2", "--persistent", "--shared=4"], volume.Device, image, cancellationToken);
+                ["-r", "--persistent", "--shared=4", "--image-opts"], volume.Device, chain.ImageOptions(), cancellationToken, workingDirectory: "/");
         }
         System.Net.Sockets.Socket socket = await export.Server.ConnectAsync(cancellationToken);
         export.Keep(socket);
@@ -188,27 +198,21 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
     }
 
     /// <summary>
-    /// The chain qemu-nbd is about to open must stay inside the guest's directory of the repository: a backing path
-    /// in a tampered image must not make the provider serve another file to the host.
+    /// The chain qemu-nbd is about to open must be plain files inside the guest's directory of the repository, of the
+    /// size the manifest records: a backing name in a tampered image (a host path, <c>blkdebug::</c>, <c>json:</c>, an
+    /// NBD socket) must not make the provider serve anything else to the host, and a tiny image must not declare a
+    /// disk its archive never held.
     /// </summary>
-    private async Task CheckChainAsync(ArchiveRef archive, string image, CancellationToken cancellationToken)
+    private async Task<QemuImageChain> CheckChainAsync(ArchiveRef archive, ManifestVolume volume, string image, CancellationToken cancellationToken)
     {
-        string guestDirectory = Path.GetFullPath(store.GuestDirectory(archive.GuestId)) + "/";
-        IReadOnlyList<(string File, string Format)> chain;
         try
         {
-            chain = await tools.Img.ReadChainAsync(image, ManifestVolume.FormatQcow2, cancellationToken);
+            return await QemuImageChain.ReadAsync(tools.QemuImgPath, image, ManifestVolume.FormatQcow2, store.GuestDirectory(archive.GuestId),
+                volume.SizeBytes, cancellationToken);
         }
-        catch (ExternalToolException e)
+        catch (InvalidDataException e)
         {
             throw DirectoryErrors.ArchiveCorrupt(archive.Name, e.Message);
-        }
-        foreach ((string file, string format) in chain)
-        {
-            if (!file.StartsWith(guestDirectory, StringComparison.Ordinal) || format is not (ManifestVolume.FormatRaw or ManifestVolume.FormatQcow2))
-            {
-                throw DirectoryErrors.ArchiveCorrupt(archive.Name, $"its image chain reaches {file} ({format}), outside the guest's backups");
-            }
         }
     }
 

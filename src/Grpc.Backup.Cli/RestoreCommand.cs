@@ -26,9 +26,9 @@ internal static class RestoreCommand
         var json = CommonOptions.Json();
         var bwlimit = CommonOptions.BandwidthLimit();
         var archive = new Option<string>("--archive") { Description = "The archive name, as listed by the provider", Required = true };
-        var target = new Option<string>("--target") { Description = "A new directory for the restored disks and configs", Required = true };
+        var target = new Option<string>("--target") { Description = "A new (or empty, root-only) directory for the restored disks and configs", Required = true };
         var format = new Option<string>("--format") { Description = "raw or qcow2", DefaultValueFactory = _ => "raw" };
-        var rootfs = new Option<string>("--ct-rootfs") { Description = "Direct mode: restore a container archive: the new root file system (must not exist)" };
+        var rootfs = new Option<string>("--ct-rootfs") { Description = "Direct mode: restore a container archive: the new root file system (must not exist; its parent must be root's, mode 0700)" };
         var idmap = new Option<string[]>("--idmap") { Description = "Direct mode: the restored container's id map lines, e.g. 'u 0 100000 65536' 'g 0 100000 65536'", AllowMultipleArgumentsPerToken = true };
         var command = new Command("restore", "Restore a VM archive into new disk images, or a container archive into a new root file system")
         {

@@ -51,7 +51,9 @@ public sealed partial class ConformanceSuite
                 Expect.That(mechanism.GuestType == GuestType.Container && mechanism.MechanismCase == RestoreGetMechanismResponse.MechanismOneofCase.Container,
                     $"RestoreGetMechanism of a container archive answered {mechanism}");
 
-                string target = Path.Combine(directory, "restored");
+                // A restored rootfs sits under a root-only parent (host users must not reach its setuid files).
+                string target = Path.Combine(Directory.CreateDirectory(Path.Combine(directory, "restored"), UnixFileMode.UserRead | UnixFileMode.UserWrite
+                    | UnixFileMode.UserExecute).FullName, "rootfs");
                 ContainerRestoreRunResult restored = await new ContainerRestoreRunner(Connection, NullLogger<ContainerRestoreRunner>.Instance).RestoreAsync(
                     backup.ArchiveName, new ContainerRestoreRunOptions { IdMap = IdMap.CreateDefault(), TargetRootFileSystem = target, ConfigDirectory = Path.Combine(directory, "config") }, ct);
                 var expected = await SampleTree.ListAsync(rootfs, ct);

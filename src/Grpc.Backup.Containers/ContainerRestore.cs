@@ -38,6 +38,7 @@ public static class ContainerRestore
                 + "restore it as an unprivileged container with an id map");
         }
         string target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.TargetDirectory));
+        CheckParent(target);
         CreateTarget(target, idMap);
 
         TarValidationOptions validation = options.Validation.IdMap is null ? options.Validation with { IdMap = idMap } : options.Validation;
@@ -60,10 +61,12 @@ public static class ContainerRestore
         ulong bytesPerSecond, CancellationToken cancellationToken)
     {
         await using UserNamespace ns = await UserNamespace.CreateAsync(idMap, cancellationToken);
+        // The target's parent is root-only: tar, as the container's root, reaches the target through a bind over it.
+        string reachable = await ns.BindOverParentAsync(target, cancellationToken);
         using Process tar = ns.Command("tar",
         [
             "--extract", "--file=-", "--numeric-owner", "--same-owner", "--same-permissions",
-            "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + target,
+            "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + reachable,
         ]).Start();
         Task<string> errors = tar.StandardError.ReadToEndAsync(CancellationToken.None);
         Task<string> output = tar.StandardOutput.ReadToEndAsync(CancellationToken.None);
@@ -96,6 +99,35 @@ public static class ContainerRestore
         finally
         {
             ProcessRunner.KillAndWait(tar);
+        }
+    }
+
+    /// <summary>
+    /// A restored tree holds the container's setuid files (owned by its root, a host uid like 100000): a host user who
+    /// can reach them gains that uid. As Proxmox keeps a rootfs, the target's parent must be root's alone.
+    /// </summary>
+    private static void CheckParent(string target)
+    {
+        string parent = Path.GetDirectoryName(target) ?? throw new ContainerRestoreException($"target '{target}' has no parent directory");
+        var info = new DirectoryInfo(parent);
+        if (!info.Exists || info.LinkTarget is not null)
+        {
+            throw new ContainerRestoreException($"the target's parent '{parent}' does not exist or is a symlink; create it as a root-only directory (mode 0700)");
+        }
+        uint owner;
+        using (var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(
+            Libc.open(parent, Libc.OPath | Libc.ODirectory | Libc.ONofollow | Libc.OCloexec, 0), ownsHandle: true))
+        {
+            if (handle.IsInvalid)
+            {
+                throw new ContainerRestoreException($"cannot open the target's parent '{parent}': {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            }
+            owner = Transport.PassedFileInfo.Get(handle).OwnerUid;
+        }
+        if (owner != 0 || ((int)info.UnixFileMode & 0b000_111_111) != 0)
+        {
+            throw new ContainerRestoreException($"the target's parent '{parent}' must be owned by root with mode 0700, so that host users cannot reach "
+                + "the restored tree's setuid files; restore under such a directory");
         }
     }
 

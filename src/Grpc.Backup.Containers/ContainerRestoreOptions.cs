@@ -6,7 +6,11 @@ public sealed class ContainerRestoreOptions
     /// <summary>The target container's id map. A privileged map is refused.</summary>
     public required IdMap IdMap { get; init; }
 
-    /// <summary>The new root file system directory. It must not exist; its parent must (and be traversable by the container's root).</summary>
+    /// <summary>
+    /// The new root file system directory. It must not exist; its parent must, owned by root with mode 0700 (as Proxmox
+    /// keeps a rootfs), so that host users cannot reach the restored setuid files. The container's root reaches the
+    /// target through a bind in its private mount namespace.
+    /// </summary>
     public required string TargetDirectory { get; init; }
 
     /// <summary>Limits and policies; <see cref="TarValidationOptions.IdMap"/> defaults to <see cref="IdMap"/>.</summary>

@@ -16,6 +16,12 @@ namespace Grpc.Backup.Containers;
 /// only stdin, stdout and stderr, and clearing close-on-exec on a host fd for the duration of a Process.Start would
 /// leak it into any child another thread starts meanwhile. posix_spawn's file actions place the connection at fd 3 in
 /// this child only.</para>
+/// <para>The sandbox: besides the container's user and mount namespaces, the worker gets new PID, network and IPC
+/// namespaces (<c>unshare --pid --fork --kill-child --net --ipc --mount-proc</c>: it sees only its own processes,
+/// has only a down loopback interface, and cannot signal or trace a host or container process), no_new_privs
+/// (<c>setpriv --no-new-privs</c>: no setuid binary in the view raises it), and its own cgroup v2 group when the
+/// hierarchy is writable (<see cref="Internal.WorkerCgroup"/>; a tiny host-written <c>sh</c> moves itself in before it
+/// execs the rest, so nothing the worker starts escapes it). Its only channels are fd 3 and its stdout/stderr.</para>
 /// <para>The environment is exactly what the caller gives plus PATH and LC_ALL: nothing of the host's environment
 /// (which may hold secrets) reaches code that runs as the container's root. stdin is /dev/null; stdout and stderr
 /// come back to the host line by line, kept apart: stderr lines are problems. SIGPIPE is reset to its default, which .NET ignores.</para>
@@ -26,17 +32,23 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
     private const int MaxOutputLine = 4096;
 
     private readonly Task _output;
+    private readonly WorkerCgroup? _cgroup;
     private int _exited;
 
-    private ContainerWorkerProcess(int processId, SafeFileHandle output, Action<string> onOutputLine, SafeFileHandle errors, Action<string> onErrorLine)
+    private ContainerWorkerProcess(int processId, WorkerCgroup? cgroup, SafeFileHandle output, Action<string> onOutputLine, SafeFileHandle errors,
+        Action<string> onErrorLine)
     {
         ProcessId = processId;
+        _cgroup = cgroup;
         _output = Task.WhenAll(Task.Run(() => ReadLinesAsync(output, onOutputLine)), Task.Run(() => ReadLinesAsync(errors, onErrorLine)));
         Completion = Task.Factory.StartNew(WaitForExit, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>The worker's pid in the host's pid namespace.</summary>
     public int ProcessId { get; }
+
+    /// <summary>The worker's own cgroup directory, or null when cgroup v2 is not writable on this host.</summary>
+    public string? CgroupPath => _cgroup?.Path;
 
     /// <summary>The exit status once the worker has ended and its output is read: the exit code, or 128 + the signal.</summary>
     public Task<int> Completion { get; }
@@ -71,7 +83,18 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
             }
             variables.Add(name + "=" + value);
         }
-        List<string> arguments = ["nsenter", .. view.Namespace.NsenterArguments(asHostRoot: false, argv[0], argv.Skip(1))];
+        List<string> sandboxed =
+        [
+            "--pid", "--fork", "--kill-child", "--net", "--ipc", "--mount-proc", "--",
+            "setpriv", "--no-new-privs", "--", .. argv,
+        ];
+        List<string> arguments = ["nsenter", .. view.Namespace.NsenterArguments(asHostRoot: false, "unshare", sandboxed)];
+        WorkerCgroup? cgroup = WorkerCgroup.TryCreate();
+        if (cgroup is not null)
+        {
+            // The script is the host's, fixed; the worker's argv only ever arrives as "$@".
+            arguments = ["sh", "-c", "echo 0 > \"$1\" && shift && exec \"$@\"", "sh", cgroup.ProcsFile, .. arguments];
+        }
         (SafeFileHandle outputRead, SafeFileHandle outputWrite) = OsPipe.Create();
         (SafeFileHandle errorRead, SafeFileHandle errorWrite) = OsPipe.Create();
         try
@@ -80,13 +103,14 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
             using (errorWrite)
             {
                 int pid = Spawn(arguments, variables, sideband, outputWrite, errorWrite);
-                return new ContainerWorkerProcess(pid, outputRead, onOutputLine, errorRead, onErrorLine);
+                return new ContainerWorkerProcess(pid, cgroup, outputRead, onOutputLine, errorRead, onErrorLine);
             }
         }
         catch
         {
             outputRead.Dispose();
             errorRead.Dispose();
+            cgroup?.Dispose();
             throw;
         }
     }
@@ -112,6 +136,8 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
     {
         int status = WaitPid();
         Volatile.Write(ref _exited, 1);
+        // Whatever the worker left in its cgroup goes now, or it could hold the output pipe open forever.
+        _cgroup?.Dispose();
         // The output pipe ends when the worker and anything it started have closed it.
         _output.GetAwaiter().GetResult();
         int signal = status & 0x7f;
@@ -177,10 +203,10 @@ public sealed class ContainerWorkerProcess : IAsyncDisposable
             Check(Libc.sigaddset(signals, Libc.SigPipe), "sigaddset");
             Check(Libc.posix_spawnattr_setsigdefault(attributes, signals), "setsigdefault");
             int pid;
-            int error = Libc.posix_spawnp(&pid, "nsenter", actions, attributes, argv, envp);
+            int error = Libc.posix_spawnp(&pid, arguments[0], actions, attributes, argv, envp);
             if (error != 0)
             {
-                throw new ContainerBackupException($"cannot start the worker through nsenter: {new Win32Exception(error).Message}");
+                throw new ContainerBackupException($"cannot start the worker through {arguments[0]}: {new Win32Exception(error).Message}");
             }
             return pid;
         }

@@ -108,6 +108,25 @@ public sealed class UserNamespace : IAsyncDisposable
         return list;
     }
 
+    /// <summary>
+    /// Makes <paramref name="directory"/>, which sits under a root-only parent the container's root cannot traverse
+    /// (a restored rootfs, so that host users cannot reach its setuid files), reachable by the container's root in this
+    /// namespace only: it is bind-mounted over its parent in the private mount namespace. Returns the path at which it
+    /// is reached there (the parent's path). The host's view of the tree is unchanged.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">mount failed (its stderr is in the message).</exception>
+    public async Task<string> BindOverParentAsync(string directory, CancellationToken cancellationToken = default)
+    {
+        string full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(directory));
+        string parent = System.IO.Path.GetDirectoryName(full) ?? throw new ArgumentException($"{directory} has no parent", nameof(directory));
+        ProcessResult result = await RunAsHostRootAsync("mount", ["--bind", "--", full, parent], cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"binding {full} over {parent} in the private mount namespace failed: {result.StandardError.Trim()}");
+        }
+        return parent;
+    }
+
     /// <summary>Runs a program as host root inside the private mount namespace (to build and tear down views).</summary>
     internal Task<ProcessResult> RunAsHostRootAsync(string fileName, IEnumerable<string> arguments, CancellationToken cancellationToken) =>
         ProcessRunner.RunAsync("nsenter", NsenterArguments(asHostRoot: true, fileName, arguments), cancellationToken);

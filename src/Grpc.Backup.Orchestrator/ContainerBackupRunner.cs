@@ -43,7 +43,9 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
         {
             throw new BackupException($"provider chose container mechanism {mechanism}, which this host does not offer or the provider did not advertise");
         }
-        IReadOnlyList<string>? workerArgv = mechanism == ContainerBackupMechanism.Directory ? WorkerCommand.Check(answer.ContainerWorker, guest) : null;
+        IReadOnlyList<string>? workerArgv = mechanism == ContainerBackupMechanism.Directory
+            ? WorkerCommand.Check(answer.ContainerWorker, guest, (await provider.GetFdChannelAsync(cancellationToken)).Peer.UserId)
+            : null;
         var request = new BackupContainerRequest
         {
             BackupId = backupId,

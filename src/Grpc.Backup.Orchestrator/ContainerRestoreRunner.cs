@@ -38,6 +38,22 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
         var firewall = await provider.Restore.ArchiveGetFirewallConfigAsync(new ArchiveGetFirewallConfigRequest { ArchiveName = archiveName },
             cancellationToken: cancellationToken);
 
+        // Opened first, so a config directory that is refused fails the restore before anything is extracted.
+        using RestoreTarget configs = RestoreTarget.Open(options.ConfigDirectory);
+        try
+        {
+            return await RestoreIntoAsync(archiveName, options, guestConfig, firewall, configs, cancellationToken);
+        }
+        catch
+        {
+            configs.RemoveCreated();
+            throw;
+        }
+    }
+
+    private async Task<ContainerRestoreRunResult> RestoreIntoAsync(string archiveName, ContainerRestoreRunOptions options, byte[] guestConfig,
+        ArchiveGetFirewallConfigResponse firewall, RestoreTarget configs, CancellationToken cancellationToken)
+    {
         string restoreId = Guid.NewGuid().ToString();
         var stopwatch = Stopwatch.StartNew();
         ContainerRestoreResult extraction;
@@ -64,11 +80,11 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
             await provider.Restore.RestoreContainerCleanupAsync(new RestoreContainerCleanupRequest { RestoreId = restoreId, ArchiveName = archiveName },
                 cancellationToken: CancellationToken.None);
         }
-        Directory.CreateDirectory(options.ConfigDirectory);
-        await File.WriteAllBytesAsync(Path.Combine(options.ConfigDirectory, "guest.conf"), guestConfig, cancellationToken);
+        // Created exclusively with no symlink followed, as a VM restore's: a planted guest.conf link writes nowhere.
+        await configs.WriteFileAsync("guest.conf", guestConfig, cancellationToken);
         if (firewall.Present)
         {
-            await File.WriteAllBytesAsync(Path.Combine(options.ConfigDirectory, "firewall.conf"), firewall.FirewallConfig.ToByteArray(), cancellationToken);
+            await configs.WriteFileAsync("firewall.conf", firewall.FirewallConfig.Memory, cancellationToken);
         }
         foreach (string warning in extraction.Warnings)
         {
@@ -95,38 +111,12 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
                     return new FileStream(passed.TakeFileHandle(), FileAccess.Read, bufferSize: 0);
                 }
             case RestoreContainerInitResponse.SourceOneofCase.TarPath:
-                return new FileStream(OpenOwnedFile(init.TarPath, providerPeer.UserId), FileAccess.Read, bufferSize: 0);
+                return new FileStream(UntrustedPath.OpenFile("container archive", init.TarPath, providerPeer.UserId, allowBlockDevice: false),
+                    FileAccess.Read, bufferSize: 0);
             case RestoreContainerInitResponse.SourceOneofCase.DirectoryPath:
                 return DirectoryArchive.Open(init.DirectoryPath, providerPeer.UserId, providerPeer.GroupId);
             default:
                 throw new BackupException("the provider gave no container restore source");
-        }
-    }
-
-    private static SafeFileHandle OpenOwnedFile(string path, uint providerUid)
-    {
-        if (!Path.IsPathFullyQualified(path))
-        {
-            throw new BackupException($"the provider's archive path '{path}' is not absolute");
-        }
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
-        try
-        {
-            PassedFileInfo info = PassedFileInfo.Get(handle);
-            if (info.Kind != Transport.FdKind.File)
-            {
-                throw new BackupException($"the provider's archive path '{path}' is not a regular file");
-            }
-            if (providerUid != 0 && info.OwnerUid != providerUid)
-            {
-                throw new BackupException($"the provider's archive '{path}' belongs to uid {info.OwnerUid}, not to the provider (uid {providerUid})");
-            }
-            return handle;
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using Google.Protobuf;
 using Grpc.Backup.Host;
 using Grpc.Backup.Nbd;
@@ -36,8 +37,33 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         var firewall = await provider.Restore.ArchiveGetFirewallConfigAsync(new ArchiveGetFirewallConfigRequest { ArchiveName = archiveName },
             cancellationToken: cancellationToken);
 
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.TargetDirectory))!);
-        Directory.CreateDirectory(options.TargetDirectory);
+        using RestoreTarget target = RestoreTarget.Open(options.TargetDirectory);
+        try
+        {
+            var disks = await RestoreVolumesAsync(archiveName, target, options, cancellationToken);
+            foreach (VmDisk excluded in ExcludedDisks(guestConfig, disks, options))
+            {
+                disks[excluded.DeviceName] = await CreateEmptyDiskAsync(excluded, target, options, cancellationToken);
+            }
+            await target.WriteFileAsync("guest.conf", guestConfig, cancellationToken);
+            if (firewall.Present)
+            {
+                await target.WriteFileAsync("firewall.conf", firewall.FirewallConfig.Memory, cancellationToken);
+            }
+            return new VmRestoreResult(disks, guestConfig,
+                // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
+                firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
+        }
+        catch
+        {
+            target.RemoveCreated();
+            throw;
+        }
+    }
+
+    private async Task<Dictionary<string, string>> RestoreVolumesAsync(string archiveName, RestoreTarget target, VmRestoreOptions options,
+        CancellationToken cancellationToken)
+    {
         string restoreId = Guid.NewGuid().ToString();
         var disks = new Dictionary<string, string>(StringComparer.Ordinal);
         try
@@ -45,9 +71,10 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             var init = await provider.Restore.RestoreVmInitAsync(new RestoreVmInitRequest { RestoreId = restoreId, ArchiveName = archiveName },
                 cancellationToken: cancellationToken);
             ValidateVolumes(init.Volumes);
+            CheckSpace(init.Volumes, target);
             foreach (VolumeSize volume in init.Volumes)
             {
-                disks[volume.DeviceName] = await RestoreVolumeAsync(restoreId, archiveName, volume, options, cancellationToken);
+                disks[volume.DeviceName] = await RestoreVolumeAsync(restoreId, archiveName, volume, target, options, cancellationToken);
             }
         }
         finally
@@ -55,18 +82,23 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             await provider.Restore.RestoreVmCleanupAsync(new RestoreVmCleanupRequest { RestoreId = restoreId, ArchiveName = archiveName },
                 cancellationToken: CancellationToken.None);
         }
-        foreach (VmDisk excluded in ExcludedDisks(guestConfig, disks, options))
+        return disks;
+    }
+
+    /// <summary>
+    /// The declared sizes come from the provider (or a tampered repository): a restore writes sparse, but a disk that
+    /// could not be filled on this file system is refused before anything is copied, so no archive can make the host
+    /// fill its disk by declaring a size it never wrote.
+    /// </summary>
+    private static void CheckSpace(Google.Protobuf.Collections.RepeatedField<VolumeSize> volumes, RestoreTarget target)
+    {
+        ulong total = volumes.Aggregate(0UL, (sum, v) => sum + v.SizeBytes);
+        long available = target.AvailableBytes;
+        if (total > (ulong)available)
         {
-            disks[excluded.DeviceName] = await CreateEmptyDiskAsync(excluded, options, cancellationToken);
+            throw new BackupException($"the archive declares {total} bytes of disks but the restore target's file system has only {available} bytes free; "
+                + "restore to a larger file system");
         }
-        await File.WriteAllBytesAsync(Path.Combine(options.TargetDirectory, "guest.conf"), guestConfig, cancellationToken);
-        if (firewall.Present)
-        {
-            await File.WriteAllBytesAsync(Path.Combine(options.TargetDirectory, "firewall.conf"), firewall.FirewallConfig.ToByteArray(), cancellationToken);
-        }
-        return new VmRestoreResult(disks, guestConfig,
-            // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
-            firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
     }
 
     /// <summary>
@@ -105,27 +137,21 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         return excluded;
     }
 
-    private static async Task<string> CreateEmptyDiskAsync(VmDisk disk, VmRestoreOptions options, CancellationToken cancellationToken)
-    {
-        string rawPath = Path.Combine(options.TargetDirectory, disk.DeviceName + ".raw");
-        using (SafeFileHandle target = File.OpenHandle(rawPath, FileMode.CreateNew, FileAccess.ReadWrite))
-        {
-            RandomAccess.SetLength(target, (long)disk.SizeBytes!.Value);
-        }
-        if (options.TargetFormat == DiskFormat.Raw)
-        {
-            return rawPath;
-        }
-        string qcow2Path = Path.ChangeExtension(rawPath, ".qcow2");
-        await QemuImg.RunAsync(["convert", "-f", "raw", "-O", "qcow2", rawPath, qcow2Path], cancellationToken);
-        File.Delete(rawPath);
-        return qcow2Path;
-    }
-
-    private async Task<string> RestoreVolumeAsync(string restoreId, string archiveName, VolumeSize volume, VmRestoreOptions options,
+    private static async Task<string> CreateEmptyDiskAsync(VmDisk disk, RestoreTarget target, VmRestoreOptions options,
         CancellationToken cancellationToken)
     {
-        string rawPath = Path.Combine(options.TargetDirectory, volume.DeviceName + ".raw");
+        string rawName = disk.DeviceName + ".raw";
+        using (SafeFileHandle file = target.CreateFile(rawName))
+        {
+            RandomAccess.SetLength(file, (long)disk.SizeBytes!.Value);
+        }
+        return await ConvertIfAskedAsync(rawName, target, options, cancellationToken);
+    }
+
+    private async Task<string> RestoreVolumeAsync(string restoreId, string archiveName, VolumeSize volume, RestoreTarget target,
+        VmRestoreOptions options, CancellationToken cancellationToken)
+    {
+        string rawName = volume.DeviceName + ".raw";
         try
         {
             FdChannel channel = await provider.GetFdChannelAsync(cancellationToken);
@@ -137,21 +163,16 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 FdChannelId = ByteString.CopyFrom(channel.ChannelId.ToByteArray()),
                 BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
             }, cancellationToken: cancellationToken);
-            await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, cancellationToken);
+            await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, options, cancellationToken);
             using var limiter = BlockCopier.CreateLimiter(options.BandwidthLimit);
             var stopwatch = Stopwatch.StartNew();
             long written;
-            using (SafeFileHandle target = File.OpenHandle(rawPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None,
-                FileOptions.None, (long)volume.SizeBytes))
+            // Never preallocated: the file is sparse and only data that is not zero gets written.
+            using (SafeFileHandle file = target.CreateFile(rawName))
             {
-                written = await BlockCopier.CopyAsync(source, target, (long)volume.SizeBytes, limiter, null, cancellationToken);
+                written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, limiter, null, cancellationToken);
             }
             LogRestored(logger, volume.DeviceName, (long)volume.SizeBytes, written, stopwatch.Elapsed.TotalSeconds);
-        }
-        catch
-        {
-            File.Delete(rawPath);
-            throw;
         }
         finally
         {
@@ -162,18 +183,31 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 DeviceName = volume.DeviceName,
             }, cancellationToken: CancellationToken.None);
         }
+        return await ConvertIfAskedAsync(rawName, target, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// The restored raw file, or a qcow2 made from it: the qcow2 name is created exclusively first (so qemu-img never
+    /// overwrites a file that existed), the raw one is read with its format forced (never probed), and both are
+    /// reached through the target directory's fd.
+    /// </summary>
+    private static async Task<string> ConvertIfAskedAsync(string rawName, RestoreTarget target, VmRestoreOptions options,
+        CancellationToken cancellationToken)
+    {
         if (options.TargetFormat == DiskFormat.Raw)
         {
-            return rawPath;
+            return target.PathOf(rawName);
         }
-        string qcow2Path = Path.ChangeExtension(rawPath, ".qcow2");
-        await QemuImg.RunAsync(["convert", "-f", "raw", "-O", "qcow2", rawPath, qcow2Path], cancellationToken);
-        File.Delete(rawPath);
-        return qcow2Path;
+        string qcow2Name = Path.ChangeExtension(rawName, ".qcow2");
+        target.CreateFile(qcow2Name).Dispose();
+        await QemuImg.RunAsync(["convert", "-f", "raw", "-O", "qcow2", target.PinnedPathOf(rawName), target.PinnedPathOf(qcow2Name)],
+            cancellationToken);
+        target.Delete(rawName);
+        return target.PathOf(qcow2Name);
     }
 
     private async Task<IBlockSource> OpenSourceAsync(RestoreVmVolumeInitResponse response, VolumeSize volume, uint providerUid,
-        CancellationToken cancellationToken)
+        VmRestoreOptions options, CancellationToken cancellationToken)
     {
         switch (response.SourceCase)
         {
@@ -185,18 +219,20 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                         new NbdClientOptions { MetaContexts = { NbdMetaContexts.BaseAllocation }, RequireMetaContexts = false }, cancellationToken);
                     return CheckNbdSize(client, volume);
                 }
-                return await OpenFileSourceAsync(passed.TakeFileHandle(), volume, providerUid: null, cancellationToken);
+                return OpenFileSource(passed.TakeFileHandle(), volume);
             case RestoreVmVolumeInitResponse.SourceOneofCase.Path:
-                if (!Path.IsPathFullyQualified(response.Path))
-                {
-                    throw new BackupException($"{volume.DeviceName}: the provider's source path '{response.Path}' is not absolute");
-                }
-                // The file is opened by root: it must belong to the provider, or the provider could make the host copy
-                // any host file (say /etc/shadow) into a guest disk.
-                return await OpenFileSourceAsync(File.OpenHandle(response.Path, FileMode.Open, FileAccess.Read), volume, providerUid, cancellationToken);
+                // Opened by root: it must belong to the provider, or the provider could make the host copy any host file
+                // (say /etc/shadow) into a guest disk; and it is judged before it is opened for reading (a FIFO would block).
+                return OpenFileSource(UntrustedPath.OpenFile(volume.DeviceName, response.Path, providerUid, options.AllowBlockDevicePaths), volume);
             case RestoreVmVolumeInitResponse.SourceOneofCase.NbdUri:
-                var uri = NbdUri.Parse(response.NbdUri);
-                var nbd = await NbdClient.ConnectAsync(uri,
+                if (!NbdUri.TryParse(response.NbdUri, out NbdUri? uri))
+                {
+                    throw new BackupException($"{volume.DeviceName}: the provider's NBD URI is not nbd+unix:///EXPORT?socket=PATH");
+                }
+                // Root connects: only to the provider's own socket, never to another service's (QEMU's, another provider's).
+                Socket socket = await UntrustedPath.ConnectProviderSocketAsync(volume.DeviceName, uri.SocketPath, providerUid,
+                    options.ProviderRuntimeDirectory, cancellationToken);
+                var nbd = await NbdClient.ConnectAsync(socket, uri.ExportName,
                     new NbdClientOptions { MetaContexts = { NbdMetaContexts.BaseAllocation }, RequireMetaContexts = false }, cancellationToken);
                 return CheckNbdSize(nbd, volume);
             default:
@@ -204,8 +240,11 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         }
     }
 
-    private static async Task<IBlockSource> OpenFileSourceAsync(SafeFileHandle handle, VolumeSize volume, uint? providerUid,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// A file or block device read as raw data, whatever it contains: the host never probes its format (data that
+    /// happens to begin with a qcow2 header is a guest's data, and it restores byte-exact).
+    /// </summary>
+    private static FileBlockSource OpenFileSource(SafeFileHandle handle, VolumeSize volume)
     {
         try
         {
@@ -214,15 +253,10 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             {
                 throw new BackupException($"{volume.DeviceName}: the restore source is not a regular file or block device");
             }
-            if (providerUid is { } uid && uid != 0 && info.OwnerUid != uid)
-            {
-                throw new BackupException($"{volume.DeviceName}: the restore source belongs to uid {info.OwnerUid}, not to the provider (uid {uid})");
-            }
             if (info.Kind == Transport.FdKind.File && info.Size != volume.SizeBytes)
             {
                 throw new BackupException($"{volume.DeviceName}: the restore source has {info.Size} bytes; the archive says {volume.SizeBytes}");
             }
-            await RestoreSourceValidator.ValidateAsync(handle, volume.DeviceName, cancellationToken);
             return new FileBlockSource(handle);
         }
         catch

@@ -30,14 +30,15 @@ public sealed class BandwidthTests
         double expected = (double)stream.Length / Limit;
         Assert.True(backup.TotalSeconds > expected - 0.3, $"{stream.Length} bytes took {backup.TotalSeconds:F2} s at {Limit} B/s");
 
+        string target = dir.RestoreTarget("target");
         clock.Restart();
         await ContainerRestore.RunAsync(new MemoryStream(stream), new ContainerRestoreOptions
         {
             IdMap = IdMap.CreateDefault(),
-            TargetDirectory = dir.Combine("target"),
+            TargetDirectory = target,
             BytesPerSecond = 2 * Limit,
         });
         Assert.True(clock.Elapsed.TotalSeconds > (expected / 2) - 0.3, $"restore took {clock.Elapsed.TotalSeconds:F2} s at {2 * Limit} B/s");
-        Assert.Equal(content, File.ReadAllBytes(dir.Combine("target", "random")));
+        Assert.Equal(content, File.ReadAllBytes(Path.Combine(target, "random")));
     }
 }

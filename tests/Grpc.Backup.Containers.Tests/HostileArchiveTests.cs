@@ -29,9 +29,9 @@ public sealed class HostileArchiveTests
         string outside = dir.CreateDirectory("outside");
         File.WriteAllText(Path.Combine(outside, "keep"), "must survive\n");
         Host.Chown(outside, 100000, 100000);
+        string target = dir.RestoreTarget("target");
         Dictionary<string, string> before = TreeListing.OnHost(dir.Path);
         HostileCase hostile = HostileArchives.Refused[name];
-        string target = dir.Combine("target");
 
         TarArchiveRejectedException e = await Assert.ThrowsAsync<TarArchiveRejectedException>(() => ContainerRestore.RunAsync(
             new MemoryStream(hostile.Build(outside)),
@@ -50,7 +50,7 @@ public sealed class HostileArchiveTests
         RequiredTools.Ensure();
         using var dir = new TestDirectory();
         byte[] archive = HostileArchives.Ok().Directory("dev/").Header("dev/null", '3', 0).Header("dev/sda", '4', 0).File("after.txt", "after\n").End().ToArray();
-        string target = dir.Combine("target");
+        string target = dir.RestoreTarget("target");
 
         ContainerRestoreResult result = await ContainerRestore.RunAsync(new MemoryStream(archive), new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target });
 
@@ -67,13 +67,21 @@ public sealed class HostileArchiveTests
         RequiredTools.Ensure();
         using var dir = new TestDirectory();
         byte[] archive = HostileArchives.Ok().Header("fifo", '6', 0).File("su", "#!su\n", mode: "0004755").End().ToArray();
-        string target = dir.Combine("target");
+        string target = dir.RestoreTarget("target");
 
         ContainerRestoreResult result = await ContainerRestore.RunAsync(new MemoryStream(archive), new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target });
 
         Assert.Equal(["su"], result.Report.SetIdMembers);
         Assert.Equal("fifo 644 100000", Host.Run("stat", "--format=%F %a %u", Path.Combine(target, "fifo")).Trim());
         Assert.Equal("regular file 4755 100000", Host.Run("stat", "--format=%F %a %u", Path.Combine(target, "su")).Trim());
+        // A host user cannot reach the setuid file (which would run as host uid 100000, the container's root): the
+        // target's parent is root's alone.
+        foreach (var (attempt, refusal) in new[] { (new[] { Path.Combine(target, "su") }, "failed to execute"), (new[] { "stat", Path.Combine(target, "su") }, "Permission denied") })
+        {
+            var (exitCode, _, stderr) = Host.TryRun("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--", .. attempt]);
+            Assert.NotEqual(0, exitCode);
+            Assert.Contains(refusal, stderr, StringComparison.Ordinal);
+        }
     }
 
     [Theory]
@@ -99,7 +107,7 @@ public sealed class HostileArchiveTests
             Assert.Equal(expected, report.Compression);
             Assert.Equal(3, report.MemberCount);
         }
-        string target = dir.Combine("target");
+        string target = dir.RestoreTarget("target");
         await using (FileStream stream = File.OpenRead(dir.Combine("archive.tar.lzo")))
         {
             await ContainerRestore.RunAsync(stream, new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target });
@@ -112,7 +120,8 @@ public sealed class HostileArchiveTests
     {
         RequiredTools.Ensure();
         using var dir = new TestDirectory();
-        string existing = dir.CreateDirectory("existing");
+        string existing = dir.RestoreTarget("existing");
+        Directory.CreateDirectory(existing);
         File.WriteAllText(Path.Combine(existing, "keep"), "keep\n");
         byte[] archive = HostileArchives.Ok().End().ToArray();
 

@@ -32,7 +32,7 @@ public sealed class PrivilegedTests
         Assert.Equal(33, members["etc/hostname"].Uid);
         Backups.AssertCleanedUp(work, holder);
 
-        string target = dir.Combine("target");
+        string target = dir.RestoreTarget("target");
         ContainerRestoreException e = await Assert.ThrowsAsync<ContainerRestoreException>(() =>
             ContainerRestore.RunAsync(new MemoryStream(stream), new ContainerRestoreOptions { IdMap = IdMap.Privileged, TargetDirectory = target }));
         Assert.Contains("refusing to restore a privileged container", e.Message, StringComparison.Ordinal);

@@ -32,7 +32,7 @@ public sealed class RoundTripTests
         Assert.False(result.IsPrivileged);
         Assert.Equal(stream.Length, result.BytesWritten);
 
-        string target = dir.Combine("restored");
+        string target = dir.RestoreTarget("restored");
         ContainerRestoreResult restore = await ContainerRestore.RunAsync(new MemoryStream(stream), new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target });
         Assert.Empty(restore.Warnings);
         Assert.Contains("./usr/bin/su", restore.Report.SetIdMembers);
@@ -55,7 +55,7 @@ public sealed class RoundTripTests
         // The container's view of the restored tree: its own ids.
         await using (UserNamespace ns = await UserNamespace.CreateAsync(Map))
         {
-            Dictionary<string, string> inside = await TreeListing.InNamespaceAsync(ns, target);
+            Dictionary<string, string> inside = await TreeListing.InNamespaceAsync(ns, await ns.BindOverParentAsync(target), target);
             Assert.Equal("0:0", TreeListing.Owner(inside, "etc/hostname"));
             Assert.Equal("33:33", TreeListing.Owner(inside, "var/www/index.html"));
             Assert.Equal("1000:1000", TreeListing.Owner(inside, "home/user/.profile"));

@@ -17,6 +17,18 @@ internal sealed class TestDirectory : IDisposable
 
     public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
 
+    /// <summary>
+    /// A path for a restored rootfs (not created) under a fresh parent owned by root with mode 0700, as a restore
+    /// requires: host users must not reach the restored setuid files.
+    /// </summary>
+    public string RestoreTarget(string name)
+    {
+        string parent = Combine("private-" + name);
+        Directory.CreateDirectory(parent);
+        File.SetUnixFileMode(parent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return System.IO.Path.Combine(parent, name);
+    }
+
     /// <summary>Creates (0755) and returns a subdirectory.</summary>
     public string CreateDirectory(string name)
     {

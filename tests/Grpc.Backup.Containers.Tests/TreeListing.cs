@@ -13,9 +13,12 @@ internal static class TreeListing
     /// <summary>The host's view, as root.</summary>
     public static Dictionary<string, string> OnHost(string root) => Parse(Host.Run("find", root, "-mindepth", "1", "-printf", Format), root);
 
-    /// <summary>The view from inside a namespace (container ids).</summary>
-    public static async Task<Dictionary<string, string>> InNamespaceAsync(UserNamespace ns, string root) =>
-        Parse(await Host.RunInAsync(ns, "find", root, "-mindepth", "1", "-printf", Format), root);
+    /// <summary>
+    /// The view from inside a namespace (container ids) of <paramref name="root"/>, as the namespace reaches it;
+    /// file contents are read on the host at <paramref name="hostRoot"/> (the same tree, when it is bound elsewhere there).
+    /// </summary>
+    public static async Task<Dictionary<string, string>> InNamespaceAsync(UserNamespace ns, string root, string? hostRoot = null) =>
+        Parse(await Host.RunInAsync(ns, "find", root, "-mindepth", "1", "-printf", Format), hostRoot ?? root);
 
     private static Dictionary<string, string> Parse(string output, string root)
     {

@@ -70,7 +70,7 @@ public sealed class ContainerBackupTests
         Assert.DoesNotContain(File.ReadAllText(secret).Trim(), contents, StringComparison.Ordinal);
         Assert.DoesNotContain(File.ReadAllText("/etc/shadow").Split('\n')[0], contents, StringComparison.Ordinal);
 
-        string target = dir.Combine("restored");
+        string target = dir.RestoreTarget("restored");
         ContainerRestoreRunResult restore = await new ContainerRestoreRunner(connection, NullLogger<ContainerRestoreRunner>.Instance)
             .RestoreAsync(backup.ArchiveName, new ContainerRestoreRunOptions { IdMap = Map, TargetRootFileSystem = target, ConfigDirectory = dir.Combine("config") },
                 CancellationToken.None);
@@ -109,7 +109,7 @@ public sealed class ContainerBackupTests
         Assert.True(backup.Privileged);
         Assert.Contains(backup.Warnings, w => w.Contains("privileged", StringComparison.Ordinal));
 
-        string target = dir.Combine("restored");
+        string target = dir.RestoreTarget("restored");
         var refused = await Assert.ThrowsAsync<ContainerRestoreException>(() => new ContainerRestoreRunner(connection, NullLogger<ContainerRestoreRunner>.Instance)
             .RestoreAsync(backup.ArchiveName, new ContainerRestoreRunOptions { IdMap = IdMap.Privileged, TargetRootFileSystem = target, ConfigDirectory = dir.Combine("c") },
                 CancellationToken.None));
@@ -127,17 +127,48 @@ public sealed class ContainerBackupTests
         ContainerGuest guest = WriteGuest(dir, "103", $"type: ct\nrootfs: {rootfs}\nidmap: u 0 100000 65536\nidmap: g 0 100000 65536\n");
 
         Assert.Contains("inside the container's tree",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { planted } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { planted } }, guest, 0)).Message,
             StringComparison.Ordinal);
         Assert.Contains("not a normalized absolute path",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "tar" } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "tar" } }, guest, 0)).Message,
             StringComparison.Ordinal);
         string writable = WriteFile(dir, "writable-worker", "#!/bin/sh\n");
         HostTool.Chmod(writable, "777");
         Assert.Contains("writable by group or others",
-            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { writable } }, guest)).Message,
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { writable } }, guest, 0)).Message,
             StringComparison.Ordinal);
-        Assert.Equal(["/usr/bin/tar", "-c"], Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "/usr/bin/tar", "-c" } }, guest));
+        Assert.Equal(["/usr/bin/tar", "-c"], Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "/usr/bin/tar", "-c" } }, guest, 0));
+    }
+
+    [Fact]
+    public async Task A_worker_owned_by_another_user_or_a_shell_is_refused()
+    {
+        using var dir = new TestDirectory();
+        string rootfs = dir.CreateDirectory("rootfs");
+        ContainerGuest guest = WriteGuest(dir, "104", $"type: ct\nrootfs: {rootfs}\nidmap: u 0 100000 65536\nidmap: g 0 100000 65536\n");
+        string foreign = dir.Combine("foreign-worker");
+        File.Copy("/usr/bin/true", foreign);
+        HostTool.Chmod(foreign, "755");
+        await ChildProcess.RunAsync("chown", ["65534:65534", foreign]);
+
+        // Mode bits are fine (0755); the owner is neither root nor the provider.
+        Assert.Contains("belongs to uid 65534",
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { foreign } }, guest, 1234)).Message,
+            StringComparison.Ordinal);
+        // The same file is the provider's own when the provider runs as that uid.
+        Assert.Equal([foreign], Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { foreign } }, guest, 65534));
+        // A shell turns its arguments into an unchecked program, whoever owns it.
+        Assert.Contains("shell or interpreter",
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { "/bin/sh", "-c", "kill -9 -1" } }, guest, 0)).Message,
+            StringComparison.Ordinal);
+        // dotnet runs the assembly it is given: that assembly is checked like argv[0].
+        string assembly = dir.Combine("foreign.dll");
+        File.Copy("/usr/bin/true", assembly);
+        await ChildProcess.RunAsync("chown", ["65534:65534", assembly]);
+        string dotnet = File.ResolveLinkTarget("/usr/bin/dotnet", returnFinalTarget: true)?.FullName ?? "/usr/bin/dotnet";
+        Assert.Contains("worker assembly",
+            Assert.Throws<BackupException>(() => Orchestrator.Internal.WorkerCommand.Check(new ContainerWorker { Argv = { dotnet, assembly } }, guest, 0)).Message,
+            StringComparison.Ordinal);
     }
 
     private static async Task<string> StartJobAsync(ProviderConnection connection)

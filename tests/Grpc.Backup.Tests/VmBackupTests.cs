@@ -52,6 +52,48 @@ public sealed class VmBackupTests
         AssertNoHostLeftovers(work);
     }
 
+    /// <summary>
+    /// Data is data: a guest disk whose first bytes are a qcow2 header (a nested image, a disk being installed) backs up
+    /// and restores byte-exact, full and incremental. The host used to probe the restore source and refuse it.
+    /// </summary>
+    [Fact]
+    public async Task A_guest_disk_that_begins_with_a_qcow2_header_restores_byte_exact_full_and_incremental()
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"), "--no-writer");
+        await using var provider = await DirectoryProviderProcess.StartAsync(VmBackupMechanism.Nbd);
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        string header = work.File("nested.qcow2");
+        var (exitCode, _, stderr) = await ChildProcess.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", header, "1M"]);
+        Assert.True(exitCode == 0, stderr);
+        byte[] nested = await File.ReadAllBytesAsync(header);
+        foreach (string device in guest.Guest.Disks.Select(d => d.DeviceName))
+        {
+            await WriteIntoGuestAsync(guest, device, 0, nested);
+        }
+
+        VmBackupResult full = await BackupAsync(connection, guest, work);
+        IReadOnlyDictionary<string, string> fullInstant = guest.LastInstant();
+        foreach (string device in guest.Guest.Disks.Select(d => d.DeviceName))
+        {
+            await WriteIntoGuestAsync(guest, device, 3 << 20, System.Text.Encoding.ASCII.GetBytes("changed after the full " + Guid.NewGuid()));
+        }
+        VmBackupResult incremental = await BackupAsync(connection, guest, work);
+
+        Assert.All(incremental.Volumes, v => Assert.Equal(BitmapMode.Reuse, v.BitmapMode));
+        await AssertRestoresToAsync(connection, full, fullInstant, work.File("restore-full"));
+        await AssertRestoresToAsync(connection, incremental, guest.LastInstant(), work.File("restore-incremental"));
+        Assert.Equal(nested, (await File.ReadAllBytesAsync(Directory.GetFiles(work.File("restore-full"), "*.raw")[0]))[..nested.Length]);
+    }
+
+    private static async Task WriteIntoGuestAsync(DemoGuestProcess guest, string device, long offset, byte[] data)
+    {
+        // The guest's own view of its disk (qemu-storage-daemon's FUSE export): a write here is a guest write.
+        using var file = File.OpenHandle(Path.Combine(guest.Directory, "guest", device), FileMode.Open, FileAccess.Write);
+        await RandomAccess.WriteAsync(file, data, offset);
+        RandomAccess.FlushToDisk(file);
+    }
+
     [Theory]
     [InlineData(VmBackupMechanism.Nbd)]
     [InlineData(VmBackupMechanism.FileHandle)]

@@ -23,12 +23,29 @@ internal sealed class OverlayTarget : IVolumeTarget
         _zeros = _client.Export.CanWriteZeroes ? [] : new byte[Math.Min(client.MaxRequestSize, 1024 * 1024)];
     }
 
+    /// <remarks>
+    /// The older images are the repository's, which is untrusted storage: their chain is checked by the SDK's
+    /// <see cref="Provider.QemuImageChain"/> (plain files inside <paramref name="guestDirectory"/>, formats recorded)
+    /// and every link is named to qemu-nbd with the file driver, so a tampered backing (a host file, blkdebug:, json:,
+    /// an NBD socket) never feeds the new archive. The overlay is created without opening its backing (-u).
+    /// </remarks>
     public static async Task<OverlayTarget> CreateAsync(QemuTools tools, string directory, string fileName, string backing,
-        string backingFormat, long size, int requestSize, int depth, CancellationToken cancellationToken)
+        string backingFormat, long size, int requestSize, int depth, string guestDirectory, CancellationToken cancellationToken)
     {
+        Provider.QemuImageChain chain;
+        try
+        {
+            chain = await Provider.QemuImageChain.ReadAsync(tools.QemuImgPath, Path.GetFullPath(backing, directory), backingFormat, guestDirectory,
+                expectedSize: null, cancellationToken);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ExternalToolException($"the previous backup's image chain is refused: {e.Message}");
+        }
         await tools.Img.CreateOverlayAsync(directory, fileName, backing, backingFormat, size, cancellationToken);
         QemuNbdServer server = await QemuNbdServer.StartAsync(tools.QemuNbdPath, tools.RuntimeDirectory,
-            ["-f", "qcow2", "--discard=unmap", "--cache=writeback"], ExportName, Path.Join(directory, fileName), cancellationToken);
+            ["--discard=unmap", "--cache=writeback", "--image-opts"], ExportName, chain.OverlayImageOptions(Path.Join(directory, fileName)),
+            cancellationToken, workingDirectory: directory);
         try
         {
             var options = new NbdClientOptions { MaxRequestSize = requestSize, MaxInFlightRequests = Math.Max(16, depth * 2) };

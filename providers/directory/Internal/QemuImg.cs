@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
@@ -13,7 +12,8 @@ internal sealed class QemuImg(string path)
     public Task CreateOverlayAsync(string directory, string fileName, string backing, string backingFormat, long size,
         CancellationToken cancellationToken) =>
         ExternalTool.RunAsync(path,
-            ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
+            // -u: the backing is not opened here (its chain is checked before and named explicitly when opened).
+            ["create", "-q", "-u", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
             directory, cancellationToken);
 
     /// <summary>
@@ -27,35 +27,4 @@ internal sealed class QemuImg(string path)
                 ? ["rebase", "-q", "-f", "qcow2", "-b", "", fileName]
                 : ["rebase", "-q", "-f", "qcow2", "-F", newBackingFormat!, "-b", newBacking, fileName],
             directory, cancellationToken);
-
-    /// <summary>
-    /// The absolute path and format of every image in the backing chain of <paramref name="imagePath"/>, read with
-    /// -U (images in use may be inspected) and checked: no external data file, no encryption.
-    /// </summary>
-    public async Task<IReadOnlyList<(string File, string Format)>> ReadChainAsync(string imagePath, string format,
-        CancellationToken cancellationToken)
-    {
-        string json = await ExternalTool.RunAsync(path,
-            ["info", "-U", "--backing-chain", "--output=json", "-f", format, imagePath], Path.GetDirectoryName(imagePath),
-            cancellationToken);
-        var chain = new List<(string, string)>();
-        using JsonDocument document = JsonDocument.Parse(json);
-        foreach (JsonElement image in document.RootElement.EnumerateArray())
-        {
-            string file = image.GetProperty("filename").GetString() ?? "";
-            string imageFormat = image.GetProperty("format").GetString() ?? "";
-            if (image.TryGetProperty("encrypted", out JsonElement encrypted) && encrypted.ValueKind == JsonValueKind.True)
-            {
-                throw new ExternalToolException($"{file} is encrypted");
-            }
-            if (image.TryGetProperty("format-specific", out JsonElement specific)
-                && specific.TryGetProperty("data", out JsonElement data)
-                && data.TryGetProperty("data-file", out _))
-            {
-                throw new ExternalToolException($"{file} has an external data file");
-            }
-            chain.Add((Path.GetFullPath(file, Path.GetDirectoryName(imagePath)!), imageFormat));
-        }
-        return chain;
-    }
 }

@@ -46,16 +46,17 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     /// <summary>
     /// Starts <c>qemu-nbd OPTIONS -x EXPORT -k SOCKET IMAGE</c> and waits until it accepts a connection, which is kept
     /// for the first <see cref="ConnectAsync"/>: without --persistent, qemu-nbd exits when its first client leaves.
+    /// IMAGE is a path (run in its directory) or, with <paramref name="workingDirectory"/> set, an --image-opts value.
     /// </summary>
     public static async Task<QemuNbdServer> StartAsync(string qemuNbd, string runtimeDirectory, IEnumerable<string> options,
-        string exportName, string imagePath, CancellationToken cancellationToken)
+        string exportName, string imagePath, CancellationToken cancellationToken, string? workingDirectory = null)
     {
         string directory = CreatePrivateDirectory(runtimeDirectory);
         string socketPath = Path.Join(directory, "nbd.sock");
         var process = new Process
         {
             StartInfo = ExternalTool.StartInfo(qemuNbd, [.. options, "-x", exportName, "-k", socketPath, imagePath],
-                Path.GetDirectoryName(imagePath)),
+                workingDirectory ?? Path.GetDirectoryName(imagePath)),
             EnableRaisingEvents = true,
         };
         var server = new QemuNbdServer(process, directory, socketPath, exportName);

@@ -5,6 +5,8 @@ internal sealed class QemuTools(DirectoryRepositoryOptions options)
 {
     public QemuImg Img { get; } = new(options.QemuImgPath);
 
+    public string QemuImgPath => options.QemuImgPath;
+
     public string QemuNbdPath => options.QemuNbdPath;
 
     public string RuntimeDirectory => options.RuntimeDirectory;

@@ -298,7 +298,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 return RawFileTarget.Create(Path.Join(directory, fileName), volume.SizeBytes);
             }
             return await OverlayTarget.CreateAsync(tools, directory, fileName, ArchiveStore.RelativeImagePath(stackOn.Archive, stackOn.Volume),
-                stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, cancellationToken);
+                stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, store.GuestDirectory(stackOn.Archive.GuestId),
+                cancellationToken);
         }
         catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
         {

@@ -16,6 +16,15 @@ internal sealed class ScriptedRestore(ProviderFds fds) : Protocol.V1.Restore.Res
 
     public string? VolumeFile { get; set; }
 
+    /// <summary>When set, RestoreVmVolumeInit answers with this path instead of passing an fd.</summary>
+    public string? SourcePath { get; set; }
+
+    /// <summary>When set, RestoreVmVolumeInit answers with this nbd_uri instead of passing an fd.</summary>
+    public string? SourceNbdUri { get; set; }
+
+    /// <summary>When set, the size RestoreVmInit declares instead of the file's.</summary>
+    public ulong? DeclaredSize { get; set; }
+
     public int VolumeCleanups;
     public int VmCleanups;
 
@@ -31,11 +40,19 @@ internal sealed class ScriptedRestore(ProviderFds fds) : Protocol.V1.Restore.Res
     public override Task<RestoreVmInitResponse> RestoreVmInit(RestoreVmInitRequest request, ServerCallContext context) =>
         Task.FromResult(new RestoreVmInitResponse
         {
-            Volumes = { new VolumeSize { DeviceName = Device, SizeBytes = (ulong)new FileInfo(RequireFile()).Length } },
+            Volumes = { new VolumeSize { DeviceName = Device, SizeBytes = DeclaredSize ?? (ulong)new FileInfo(RequireFile()).Length } },
         });
 
     public override async Task<RestoreVmVolumeInitResponse> RestoreVmVolumeInit(RestoreVmVolumeInitRequest request, ServerCallContext context)
     {
+        if (SourcePath is not null)
+        {
+            return new RestoreVmVolumeInitResponse { Path = SourcePath };
+        }
+        if (SourceNbdUri is not null)
+        {
+            return new RestoreVmVolumeInitResponse { NbdUri = SourceNbdUri };
+        }
         using var handle = File.OpenHandle(RequireFile(), FileMode.Open, FileAccess.Read);
         IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(handle, Transport.FdKind.File)],
             context.CancellationToken);

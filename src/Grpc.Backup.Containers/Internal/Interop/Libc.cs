@@ -43,4 +43,11 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int mkdir(string path, uint mode);
+
+    internal const int OPath = 0x200000;
+    internal const int ODirectory = 0x10000;
+    internal const int ONofollow = 0x20000;
+
+    [LibraryImport(LibraryName, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int open(string path, int flags, uint mode);
 }

@@ -33,9 +33,9 @@ internal sealed partial class BackupVerifier
                 $"container {guest.GuestId} is privileged: a provider's archive is never extracted as host root");
         }
         FileManifest expected = await FileManifest.LoadAsync(manifestPath, cancellationToken);
-        // The container's root must traverse into the scratch to extract and to walk the restored tree.
-        File.SetUnixFileMode(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherExecute);
+        // Root's alone, as every restored rootfs's parent: host users must not reach the restored setuid files. The
+        // container's root reaches the tree through a bind in its own mount namespace (extraction and the walk below).
+        File.SetUnixFileMode(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string rootfs = Path.Combine(scratch, "rootfs");
         var runner = new ContainerRestoreRunner(provider,
             new TaskLogger<ContainerRestoreRunner>(task, backup.GuestId, loggerFactory.CreateLogger<ContainerRestoreRunner>()));
@@ -51,7 +51,7 @@ internal sealed partial class BackupVerifier
         FileManifest actual;
         await using (UserNamespace userNamespace = await UserNamespace.CreateAsync(guest.IdMap, cancellationToken))
         {
-            actual = await FileManifest.ComputeAsync(userNamespace, rootfs, [], cancellationToken);
+            actual = await FileManifest.ComputeAsync(userNamespace, await userNamespace.BindOverParentAsync(rootfs, cancellationToken), [], cancellationToken);
         }
         task.Log("INFO", backup.GuestId, $"{backup.Archive}: restored in {restoring.TotalSeconds:F1} s, manifest of {actual.Entries.Count} entries "
             + $"({actual.ContentBytes} bytes hashed) in {clock.Elapsed.TotalSeconds:F1} s");

@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Grpc.Backup.Provider;
+
+/// <summary>
+/// A qcow2 (or raw) image and its backing chain, read from an untrusted repository one link at a time and checked
+/// before QEMU opens it: every link is a plain file inside the allowed directory, raw or qcow2 with its format
+/// recorded, with no external data file and no encryption. Backing names are never handed to QEMU to parse: a
+/// header's <c>blkdebug::/etc/hostname</c>, <c>json:{...}</c> or <c>nbd+unix://?socket=...</c> is a driver
+/// specification, not a file, and is refused here. <see cref="ImageOptions"/> then names every link explicitly with
+/// the <c>file</c> protocol driver, for <c>qemu-nbd --image-opts</c> and <c>qemu-img --image-opts</c>.
+/// </summary>
+public sealed class QemuImageChain
+{
+    private const int MaxDepth = 1024;
+    private static readonly TimeSpan InfoTimeout = TimeSpan.FromSeconds(60);
+
+    private QemuImageChain(IReadOnlyList<(string File, string Format)> links, long virtualSize)
+    {
+        Links = links;
+        VirtualSize = virtualSize;
+    }
+
+    /// <summary>The chain from the image itself down to its base: absolute paths and formats.</summary>
+    public IReadOnlyList<(string File, string Format)> Links { get; }
+
+    /// <summary>The virtual size the image's own header declares.</summary>
+    public long VirtualSize { get; }
+
+    /// <summary>
+    /// Reads and checks the chain of <paramref name="imagePath"/> (of <paramref name="format"/>, never probed). Each
+    /// link is opened with <c>qemu-img info</c> alone (no backing opened), as an explicit file.
+    /// </summary>
+    /// <param name="qemuImg">The qemu-img program.</param>
+    /// <param name="imagePath">The image, an absolute path inside <paramref name="allowedDirectory"/>.</param>
+    /// <param name="format">raw or qcow2.</param>
+    /// <param name="allowedDirectory">Every link must lie beneath it (no symlink out of it counts: paths are resolved).</param>
+    /// <param name="expectedSize">The size the archive's metadata records; the image must declare exactly that, when given.</param>
+    /// <param name="cancellationToken">Cancels the qemu-img runs.</param>
+    /// <exception cref="InvalidDataException">The chain is refused; the message says which link and why.</exception>
+    public static async Task<QemuImageChain> ReadAsync(string qemuImg, string imagePath, string format, string allowedDirectory,
+        long? expectedSize, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(qemuImg);
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(allowedDirectory)) + "/";
+        var links = new List<(string, string)>();
+        string file = Path.GetFullPath(imagePath);
+        string linkFormat = format;
+        long virtualSize = -1;
+        while (true)
+        {
+            CheckFile(file, linkFormat, root);
+            if (links.Count >= MaxDepth)
+            {
+                throw new InvalidDataException($"the backing chain of {imagePath} is longer than {MaxDepth} images");
+            }
+            links.Add((file, linkFormat));
+            using JsonDocument info = JsonDocument.Parse(await RunInfoAsync(qemuImg, FileOptions(file, linkFormat), cancellationToken));
+            JsonElement report = info.RootElement;
+            if (links.Count == 1)
+            {
+                virtualSize = report.GetProperty("virtual-size").GetInt64();
+            }
+            if (report.TryGetProperty("encrypted", out JsonElement encrypted) && encrypted.ValueKind == JsonValueKind.True)
+            {
+                throw new InvalidDataException($"{file} is encrypted");
+            }
+            if (report.TryGetProperty("format-specific", out JsonElement specific) && specific.TryGetProperty("data", out JsonElement data)
+                && data.TryGetProperty("data-file", out _))
+            {
+                throw new InvalidDataException($"{file} has an external data file");
+            }
+            if (!report.TryGetProperty("backing-filename", out JsonElement backingName) || backingName.GetString() is not { Length: > 0 } backing)
+            {
+                break;
+            }
+            if (!report.TryGetProperty("backing-filename-format", out JsonElement backingFormat) || backingFormat.GetString() is not { } next)
+            {
+                throw new InvalidDataException($"{file} names backing '{backing}' without its format (probing a repository's image is refused)");
+            }
+            file = ResolveBacking(file, backing);
+            linkFormat = next;
+        }
+        if (expectedSize is { } size && virtualSize != size)
+        {
+            throw new InvalidDataException($"{imagePath} declares {virtualSize} bytes; the archive records {size}");
+        }
+        return new QemuImageChain(links, virtualSize);
+    }
+
+    /// <summary>
+    /// The whole chain as one <c>--image-opts</c> value: every link named with <c>file.driver=file</c> and its format,
+    /// down to the base, so QEMU follows nothing a header says.
+    /// </summary>
+    public string ImageOptions() => ChainOptions("");
+
+    private string ChainOptions(string prefix)
+    {
+        var options = new StringBuilder();
+        foreach ((string file, string format) in Links)
+        {
+            if (options.Length > 0)
+            {
+                options.Append(',');
+            }
+            options.Append(CultureInfo.InvariantCulture, $"{prefix}driver={format},{prefix}file.driver=file,{prefix}file.filename={Escape(file)}");
+            prefix += "backing.";
+        }
+        return options.ToString();
+    }
+
+    /// <summary>
+    /// A new qcow2 overlay file on top of this chain as one <c>--image-opts</c> value: the overlay and every link below
+    /// it named explicitly, so a writable qemu-nbd on the overlay follows nothing a (tampered) older image's header says.
+    /// </summary>
+    public string OverlayImageOptions(string overlayFile)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(overlayFile);
+        return $"{FileOptions(Path.GetFullPath(overlayFile), "qcow2")},{ChainOptions("backing.")}";
+    }
+
+    /// <summary>One image as an explicit file, its backing (if any) left closed.</summary>
+    private static string FileOptions(string file, string format) => $"driver={format},file.driver=file,file.filename={Escape(file)}";
+
+    /// <summary>QEMU's option syntax: a comma inside a value is doubled.</summary>
+    private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    private static void CheckFile(string file, string format, string root)
+    {
+        if (format is not ("raw" or "qcow2"))
+        {
+            throw new InvalidDataException($"{file} is a {format} image; only raw and qcow2 are accepted");
+        }
+        if (!file.StartsWith(root, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"the chain reaches {file}, outside {root}");
+        }
+        var info = new FileInfo(file);
+        if (info.LinkTarget is not null || !info.Exists)
+        {
+            throw new InvalidDataException($"the chain names {file}, which is not a regular file (missing, or a symlink)");
+        }
+    }
+
+    /// <summary>
+    /// A backing name as a plain path: relative to its image's directory or absolute, never a protocol
+    /// (<c>nbd+unix:</c>, <c>blkdebug:</c>, <c>json:</c>, anything with a colon before the first slash).
+    /// </summary>
+    private static string ResolveBacking(string image, string backing)
+    {
+        int slash = backing.IndexOf('/', StringComparison.Ordinal);
+        string head = slash < 0 ? backing : backing[..slash];
+        if (head.Contains(':', StringComparison.Ordinal) || backing.Any(char.IsControl))
+        {
+            throw new InvalidDataException($"{image} names backing '{backing}', which is a driver or protocol specification, not a plain file");
+        }
+        return Path.GetFullPath(backing, Path.GetDirectoryName(image)!);
+    }
+
+    private static async Task<string> RunInfoAsync(string qemuImg, string imageOptions, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(qemuImg)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = "/",
+        };
+        foreach (string argument in new[] { "info", "-U", "--output=json", "--image-opts", imageOptions })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["LC_ALL"] = "C";
+        using var process = Process.Start(start) ?? throw new InvalidDataException($"could not start {qemuImg}");
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(InfoTimeout);
+        try
+        {
+            Task<string> output = process.StandardOutput.ReadToEndAsync(limit.Token);
+            Task<string> errors = process.StandardError.ReadToEndAsync(limit.Token);
+            await process.WaitForExitAsync(limit.Token);
+            if (process.ExitCode != 0)
+            {
+                throw new InvalidDataException($"qemu-img info failed: {(await errors).Trim()}");
+            }
+            return await output;
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+    }
+}
