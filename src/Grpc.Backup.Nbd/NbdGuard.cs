@@ -23,17 +23,17 @@ public sealed class NbdGuard : IAsyncDisposable
     private readonly HashSet<NbdGuardSession> _sessions = [];
     private readonly List<Task> _running = [];
     private readonly CancellationTokenSource _disposing = new();
-    private NbdClient? _spare;
+    private GuardUpstream? _spare;
     private Socket? _listener;
     private string? _listenPath;
     private Task? _acceptLoop;
     private bool _disposed;
 
-    private NbdGuard(NbdGuardOptions options, NbdClient first)
+    private NbdGuard(NbdGuardOptions options, GuardUpstream first)
     {
         _options = options;
         _spare = first;
-        _export = new GuardedExport(first.Export, first.MetaContexts, options);
+        _export = new GuardedExport(first.Export, first.Contexts, options);
     }
 
     /// <summary>The export's name, as clients must ask for it.</summary>
@@ -94,7 +94,7 @@ public sealed class NbdGuard : IAsyncDisposable
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBytesInFlight, 1, nameof(options));
-        var first = await ConnectUpstreamAsync(options, cancellationToken);
+        var first = await GuardUpstream.ConnectAsync(options, cancellationToken);
         return new NbdGuard(options, first);
     }
 
@@ -164,7 +164,7 @@ public sealed class NbdGuard : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Task[] running;
-        NbdClient? spare;
+        GuardUpstream? spare;
         lock (_gate)
         {
             if (_disposed)
@@ -242,7 +242,7 @@ public sealed class NbdGuard : IAsyncDisposable
         }
     }
 
-    private async Task<NbdClient> TakeUpstreamAsync(CancellationToken cancellationToken)
+    private async Task<GuardUpstream> TakeUpstreamAsync(CancellationToken cancellationToken)
     {
         lock (_gate)
         {
@@ -254,10 +254,10 @@ public sealed class NbdGuard : IAsyncDisposable
             }
         }
 
-        return await ConnectUpstreamAsync(_options, cancellationToken);
+        return await GuardUpstream.ConnectAsync(_options, cancellationToken);
     }
 
-    private bool TryStartSession(Socket guardEnd, NbdClient upstream)
+    private bool TryStartSession(Socket guardEnd, GuardUpstream upstream)
     {
         var session = new NbdGuardSession(guardEnd, upstream, _export, _options);
         lock (_gate)
@@ -288,16 +288,5 @@ public sealed class NbdGuard : IAsyncDisposable
         }
 
         return true;
-    }
-
-    private static Task<NbdClient> ConnectUpstreamAsync(NbdGuardOptions options, CancellationToken cancellationToken)
-    {
-        var clientOptions = new NbdClientOptions { RequireMetaContexts = true, HandshakeTimeout = options.UpstreamHandshakeTimeout };
-        foreach (var context in options.MetaContexts)
-        {
-            clientOptions.MetaContexts.Add(context);
-        }
-
-        return NbdClient.ConnectAsync(options.UpstreamSocketPath, options.ExportName, clientOptions, cancellationToken);
     }
 }

@@ -8,7 +8,7 @@ namespace Grpc.Backup.Nbd.Internal;
 /// </summary>
 internal sealed class GuardedExport
 {
-    public GuardedExport(NbdExportInfo upstream, IReadOnlyList<NbdMetaContext> upstreamContexts, NbdGuardOptions options)
+    public GuardedExport(NbdExportInfo upstream, IReadOnlyList<string> upstreamContexts, NbdGuardOptions options)
     {
         Name = upstream.Name;
         NameBytes = Encoding.UTF8.GetBytes(upstream.Name);
@@ -33,7 +33,7 @@ internal sealed class GuardedExport
         UpstreamAlignment = upstream.BlockSize.Minimum;
 
         // The client sees the contexts under ids of the guard's choosing (index + 1), never QEMU's.
-        Contexts = upstreamContexts.Select(c => c.Name).ToArray();
+        Contexts = upstreamContexts;
     }
 
     public string Name { get; }

@@ -169,7 +169,7 @@ internal sealed partial class NbdGuardSession
             int error;
             try
             {
-                await _upstream.ReadAsync(offset, buffer.AsMemory(ReplyPrefix, length), _stop.Token);
+                await _upstream.Data.ReadAsync(offset, buffer.AsMemory(ReplyPrefix, length), _stop.Token);
                 error = 0;
             }
             catch (NbdException ex)
@@ -204,7 +204,7 @@ internal sealed partial class NbdGuardSession
         {
             try
             {
-                await _upstream.TrimAsync(offset, length, NbdCommandFlags.None, _stop.Token);
+                await _upstream.Data.TrimAsync(offset, length, NbdCommandFlags.None, _stop.Token);
             }
             catch (NbdException ex)
             {
@@ -234,7 +234,7 @@ internal sealed partial class NbdGuardSession
             {
                 foreach (var id in selected)
                 {
-                    chunks.Add((id, await QueryBlockStatusAsync(_export.Contexts[id - 1], offset, length, requestOne)));
+                    chunks.Add((id, await QueryBlockStatusAsync(id - 1, offset, length, requestOne)));
                 }
             }
             catch (NbdException ex)
@@ -259,12 +259,14 @@ internal sealed partial class NbdGuardSession
     /// One context's extents from upstream, in whole units of the advertised minimum block size (the protocol requires
     /// descriptor lengths to be multiples of it), clipped to the request.
     /// </summary>
-    private async Task<List<NbdExtent>> QueryBlockStatusAsync(string context, long offset, uint length, bool requestOne)
+    private async Task<List<NbdExtent>> QueryBlockStatusAsync(int index, long offset, uint length, bool requestOne)
     {
+        var context = _export.Contexts[index];
+        var upstream = _upstream.ForContext(index);
         var unit = _export.Minimum;
         var requestEnd = offset + length;
         var upstreamEnd = Math.Min(_export.Size, RoundUp(requestEnd, unit));
-        var extents = new List<NbdExtent>(await _upstream.GetBlockStatusAsync(context, offset, upstreamEnd - offset, _stop.Token));
+        var extents = new List<NbdExtent>(await upstream.GetBlockStatusAsync(context, offset, upstreamEnd - offset, _stop.Token));
         if (extents.Count == 0)
         {
             throw new NbdProtocolException($"The upstream server answered block status for '{context}' without an extent.");
@@ -274,7 +276,7 @@ internal sealed partial class NbdGuardSession
         var end = extents[^1].End;
         while (end % unit != 0 && end < _export.Size)
         {
-            var more = await _upstream.GetBlockStatusAsync(context, end, Math.Min(RoundUp(end, unit), _export.Size) - end, _stop.Token);
+            var more = await upstream.GetBlockStatusAsync(context, end, Math.Min(RoundUp(end, unit), _export.Size) - end, _stop.Token);
             if (more.Count == 0)
             {
                 throw new NbdProtocolException($"The upstream server answered block status for '{context}' without an extent.");

@@ -16,7 +16,7 @@ internal sealed partial class NbdGuardSession : IDisposable
 
     private readonly Socket _client;
     private readonly NbdSocketReader _in;
-    private readonly NbdClient _upstream;
+    private readonly GuardUpstream _upstream;
     private readonly GuardedExport _export;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _budget;
@@ -28,7 +28,7 @@ internal sealed partial class NbdGuardSession : IDisposable
     /// <summary>Client-side ids (index + 1 into <see cref="GuardedExport.Contexts"/>) the client selected.</summary>
     private int[] _selected = [];
 
-    public NbdGuardSession(Socket client, NbdClient upstream, GuardedExport export, NbdGuardOptions options)
+    public NbdGuardSession(Socket client, GuardUpstream upstream, GuardedExport export, NbdGuardOptions options)
     {
         _client = client;
         _in = new NbdSocketReader(client);
