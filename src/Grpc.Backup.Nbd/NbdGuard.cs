@@ -119,7 +119,9 @@ public sealed class NbdGuard : IAsyncDisposable
 
         if (!TryStartSession(guardEnd, upstream))
         {
+            guardEnd.Dispose();
             clientEnd.Dispose();
+            await upstream.DisposeAsync();
             throw new ObjectDisposedException(nameof(NbdGuard));
         }
 
@@ -231,6 +233,7 @@ public sealed class NbdGuard : IAsyncDisposable
                 if (!TryStartSession(client, upstream))
                 {
                     client.Dispose();
+                    await upstream.DisposeAsync();
                     return;
                 }
             }
@@ -264,8 +267,8 @@ public sealed class NbdGuard : IAsyncDisposable
         {
             if (_disposed)
             {
-                _ = upstream.DisposeAsync().AsTask();
-                guardEnd.Dispose();
+                // The caller closes both ends; the session (and its semaphores) never ran.
+                session.Dispose();
                 return false;
             }
 

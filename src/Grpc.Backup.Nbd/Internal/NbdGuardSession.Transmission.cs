@@ -186,9 +186,10 @@ internal sealed partial class NbdGuardSession
                 await SendReadReplyAsync(buffer, cookie, offset, length);
             }
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        catch (Exception)
         {
-            // The upstream connection or the client is gone: the session ends.
+            // The upstream connection or the client is gone (or a bug): the session ends rather than leave the client
+            // waiting for a reply that will never come.
             Stop();
         }
         finally
@@ -214,7 +215,7 @@ internal sealed partial class NbdGuardSession
 
             await SendDoneAsync(cookie);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        catch (Exception)
         {
             Stop();
         }
@@ -245,7 +246,7 @@ internal sealed partial class NbdGuardSession
 
             await SendBlockStatusAsync(cookie, chunks);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        catch (Exception)
         {
             Stop();
         }

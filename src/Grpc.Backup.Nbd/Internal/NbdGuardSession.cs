@@ -51,9 +51,10 @@ internal sealed partial class NbdGuardSession : IDisposable
                 await TransmitAsync();
             }
         }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or NbdProtocolException)
+        catch (Exception)
         {
-            // The client went away, broke the protocol, or the guard is stopping: the session ends either way.
+            // The client went away or broke the protocol, the upstream server failed, or the guard is stopping: the
+            // session ends either way, and a client can never make the host's task fault.
         }
         finally
         {
