@@ -282,6 +282,51 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         await client.DisposeAsync();
     }
 
+    [Fact]
+    public async Task Unaligned_punch_hole_on_an_nbdfuse_file_served_by_the_guard_leaves_qemu_up()
+    {
+        // FILE_HANDLE: nbdfuse is the guard's client, with byte granularity advertised so page-sized reads pass libnbd.
+        await using var guard = await NbdGuard.StartAsync(new NbdGuardOptions
+        {
+            UpstreamSocketPath = Qemu.SocketPath,
+            ExportName = "snap",
+            MinimumBlockSize = 1,
+        });
+        var socket = _directory.File("guard.sock");
+        guard.Listen(socket);
+        var mount = Directory.CreateDirectory(_directory.File("mnt")).FullName;
+        var pidFile = _directory.File("nbdfuse.pid");
+        using var nbdfuse = Process.Start(new ProcessStartInfo("nbdfuse", ["-P", pidFile, mount, $"nbd+unix:///snap?socket={socket}"])
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+        })!;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(pidFile))
+            {
+                Assert.False(nbdfuse.HasExited, "nbdfuse exited");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "nbdfuse did not mount");
+                await Task.Delay(20);
+            }
+
+            var file = Path.Combine(mount, "nbd");
+
+            // What aborts QEMU 7.2 through an nbdfuse mount of the export itself.
+            await NbdServer.RunToolAsync("fallocate", "--punch-hole", "--keep-size", "--offset", "4096", "--length", "4096", file);
+            await NbdServer.RunToolAsync("fallocate", "--punch-hole", "--keep-size", "--offset", "100", "--length", "70000", file);
+
+            Assert.True(Qemu.IsRunning, Qemu.OutputText);
+            Assert.Equal(TestData.Sha256(_data.AsSpan(0, 4 * Cluster)), TestData.Sha256(TestData.ReadAt(file, 0, 4 * Cluster)));
+        }
+        finally
+        {
+            await NbdServer.RunToolAsync("fusermount3", "-u", mount);
+            await nbdfuse.WaitForExitAsync();
+        }
+    }
+
     private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);
 
     private static long RssBytes(int pid)
