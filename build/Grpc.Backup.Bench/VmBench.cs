@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
+using Grpc.Backup.Nbd;
 using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Orchestrator.Inventory;
 using Grpc.Backup.Protocol;
@@ -32,6 +33,7 @@ internal static class VmBench
 
         // Peer: nbdcopy from the same kind of snapshot export (set up the same way) into a file on the same filesystem.
         double peerFull = double.MaxValue;
+        double guardedFull = double.MaxValue;
         for (int round = 0; round < 2; round++)
         {
             await using var qmp = await QmpClient.ConnectAsync(guest.QmpSocket);
@@ -46,6 +48,23 @@ internal static class VmBench
                 await Tool.RunAsync("nbdcopy", $"nbd+unix:///{export.ExportName}?socket={export.NbdSocketPath}", output);
                 await Tool.RunAsync("sync", "-f", output);
                 peerFull = Math.Min(peerFull, Stopwatch.GetElapsedTime(start).TotalSeconds);
+                File.Delete(output);
+
+                // The same copy through the host's NBD guard, which every provider now reads through.
+                await using (NbdGuard guard = await NbdGuard.StartAsync(new NbdGuardOptions
+                {
+                    UpstreamSocketPath = export.NbdSocketPath,
+                    ExportName = export.ExportName,
+                    DiscardGranularity = export.DiscardGranularity,
+                }))
+                {
+                    string guardSocket = Path.Combine(runtime, "guard.sock");
+                    guard.Listen(guardSocket);
+                    start = Stopwatch.GetTimestamp();
+                    await Tool.RunAsync("nbdcopy", $"nbd+unix:///{export.ExportName}?socket={guardSocket}", output);
+                    await Tool.RunAsync("sync", "-f", output);
+                    guardedFull = Math.Min(guardedFull, Stopwatch.GetElapsedTime(start).TotalSeconds);
+                }
             }
             finally
             {
@@ -53,6 +72,9 @@ internal static class VmBench
                 File.Delete(output);
             }
         }
+
+        results.Add(new BenchResult(label + "-guard", guardedFull, "nbdcopy direct", peerFull,
+            $"{size >> 20} MiB: nbdcopy through NbdGuard vs straight from QEMU's export"));
 
         // Ours: the whole backup of the guest (handshake excluded): setup, BackupVm, teardown, durable on disk.
         double oursFull = double.MaxValue;

@@ -116,7 +116,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     var paths = new List<string>();
                     foreach (SnapshotExport export in exports)
                     {
-                        paths.Add(await mounts.MountAsync(export.NbdSocketPath, export.ExportName, cancellationToken));
+                        paths.Add(await mounts.MountAsync(export, cancellationToken));
                     }
                     files = paths;
                 }
@@ -216,7 +216,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             }
             else
             {
-                await sources.ConnectNbdAsync(export.NbdSocketPath, cancellationToken);
+                await sources.ConnectNbdAsync(export, cancellationToken);
             }
         }
         IReadOnlyList<FdRef> refs = await provider.SendFdsAsync(sources.ToSend(), cancellationToken);

@@ -24,6 +24,15 @@ internal sealed class NbdServer : IAsyncDisposable
 
     public string SocketPath { get; }
 
+    /// <summary>The server's process id (for its RSS in /proc).</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>Whether the server is still running (a QEMU assertion aborts it).</summary>
+    public bool IsRunning => !_process.HasExited;
+
+    /// <summary>What the server printed so far.</summary>
+    public string OutputText => Output;
+
     public NbdUri Uri(string exportName = "") => new(SocketPath, exportName);
 
     public static async Task<NbdServer> StartAsync(string program, string socketPath, params string[] arguments)

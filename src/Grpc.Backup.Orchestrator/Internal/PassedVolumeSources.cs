@@ -1,26 +1,33 @@
 using System.Net.Sockets;
+using Grpc.Backup.Nbd;
+using Grpc.Backup.Qemu;
 using Grpc.Backup.Transport;
 using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Orchestrator.Internal;
 
 /// <summary>
-/// The host's copies of what it passes for one BackupVm: connected NBD sockets or opened snapshot files. At disposal
-/// the sockets are shut down (shutdown acts on the connection, not the fd, so a provider's copies go dead too and QEMU
-/// sees its NBD clients end now, even if a provider or a transfer in flight still holds them) and every fd is closed.
-/// A file needs no such step: teardown deletes its FUSE export, which unmounts it under any fd still open.
+/// The host's copies of what it passes for one BackupVm: guarded NBD sockets or opened snapshot files. An NBD source
+/// is never a connection to QEMU: it is one end of a socket pair served by an <see cref="NbdGuard"/>, which has
+/// already completed QEMU's handshake. At disposal the sockets are shut down (shutdown acts on the connection, not the
+/// fd, so a provider's copies go dead too, even if a provider or a transfer in flight still holds them), every fd is
+/// closed and every guard stopped, so QEMU sees its NBD clients end now. A file needs no such step: teardown deletes
+/// its FUSE mount, which unmounts it under any fd still open.
 /// </summary>
 internal sealed class PassedVolumeSources : IAsyncDisposable
 {
     private readonly List<Socket> _sockets = [];
+    private readonly List<NbdGuard> _guards = [];
     private readonly List<SafeFileHandle> _files = [];
     private readonly List<FdToSend> _toSend = [];
 
-    public async Task ConnectNbdAsync(string socketPath, CancellationToken cancellationToken)
+    /// <summary>Guards the export and keeps the client end of the guard's socket pair for passing.</summary>
+    public async Task ConnectNbdAsync(SnapshotExport export, CancellationToken cancellationToken)
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: null, cancellationToken);
+        _guards.Add(guard);
+        Socket socket = await guard.ConnectAsync(cancellationToken);
         _sockets.Add(socket);
-        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
         _toSend.Add(new FdToSend(socket.SafeHandle, FdKind.NbdSocket));
     }
 
@@ -34,7 +41,7 @@ internal sealed class PassedVolumeSources : IAsyncDisposable
 
     public IReadOnlyList<FdToSend> ToSend() => _toSend;
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         foreach (Socket socket in _sockets)
         {
@@ -51,6 +58,9 @@ internal sealed class PassedVolumeSources : IAsyncDisposable
         {
             file.Dispose();
         }
-        return ValueTask.CompletedTask;
+        foreach (NbdGuard guard in _guards)
+        {
+            await guard.DisposeAsync();
+        }
     }
 }

@@ -1,18 +1,22 @@
 using System.Diagnostics;
+using Grpc.Backup.Nbd;
+using Grpc.Backup.Qemu;
 
 namespace Grpc.Backup.Orchestrator.Internal;
 
 /// <summary>
 /// The FILE_HANDLE mechanism's files: each disk's snapshot NBD export mounted as a file with <c>nbdfuse</c> (libnbd), in
 /// a 0700 directory private to the host. The host opens the file and passes the fd; a provider never sees the path.
-/// fallocate(PUNCH_HOLE) on it becomes an NBD TRIM, which discards from the fleecing image.
+/// fallocate(PUNCH_HOLE) on it becomes an NBD TRIM, which discards from the fleecing image. nbdfuse never talks to
+/// QEMU: it connects to an <see cref="NbdGuard"/> listening in the same private directory, which rounds those TRIMs
+/// to whole copy-before-write clusters and serves that one export only.
 /// </summary>
 /// <remarks>
 /// Not QEMU's own FUSE export (<c>block-export-add type=fuse</c>): on QEMU 7.2 a FUSE export of a snapshot-access node
 /// over qcow2 returned data newer than the instant while the guest wrote (its FUSE handlers run synchronous block I/O
 /// in nested event loops), where the NBD export of the same node stayed exact. Measured on this machine; see CONTRIBUTING.
 /// Disposal always unmounts (lazily, so an fd a killed or hanging provider still holds cannot keep it), ends every
-/// nbdfuse process and removes the directory, whatever state the mounts are in.
+/// nbdfuse process, stops every guard and removes the directory, whatever state the mounts are in.
 /// </remarks>
 internal sealed class SnapshotFileMounts : IAsyncDisposable
 {
@@ -20,6 +24,7 @@ internal sealed class SnapshotFileMounts : IAsyncDisposable
 
     private readonly string _root;
     private readonly List<(string Directory, Process Process)> _mounts = [];
+    private readonly List<NbdGuard> _guards = [];
 
     private SnapshotFileMounts(string root) => _root = root;
 
@@ -35,8 +40,13 @@ internal sealed class SnapshotFileMounts : IAsyncDisposable
     }
 
     /// <summary>Mounts one export and returns the path of its file once nbdfuse serves it.</summary>
-    public async Task<string> MountAsync(string nbdSocketPath, string exportName, CancellationToken cancellationToken)
+    public async Task<string> MountAsync(SnapshotExport export, CancellationToken cancellationToken)
     {
+        string exportName = export.ExportName;
+        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: 1, cancellationToken);
+        _guards.Add(guard);
+        string nbdSocketPath = Path.Combine(_root, $"disk{_mounts.Count}.sock");
+        guard.Listen(nbdSocketPath);
         string directory = Path.Combine(_root, $"disk{_mounts.Count}");
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string pidFile = directory + ".pid";
@@ -98,6 +108,10 @@ internal sealed class SnapshotFileMounts : IAsyncDisposable
             process.Dispose();
             File.Delete(directory + ".pid");
             Directory.Delete(directory);
+        }
+        foreach (NbdGuard guard in _guards)
+        {
+            await guard.DisposeAsync();
         }
         Directory.Delete(_root);
     }

@@ -21,6 +21,13 @@ public sealed class SnapshotExport
     /// </summary>
     public string? BitmapContext { get; init; }
 
+    /// <summary>
+    /// The copy-before-write cluster size: a discard of the snapshot must cover whole clusters (QEMU 7.2 aborts on
+    /// <c>hbitmap_reset: Assertion 'QEMU_IS_ALIGNED(start, gran)'</c> otherwise). Over a raw fleecing image QEMU uses its
+    /// default of 64 KiB. Exports without copy-before-write (qemu-nbd, read-only) keep the same value.
+    /// </summary>
+    public int DiscardGranularity { get; init; } = 64 * 1024;
+
     /// <summary>The Unix socket of the NBD server serving the export.</summary>
     public required string NbdSocketPath { get; init; }
 }
