@@ -119,7 +119,7 @@ public sealed class ProviderHostTests
         Assert.True(allowedLines.Length == 2, allowed.Stdout + allowed.Stderr);
         Assert.Contains("\"ok\": true", allowedLines[0], StringComparison.Ordinal);
         Assert.Equal("{\"hello\": 24}", allowedLines[1]);
-        Assert.Contains("Refused a gRPC connection from pid", provider.Process.StandardError, StringComparison.Ordinal);
+        Assert.Contains("Refused a connection to the gRPC socket from pid", provider.Process.StandardError, StringComparison.Ordinal);
     }
 
     [Fact]
