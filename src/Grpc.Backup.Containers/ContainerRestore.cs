@@ -60,7 +60,7 @@ public static class ContainerRestore
         ulong bytesPerSecond, CancellationToken cancellationToken)
     {
         await using UserNamespace ns = await UserNamespace.CreateAsync(idMap, cancellationToken);
-        using Process tar = ns.Command("tar",
+        Process tar = ns.Command("tar",
         [
             "--extract", "--file=-", "--numeric-owner", "--same-owner", "--same-permissions",
             "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + target,
@@ -95,7 +95,7 @@ public static class ContainerRestore
         }
         finally
         {
-            ProcessRunner.KillAndWait(tar);
+            ProcessRunner.KillAndDispose(tar);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
@@ -12,7 +13,7 @@ internal sealed class QemuImg(string path)
     /// <summary>Creates a qcow2 overlay of <paramref name="size"/> bytes backed by <paramref name="backing"/> (relative).</summary>
     public Task CreateOverlayAsync(string directory, string fileName, string backing, string backingFormat, long size,
         CancellationToken cancellationToken) =>
-        ExternalTool.RunAsync(path,
+        RunAsync(
             ["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
             directory, cancellationToken);
 
@@ -22,7 +23,7 @@ internal sealed class QemuImg(string path)
     /// </summary>
     public Task RebaseAsync(string directory, string fileName, string? newBacking, string? newBackingFormat,
         CancellationToken cancellationToken) =>
-        ExternalTool.RunAsync(path,
+        RunAsync(
             newBacking is null
                 ? ["rebase", "-q", "-f", "qcow2", "-b", "", fileName]
                 : ["rebase", "-q", "-f", "qcow2", "-F", newBackingFormat!, "-b", newBacking, fileName],
@@ -35,7 +36,7 @@ internal sealed class QemuImg(string path)
     public async Task<IReadOnlyList<(string File, string Format)>> ReadChainAsync(string imagePath, string format,
         CancellationToken cancellationToken)
     {
-        string json = await ExternalTool.RunAsync(path,
+        string json = await RunAsync(
             ["info", "-U", "--backing-chain", "--output=json", "-f", format, imagePath], Path.GetDirectoryName(imagePath),
             cancellationToken);
         var chain = new List<(string, string)>();
@@ -57,5 +58,18 @@ internal sealed class QemuImg(string path)
             chain.Add((Path.GetFullPath(file, Path.GetDirectoryName(imagePath)!), imageFormat));
         }
         return chain;
+    }
+
+    /// <summary>Runs qemu-img in <paramref name="directory"/>; a failure is an <see cref="ExternalToolException"/> with its stderr.</summary>
+    private async Task<string> RunAsync(IReadOnlyList<string> arguments, string? directory, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ExternalProcess.RunAsync(path, arguments, cancellationToken, workingDirectory: directory ?? "/");
+        }
+        catch (ExternalProcessException e)
+        {
+            throw new ExternalToolException(e.Message, e);
+        }
     }
 }
