@@ -73,6 +73,8 @@ internal static class BackupService
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TaskRegistry>();
         builder.Services.AddSingleton<JobEngine>();
+        builder.Services.AddSingleton<StateRetention>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<StateRetention>());
         builder.Services.AddSingleton<Notifications.JobNotifier>(_ => new Notifications.JobNotifier());
         builder.Services.AddSingleton<RootPeerFilter>();
         builder.Services.AddHostedService<JobScheduler>();
