@@ -47,6 +47,50 @@ public sealed class ResourceTests
         Assert.Equal(fdsBefore, fdsAfter);
     }
 
+    [Fact]
+    public async Task With_metrics_listen_the_provider_serves_its_process_figures_on_a_0600_socket_and_nothing_else()
+    {
+        string socketPath = Path.Combine(Path.GetTempPath(), $"gb-metrics-{Guid.NewGuid():N}.sock");
+        await using var provider = await DirectoryProvider.StartAsync("--metrics-listen", "unix:" + socketPath);
+        try
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socketPath));
+            using var http = new HttpClient(new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, cancellationToken) =>
+                {
+                    var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream,
+                        System.Net.Sockets.ProtocolType.Unspecified);
+                    await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                },
+            });
+            string scrape = await http.GetStringAsync("http://provider/metrics");
+            int fds = OpenFds(provider.Process.Id).Fds;
+
+            double scraped = Value(scrape, "grpc_backup_process_open_fds");
+            Assert.InRange(scraped, fds - 10, fds + 10);
+            Assert.True(Value(scrape, "grpc_backup_process_resident_memory_bytes") > 10 << 20, scrape);
+            Assert.True(Value(scrape, "grpc_backup_process_threads") > 1, scrape);
+            Assert.True(Value(scrape, "grpc_backup_process_gc_heap_bytes") > 0, scrape);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync("http://provider/")).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound,
+                (await http.PostAsync("http://provider/backup.provider.v1.Identity/GetProviderInfo", new ByteArrayContent([]))).StatusCode);
+        }
+        finally
+        {
+            File.Delete(socketPath);
+        }
+    }
+
+    private static double Value(string scrape, string name)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(scrape, $@"^{name}(\{{[^}}]*\}})? ([0-9.e+E-]+)",
+            System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(match.Success, $"{name} is not in the scrape:\n{scrape}");
+        return double.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The provider's open fds, and how many of them are pipes, read from /proc.</summary>
     private static (int Fds, int Pipes) OpenFds(int pid)
     {
