@@ -13,6 +13,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// otlp-endpoint: http://127.0.0.1:4318    # OpenTelemetry collector (OTLP over HTTP): traces and metrics
 /// history-keep-days: 90                   # job runs, their guest results and task logs older than this go (0: no age limit)
 /// history-keep-runs: 500                  # and so do all but the newest N runs of each job (0: no count limit)
+///                                         # (also how many finished tasks 'status' keeps in memory, 10 to 200)
 /// </code>
 /// The history limits are applied after every run and prune; a run still running is never removed. Records of backups
 /// (checksums, verifications, manifests) are not history: they go when the backup goes.
