@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Bench;
 
@@ -14,18 +15,13 @@ internal static class Tool
 
     public static async Task RunAsync(string file, params string[] arguments)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string argument in arguments)
+        try
         {
-            info.ArgumentList.Add(argument);
+            await ExternalProcess.RunAsync(file, arguments, CancellationToken.None);
         }
-        using var process = Process.Start(info)!;
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
+        catch (ExternalProcessException e)
         {
-            throw new InvalidOperationException($"{file} failed: {await stderr}");
+            throw new InvalidOperationException(e.Message, e);
         }
     }
 }

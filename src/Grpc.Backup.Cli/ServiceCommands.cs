@@ -109,9 +109,12 @@ internal static class ServiceCommands
             }, cancellationToken: cancellationToken);
             Print(reply, result.GetValue(json), () =>
             {
+                bool dry = result.GetValue(dryRun);
                 foreach (var d in reply.Decisions)
                 {
-                    Console.WriteLine($"{(d.Keep ? "keep  " : "remove")} {d.ArchiveName} ({d.Reason})");
+                    // The provider's reason for a removal is the outcome ("removed"); a dry run removed nothing.
+                    Console.WriteLine(d.Keep ? $"keep         {d.ArchiveName} ({d.Reason})"
+                        : dry ? $"would remove {d.ArchiveName}" : $"removed      {d.ArchiveName}");
                 }
             });
             return ExitCodes.Success;
@@ -131,7 +134,8 @@ internal static class ServiceCommands
             {
                 foreach (var j in reply.Jobs)
                 {
-                    Console.WriteLine($"{j.Name,-16} {j.Storage,-12} {(j.Enabled ? "" : "disabled "),0}schedule '{j.Schedule}' next {Time(j.NextRun)} last {Time(j.LastRun)} {(j.LastRun is null ? "" : Names.Of(j.LastState))}");
+                    string when = j.Schedule.Length == 0 ? "no schedule" : $"schedule '{j.Schedule}' next {Time(j.NextRun)}";
+                    Console.WriteLine($"{j.Name,-16} {j.Storage,-12} {(j.Enabled ? "" : "disabled "),0}{when} last {Time(j.LastRun)} {(j.LastRun is null ? "" : Names.Of(j.LastState))}");
                 }
             });
             return ExitCodes.Success;

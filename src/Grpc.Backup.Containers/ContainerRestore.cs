@@ -63,7 +63,7 @@ public static class ContainerRestore
         await using UserNamespace ns = await UserNamespace.CreateAsync(idMap, cancellationToken);
         // The target's parent is root-only: tar, as the container's root, reaches the target through a bind over it.
         string reachable = await ns.BindOverParentAsync(target, cancellationToken);
-        using Process tar = ns.Command("tar",
+        Process tar = ns.Command("tar",
         [
             "--extract", "--file=-", "--numeric-owner", "--same-owner", "--same-permissions",
             "--xattrs", "--xattrs-include=*", "--acls", "--directory=" + reachable,
@@ -98,7 +98,7 @@ public static class ContainerRestore
         }
         finally
         {
-            ProcessRunner.KillAndWait(tar);
+            ProcessRunner.KillAndDispose(tar);
         }
     }
 

@@ -42,7 +42,7 @@ public sealed class FileManifest
         // The content as a reader sees it: no sparse encoding (its map would be hashed instead of the data), no xattrs.
         IReadOnlyList<string> arguments = [.. TarCreateArguments.Build(directory, excludeArguments)
             .Where(a => a is not ("--sparse" or "--xattrs" or "--xattrs-include=*" or "--acls"))];
-        using Process tar = userNamespace.Command("tar", arguments).Start();
+        Process tar = userNamespace.Command("tar", arguments).Start();
         Task<string> errors = tar.StandardError.ReadToEndAsync(CancellationToken.None);
         try
         {
@@ -58,7 +58,7 @@ public sealed class FileManifest
         }
         finally
         {
-            ProcessRunner.KillAndWait(tar);
+            ProcessRunner.KillAndDispose(tar);
         }
     }
 

@@ -79,8 +79,7 @@ public sealed class TarStreamBackup : IAsyncDisposable
         {
             if (tar is not null)
             {
-                ProcessRunner.KillAndWait(tar);
-                tar.Dispose();
+                ProcessRunner.KillAndDispose(tar);
             }
             readEnd?.Dispose();
             writeEnd?.Dispose();
@@ -164,8 +163,7 @@ public sealed class TarStreamBackup : IAsyncDisposable
         }
         finally
         {
-            ProcessRunner.KillAndWait(tar);
-            tar.Dispose();
+            ProcessRunner.KillAndDispose(tar);
             writeEnd.Dispose();
         }
         (FileManifest? manifest, TimeSpan manifestDuration) = failure is null && computeManifest

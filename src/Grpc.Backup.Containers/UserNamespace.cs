@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Grpc.Backup.Containers.Internal;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Containers;
 
@@ -152,7 +153,7 @@ public sealed class UserNamespace : IAsyncDisposable
         {
             ProcessRunner.KillAndWait(_holder);
         }
-        _holder.Dispose();
+        ExternalProcess.DisposeWithPipes(_holder);
     }
 
     private async Task WaitForNamespacesAsync(CancellationToken cancellationToken)

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace Grpc.Backup.Provider;
 
@@ -32,6 +33,9 @@ public static class ProviderHost
     /// <summary>The environment variable listing allowed peer uids when <c>--allow-uid</c> is not given.</summary>
     public const string AllowedUidsEnvironmentVariable = "BACKUP_PROVIDER_ALLOWED_UIDS";
 
+    /// <summary>The environment variable naming the metrics endpoint when <c>--metrics-listen</c> is not given.</summary>
+    public const string MetricsListenEnvironmentVariable = "BACKUP_PROVIDER_METRICS_LISTEN";
+
     /// <summary>
     /// For <c>--help</c> or <c>-h</c> as the only argument: writes the provider's usage line, its own options and the
     /// options every provider built on the SDK takes, and returns true (the caller exits 0 without starting a server).
@@ -53,6 +57,8 @@ public static class ProviderHost
         text.AppendLine($"  --listen unix:PATH      the gRPC socket (its fd sideband is PATH.fds); or {ListenEnvironmentVariable}, or systemd")
             .AppendLine("                          socket activation (ListenStream=PATH, ListenSequentialPacket=PATH.fds)")
             .AppendLine($"  --allow-uid UID,...     peers allowed besides root and the provider's own uid; or {AllowedUidsEnvironmentVariable}")
+            .AppendLine($"  --metrics-listen ADDR    Prometheus metrics (GET /metrics) on 127.0.0.1:PORT or unix:PATH (0600); or")
+            .AppendLine($"                          {MetricsListenEnvironmentVariable}; off by default")
             .AppendLine("Logs are JSON lines on stderr.");
         Console.Out.Write(text.ToString());
         return true;
@@ -131,6 +137,15 @@ public static class ProviderHost
         builder.Services.AddSingleton(sp => new ProviderFds(sp.GetRequiredService<FdTransferTable>(),
             sp.GetRequiredService<SidebandService>(), sp.GetRequiredService<IOptions<ProviderOptions>>()));
 
+        MetricsEndpoint? metrics = options.MetricsListen is { Length: > 0 } metricsText ? MetricsEndpoint.Parse(metricsText) : null;
+        UnixListeningSocket? metricsSocket = metrics?.Bind();
+        if (metrics is not null)
+        {
+            builder.Services.AddSingleton(metrics);
+            builder.Services.AddOpenTelemetry().WithMetrics(m => m
+                .AddMeter("System.Runtime", ProcessInstruments.Register())
+                .AddPrometheusExporter(o => o.ScrapeEndpointPath = MetricsEndpoint.ScrapePath));
+        }
         builder.Services.AddOptions<KestrelServerOptions>()
             .Configure<ListenPlan, PeerCredentialFilter>((kestrel, plan, filter) =>
             {
@@ -139,6 +154,7 @@ public static class ProviderHost
                     listen.Protocols = HttpProtocols.Http2;
                     listen.Use(filter.Wrap);
                 });
+                metrics?.Listen(kestrel, metricsSocket);
             });
 
         builder.Services.AddGrpc(o =>
@@ -155,6 +171,10 @@ public static class ProviderHost
     public static IEndpointRouteBuilder MapBackupProvider(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        if (app.ServiceProvider.GetService<MetricsEndpoint>() is not null && app is IApplicationBuilder pipeline)
+        {
+            MetricsEndpoint.MapScrape(pipeline);
+        }
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
         return app;
@@ -166,6 +186,11 @@ public static class ProviderHost
         if (!string.IsNullOrEmpty(listen))
         {
             options.Endpoint = ProviderEndpoint.Parse(listen);
+        }
+        string? metrics = configuration["metrics-listen"] ?? Environment.GetEnvironmentVariable(MetricsListenEnvironmentVariable);
+        if (!string.IsNullOrEmpty(metrics))
+        {
+            options.MetricsListen = metrics;
         }
         string? uids = configuration["allow-uid"] ?? Environment.GetEnvironmentVariable(AllowedUidsEnvironmentVariable);
         if (!string.IsNullOrEmpty(uids))

@@ -25,6 +25,12 @@ public sealed class ProviderOptions
     /// <summary>How long a claim waits for a transfer that has not arrived yet (it may be queued behind the RPC).</summary>
     public TimeSpan FdClaimWait { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Where to serve Prometheus metrics (process and runtime figures), if anywhere: <c>--metrics-listen</c> or
+    /// <c>BACKUP_PROVIDER_METRICS_LISTEN</c>, as <c>127.0.0.1:PORT</c> or <c>unix:PATH</c> (bound 0600). Off by default.
+    /// </summary>
+    public string? MetricsListen { get; set; }
+
     /// <summary>How long shutdown waits for calls to end after cancelling them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

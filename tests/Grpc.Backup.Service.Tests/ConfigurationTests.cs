@@ -35,7 +35,7 @@ public sealed class ConfigurationTests : IDisposable
     [Fact]
     public void A_valid_directory_loads_with_selection_schedule_retention_and_notes()
     {
-        Write("host.conf", "node: pve1\nmax-backups: 3\n");
+        Write("host.conf", "node: pve1\nmax-backups: 3\nhistory-keep-days: 30\nhistory-keep-runs: 12\n");
         Write("jobs/nightly.conf", """
             storage: dir
             tags: db
@@ -52,6 +52,7 @@ public sealed class ConfigurationTests : IDisposable
             """);
         ServiceConfiguration config = Load();
         Assert.Equal(("pve1", 3u), (config.Host.Node, config.Host.MaxBackups));
+        Assert.Equal((30u, 12u), (config.Host.HistoryKeepDays, config.Host.HistoryKeepRuns));
         JobConfig job = config.Jobs["nightly"];
         Assert.Equal(["100", "101"], job.Selection.Resolve(config.Guests.Keys, id => config.Guests[id].Tags));
         Assert.Equal(50UL << 20, job.BandwidthLimit);
@@ -88,6 +89,9 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("storages/b.conf", "unit: missing.socket\n", "storages/b.conf:1: socket unit missing.socket not found")]
     [InlineData("storages/b.conf", "option: a=b\n", "storages/b.conf:0: missing 'endpoint")]
     [InlineData("host.conf", "max-backups: 0\n", "host.conf:1: max-backups must be at least 1")]
+    [InlineData("host.conf", "node: a\nhistory-keep-days: ninety\n", "host.conf:2: history-keep-days: expected a whole number from 0 to 36500, got 'ninety'")]
+    [InlineData("host.conf", "history-keep-runs: -1\n", "host.conf:1: history-keep-runs: expected a whole number from 0 to 1000000, got '-1'")]
+    [InlineData("host.conf", "history-keep-runs: 5\nhistory-keep-runs: 6\n", "host.conf:2: 'history-keep-runs' is given twice")]
     [InlineData("guests/102.conf", "type: vm\nqmp: relative.sock\n", "guests/102.conf:2: 'relative.sock' is not an absolute path")]
     [InlineData("guests/102.conf", "type: vm\nqmp: /q.sock\ntags: ok b@d\n", "guests/102.conf:3: 'b@d' is not a valid tag")]
     public void Bad_configuration_is_refused_with_file_line_and_reason(string file, string text, string expected)

@@ -46,10 +46,12 @@ public sealed class CrashRecoveryTests
         string interrupted = (await service.CliAsync("backup", "--job", "slow", "--no-wait")).Stdout.Trim();
         await WaitUntilAsync(() => Directory.GetFiles(service.FleecingDirectory).Length > 0, TimeSpan.FromSeconds(30));
         // Killed once the snapshot graph is complete: its background bitmap is the last thing setup adds.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!(await BitmapNamesAsync(guest)).Any(b => b.EndsWith("-bg", StringComparison.Ordinal)))
+        // (The demo agent hashes every disk while frozen, which a loaded machine makes slow: hence the generous bound.)
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(180);
+        IReadOnlyList<string> bitmaps;
+        while (!(bitmaps = await BitmapNamesAsync(guest)).Any(b => b.EndsWith("-bg", StringComparison.Ordinal)))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the backup's background bitmap never appeared");
+            Assert.True(DateTime.UtcNow < deadline, $"the backup's background bitmap never appeared (bitmaps: {string.Join(' ', bitmaps)})\n{service.Log}");
             await Task.Delay(20);
         }
         await service.KillAsync();

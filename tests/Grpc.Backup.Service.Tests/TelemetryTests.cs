@@ -39,6 +39,15 @@ public sealed class TelemetryTests
         Assert.True(read.Success && long.Parse(read.Groups[1].Value) >= 1 << 20, scrape);
         Assert.Matches(new Regex(@"^rpc_client_call_duration_seconds_count\{[^}]*rpc_grpc_status_code=""0""[^}]*rpc_method=""BackupVm""[^}]*\} 1( |$)",
             RegexOptions.Multiline), scrape);
+        // The service's own process figures, as an operator watches them for leaks.
+        Match fds = Regex.Match(scrape, @"^grpc_backup_process_open_fds(\{[^}]*\})? (\d+)", RegexOptions.Multiline);
+        Assert.True(fds.Success, scrape);
+        int actualFds = Directory.GetFileSystemEntries($"/proc/{service.Process!.Id}/fd").Length;
+        Assert.InRange(int.Parse(fds.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), actualFds - 20, actualFds + 20);
+        foreach (string figure in (string[])["grpc_backup_process_resident_memory_bytes", "grpc_backup_process_threads", "grpc_backup_process_gc_heap_bytes"])
+        {
+            Assert.Matches(new Regex($@"^{figure}(\{{[^}}]*\}})? [1-9]", RegexOptions.Multiline), scrape);
+        }
         // The metrics listener serves the scrape and nothing else: not the management API, not other paths.
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"http://127.0.0.1:{metricsPort}/backup.host.v1.Management/GetStatus",

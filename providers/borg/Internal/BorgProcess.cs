@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
 
@@ -130,7 +131,8 @@ internal sealed class BorgProcess : IAsyncDisposable
         catch (IOException)
         {
         }
-        _process.Dispose();
+        // Process.Dispose leaves the redirected pipes to whoever took them: close them now, not at finalization.
+        ExternalProcess.DisposeWithPipes(_process);
     }
 
     private async Task ReadStderrAsync()

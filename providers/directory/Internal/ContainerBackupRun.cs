@@ -79,7 +79,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
         {
             info.ArgumentList.Add(argument);
         }
-        using Process zstd = Process.Start(info) ?? throw new IOException("cannot start zstd");
+        Process zstd = Process.Start(info) ?? throw new IOException("cannot start zstd");
         Task<string> errors = zstd.StandardError.ReadToEndAsync(CancellationToken.None);
         try
         {
@@ -108,6 +108,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
                 zstd.Kill();
                 await zstd.WaitForExitAsync(CancellationToken.None);
             }
+            ExternalProcess.DisposeWithPipes(zstd);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
@@ -11,7 +12,7 @@ internal sealed class QemuImg(string path)
     /// <summary>Creates a qcow2 overlay of <paramref name="size"/> bytes backed by <paramref name="backing"/> (relative).</summary>
     public Task CreateOverlayAsync(string directory, string fileName, string backing, string backingFormat, long size,
         CancellationToken cancellationToken) =>
-        ExternalTool.RunAsync(path,
+        RunAsync(
             // -u: the backing is not opened here (its chain is checked before and named explicitly when opened).
             ["create", "-q", "-u", "-f", "qcow2", "-F", backingFormat, "-b", backing, fileName, size.ToString(CultureInfo.InvariantCulture)],
             directory, cancellationToken);
@@ -22,9 +23,22 @@ internal sealed class QemuImg(string path)
     /// </summary>
     public Task RebaseAsync(string directory, string fileName, string? newBacking, string? newBackingFormat,
         CancellationToken cancellationToken) =>
-        ExternalTool.RunAsync(path,
+        RunAsync(
             newBacking is null
                 ? ["rebase", "-q", "-f", "qcow2", "-b", "", fileName]
                 : ["rebase", "-q", "-f", "qcow2", "-F", newBackingFormat!, "-b", newBacking, fileName],
             directory, cancellationToken);
+
+    /// <summary>Runs qemu-img in <paramref name="directory"/>; a failure is an <see cref="ExternalToolException"/> with its stderr.</summary>
+    private async Task<string> RunAsync(IReadOnlyList<string> arguments, string? directory, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ExternalProcess.RunAsync(path, arguments, cancellationToken, workingDirectory: directory ?? "/");
+        }
+        catch (ExternalProcessException e)
+        {
+            throw new ExternalToolException(e.Message, e);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Providers.Directory.Internal;
 
@@ -12,12 +12,11 @@ internal sealed class QemuNbdServer : IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly Process _process;
+    private readonly ExternalProcess _process;
     private readonly string _directory;
-    private readonly StringBuilder _stderr = new();
     private Socket? _firstConnection;
 
-    private QemuNbdServer(Process process, string directory, string socketPath, string exportName)
+    private QemuNbdServer(ExternalProcess process, string directory, string socketPath, string exportName)
     {
         _process = process;
         _directory = directory;
@@ -32,16 +31,7 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <summary>What qemu-nbd wrote to stderr so far (bounded).</summary>
-    public string ErrorOutput
-    {
-        get
-        {
-            lock (_stderr)
-            {
-                return ExternalTool.Trim(_stderr.ToString());
-            }
-        }
-    }
+    public string ErrorOutput => ExternalProcess.Shorten(_process.ErrorOutput);
 
     /// <summary>
     /// Starts <c>qemu-nbd OPTIONS -x EXPORT -k SOCKET IMAGE</c> and waits until it accepts a connection, which is kept
@@ -53,22 +43,12 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     {
         string directory = CreatePrivateDirectory(runtimeDirectory);
         string socketPath = Path.Join(directory, "nbd.sock");
-        var process = new Process
-        {
-            StartInfo = ExternalTool.StartInfo(qemuNbd, [.. options, "-x", exportName, "-k", socketPath, imagePath],
-                workingDirectory ?? Path.GetDirectoryName(imagePath)),
-            EnableRaisingEvents = true,
-        };
-        var server = new QemuNbdServer(process, directory, socketPath, exportName);
-        process.ErrorDataReceived += (_, e) => server.AppendError(e.Data);
         // stdout is read and dropped: the provider's own stdout is reserved by the protocol.
-        process.OutputDataReceived += (_, _) => { };
+        ExternalProcess process = ExternalProcess.Start(qemuNbd, [.. options, "-x", exportName, "-k", socketPath, imagePath],
+            new ExternalProcessOptions { WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(imagePath) });
+        var server = new QemuNbdServer(process, directory, socketPath, exportName);
         try
         {
-            process.Start();
-            process.StandardInput.Close();
-            process.BeginErrorReadLine();
-            process.BeginOutputReadLine();
             server._firstConnection = await server.WaitUntilListeningAsync(cancellationToken);
             return server;
         }
@@ -115,7 +95,6 @@ internal sealed class QemuNbdServer : IAsyncDisposable
         {
             throw new ExternalToolException($"qemu-nbd did not exit within {timeout} after its client left: {ErrorOutput}");
         }
-        _process.WaitForExit();
         if (_process.ExitCode != 0)
         {
             throw new ExternalToolException($"qemu-nbd exited with {_process.ExitCode}: {ErrorOutput}");
@@ -125,19 +104,7 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Interlocked.Exchange(ref _firstConnection, null)?.Dispose();
-        try
-        {
-            if (!_process.HasExited)
-            {
-                ExternalTool.Kill(_process);
-                await _process.WaitForExitAsync(CancellationToken.None);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Never started.
-        }
-        _process.Dispose();
+        await _process.DisposeAsync();
         try
         {
             System.IO.Directory.Delete(_directory, recursive: true);
@@ -189,21 +156,6 @@ internal sealed class QemuNbdServer : IAsyncDisposable
                 throw new ExternalToolException($"qemu-nbd did not listen within {StartTimeout}: {ErrorOutput}");
             }
             await Task.Delay(10, cancellationToken);
-        }
-    }
-
-    private void AppendError(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        lock (_stderr)
-        {
-            if (_stderr.Length < 16 * 1024)
-            {
-                _stderr.AppendLine(line);
-            }
         }
     }
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Conformance.Internal;
 
@@ -7,15 +7,13 @@ internal static class Tool
 {
     public static async Task<string> RunAsync(string file, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
     {
-        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardError = true, RedirectStandardOutput = true })
-            ?? throw new InvalidOperationException($"{file} did not start");
-        Task<string> output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> error = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
+        try
         {
-            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed: {(await error).Trim()}");
+            return await ExternalProcess.RunAsync(file, arguments, cancellationToken);
         }
-        return await output;
+        catch (ExternalProcessException e)
+        {
+            throw new InvalidOperationException(e.Message, e);
+        }
     }
 }

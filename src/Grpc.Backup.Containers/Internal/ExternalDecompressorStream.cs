@@ -55,8 +55,7 @@ internal sealed class ExternalDecompressorStream : ReadOnlyStream
     {
         if (disposing)
         {
-            ProcessRunner.KillAndWait(_process);
-            _process.Dispose();
+            ProcessRunner.KillAndDispose(_process);
         }
         base.Dispose(disposing);
     }

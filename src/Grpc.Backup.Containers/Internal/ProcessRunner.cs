@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Containers.Internal;
 
@@ -33,20 +34,10 @@ internal static class ProcessRunner
     /// <inheritdoc cref="RunAsync(string, IEnumerable{string}, CancellationToken)"/>
     public static async Task<ProcessResult> RunAsync(ProcessStartInfo info, CancellationToken cancellationToken)
     {
-        using Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {info.FileName}");
-        process.StandardInput.Close();
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-        try
-        {
-            await process.WaitForExitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            KillAndWait(process);
-            throw;
-        }
-        return new ProcessResult(Describe(info), process.ExitCode, await stdout, await stderr);
+        await using ExternalProcess process = ExternalProcess.Start(info, new ExternalProcessOptions { CaptureStandardOutput = true });
+        // Cancellation ends the wait; disposing kills the child (and anything it forked) and closes its pipes.
+        await process.WaitForExitAsync(cancellationToken);
+        return new ProcessResult(Describe(info), process.ExitCode, process.StandardOutput, process.ErrorOutput);
     }
 
     /// <summary>Kills a child (and anything it forked, e.g. rsync's receiver) and reaps it.</summary>
@@ -64,6 +55,13 @@ internal static class ProcessRunner
         {
             // Never started or already reaped.
         }
+    }
+
+    /// <summary>Kills and reaps a child, then closes it with the pipes it redirected (Process.Dispose alone leaves them open).</summary>
+    public static void KillAndDispose(Process process)
+    {
+        KillAndWait(process);
+        ExternalProcess.DisposeWithPipes(process);
     }
 
     public static string Describe(ProcessStartInfo info) => string.Join(' ', [info.FileName, .. info.ArgumentList]);

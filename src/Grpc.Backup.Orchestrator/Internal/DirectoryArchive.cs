@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Orchestrator.Internal;
 
@@ -81,7 +82,7 @@ internal sealed class DirectoryArchive : Stream
                 _tar.Kill(entireProcessTree: true);
             }
             _tar.WaitForExit();
-            _tar.Dispose();
+            ExternalProcess.DisposeWithPipes(_tar);
         }
         base.Dispose(disposing);
     }

@@ -1,45 +1,27 @@
-using System.Diagnostics;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Orchestrator.Internal;
 
 /// <summary>
-/// Runs a host tool (qemu-img, prlimit) with an argument list, never a shell, and returns its stdout. A non-zero exit
-/// or a timeout becomes a <see cref="BackupException"/> carrying the tool's own message.
+/// Runs a host tool (qemu-img, prlimit) through <see cref="ExternalProcess"/> and returns its stdout. A non-zero exit
+/// or a timeout becomes a <see cref="BackupException"/> carrying the tool's own message, as the runners report it.
 /// </summary>
 internal static class ToolProcess
 {
-    public static async Task<string> RunAsync(string file, IEnumerable<string> arguments, string what, TimeSpan timeout,
+    public static async Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string what, TimeSpan timeout,
         CancellationToken cancellationToken)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string argument in arguments)
+        try
         {
-            info.ArgumentList.Add(argument);
+            return await ExternalProcess.RunAsync(file, arguments, cancellationToken, timeout);
         }
-        using var process = Process.Start(info) ?? throw new BackupException($"cannot start {file}");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        using (var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        catch (ExternalProcessException e) when (e.ExitCode == -1)
         {
-            limit.CancelAfter(timeout);
-            try
-            {
-                await process.WaitForExitAsync(limit.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    throw;
-                }
-                throw new BackupException($"{what} timed out");
-            }
+            throw new BackupException(e.ErrorOutput.Length > 0 ? $"{what} timed out: {ExternalProcess.Shorten(e.ErrorOutput)}" : $"{what}: {e.Message}");
         }
-        if (process.ExitCode != 0)
+        catch (ExternalProcessException e)
         {
-            throw new BackupException($"{what} failed: {(await stderr).Trim()}");
+            throw new BackupException($"{what} failed: {ExternalProcess.Shorten(e.ErrorOutput)}");
         }
-        return await stdout;
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
 using Grpc.Backup.Qemu.Internal;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Qemu;
 
@@ -18,11 +18,11 @@ namespace Grpc.Backup.Qemu;
 public sealed class OfflineImageExport : IAsyncDisposable
 {
     private readonly OfflineImageExportOptions _options;
-    private readonly Process _server;
+    private readonly ExternalProcess _server;
     private readonly Lock _gate = new();
     private Task? _finish;
 
-    private OfflineImageExport(OfflineImageExportOptions options, Process server, SnapshotExport export)
+    private OfflineImageExport(OfflineImageExportOptions options, ExternalProcess server, SnapshotExport export)
     {
         _options = options;
         _server = server;
@@ -61,8 +61,7 @@ public sealed class OfflineImageExport : IAsyncDisposable
 
         // A stale socket file would pass for a listening server.
         File.Delete(options.NbdSocketPath);
-        var stderr = new StringBuilder();
-        Process server = ToolProcess.Start("qemu-nbd", arguments, stderr, drainStdout: true);
+        ExternalProcess server = ExternalProcess.Start("qemu-nbd", arguments);
         var export = new OfflineImageExport(options, server, new SnapshotExport
         {
             DeviceName = device,
@@ -74,7 +73,7 @@ public sealed class OfflineImageExport : IAsyncDisposable
         });
         try
         {
-            await SnapshotStep.RunAsync(device, "start qemu-nbd", () => WaitUntilListeningAsync(server, options, stderr, cancellationToken));
+            await SnapshotStep.RunAsync(device, "start qemu-nbd", () => WaitUntilListeningAsync(server, options, cancellationToken));
         }
         catch
         {
@@ -100,9 +99,7 @@ public sealed class OfflineImageExport : IAsyncDisposable
     private async Task FinishCoreAsync(bool backupSucceeded, CancellationToken cancellationToken)
     {
         // Read-only, so killing it cannot damage the image; it must be gone before qemu-img takes the write lock.
-        ToolProcess.Kill(_server);
-        await _server.WaitForExitAsync(CancellationToken.None);
-        _server.Dispose();
+        await _server.DisposeAsync();
         File.Delete(_options.NbdSocketPath);
 
         if (!backupSucceeded || !IsQcow2(_options))
@@ -119,14 +116,14 @@ public sealed class OfflineImageExport : IAsyncDisposable
         }
     }
 
-    private static async Task WaitUntilListeningAsync(Process server, OfflineImageExportOptions options, StringBuilder stderr, CancellationToken cancellationToken)
+    private static async Task WaitUntilListeningAsync(ExternalProcess server, OfflineImageExportOptions options, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
         while (true)
         {
             if (server.HasExited)
             {
-                throw new IOException($"qemu-nbd exited with {server.ExitCode}: {ToolProcess.Read(stderr).Trim()}");
+                throw new IOException($"qemu-nbd exited with {server.ExitCode}: {server.ErrorOutput}");
             }
 
             if (File.Exists(options.NbdSocketPath) && await CanConnectAsync(options.NbdSocketPath, cancellationToken))
@@ -159,7 +156,7 @@ public sealed class OfflineImageExport : IAsyncDisposable
     }
 
     private static Task<string> BitmapCommandAsync(OfflineImageExportOptions options, string command, CancellationToken cancellationToken)
-        => ToolProcess.RunAsync("qemu-img", ["bitmap", command, "-f", options.Format, options.ImagePath, options.BitmapName], cancellationToken);
+        => ExternalProcess.RunAsync("qemu-img", ["bitmap", command, "-f", options.Format, options.ImagePath, options.BitmapName], cancellationToken);
 
     private static bool IsQcow2(OfflineImageExportOptions options) => string.Equals(options.Format, "qcow2", StringComparison.Ordinal);
 }

@@ -76,6 +76,8 @@ internal static class BackupService
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TaskRegistry>();
         builder.Services.AddSingleton<JobEngine>();
+        builder.Services.AddSingleton<StateRetention>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<StateRetention>());
         builder.Services.AddSingleton<Notifications.JobNotifier>(_ => new Notifications.JobNotifier());
         // The management socket is root's only.
         builder.Services.AddSingleton(sp => new Provider.PeerCredentialFilter(new PeerCredentialPolicy([0]),

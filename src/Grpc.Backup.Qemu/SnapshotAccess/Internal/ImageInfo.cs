@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Qemu.Internal;
 
@@ -12,7 +13,7 @@ internal sealed record ImageInfo(ulong VirtualSize, IReadOnlyList<DirtyBitmapInf
     /// </summary>
     public static async Task<ImageInfo> ReadAsync(string imagePath, string format, CancellationToken cancellationToken)
     {
-        string json = await ToolProcess.RunAsync("qemu-img", ["info", "--output=json", "-U", "-f", format, imagePath], cancellationToken);
+        string json = await ExternalProcess.RunAsync("qemu-img", ["info", "--output=json", "-U", "-f", format, imagePath], cancellationToken);
         JsonNode info = JsonNode.Parse(json) ?? throw new JsonException("qemu-img info printed nothing");
         var bitmaps = new List<DirtyBitmapInfo>();
         foreach (JsonNode? entry in info["format-specific"]?["data"]?["bitmaps"]?.AsArray() ?? [])

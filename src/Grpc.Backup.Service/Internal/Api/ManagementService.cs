@@ -13,7 +13,8 @@ using Microsoft.Extensions.Logging;
 namespace Grpc.Backup.Service.Internal.Api;
 
 /// <summary>The management API (protos/backup/host/v1/management.proto) over the engine, the registry and the catalog.</summary>
-internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, CatalogDatabase catalog, ILoggerFactory loggerFactory)
+internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, CatalogDatabase catalog, StateRetention retention,
+    ILoggerFactory loggerFactory)
     : Management.V1.Management.ManagementBase
 {
     private ServiceConfiguration Config => engine.Config;
@@ -151,6 +152,7 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
                 DryRun = request.DryRun,
             }, cancellationToken: context.CancellationToken);
             await CatalogRefresh.RefreshAsync(catalog, provider, storage.Name, Empty(request.GuestId), context.CancellationToken);
+            retention.Apply();
             var response = new PruneResponse();
             response.Decisions.AddRange(pruned.Decisions.Select(d => new PruneResponse.Types.Decision { ArchiveName = d.ArchiveName, Keep = d.Keep, Reason = d.Reason }));
             return response;

@@ -5,12 +5,17 @@ namespace Grpc.Backup.Service.Internal.Catalog;
 /// <summary>The backups each storage holds, as its provider last listed them.</summary>
 internal sealed partial class CatalogDatabase
 {
-    /// <summary>Replaces what the catalog knows of one storage (or one guest of it) with the provider's list.</summary>
-    public void ReplaceBackups(string storage, string? guestId, IReadOnlyList<BackupEntry> entries)
+    /// <summary>
+    /// Replaces what the catalog knows of one storage (or one guest of it) with the provider's list. Backups that were
+    /// listed before and are not now take their records with them (<see cref="ForgetBackups"/>); returns the manifest
+    /// files that belonged to them, for the caller to delete.
+    /// </summary>
+    public IReadOnlyList<string> ReplaceBackups(string storage, string? guestId, IReadOnlyList<BackupEntry> entries)
     {
         lock (_lock)
         {
             using var transaction = _connection.BeginTransaction();
+            HashSet<string> before = ArchivesOf(transaction, storage, guestId);
             using (var delete = Command(guestId is null ? "DELETE FROM backups WHERE storage = $s" : "DELETE FROM backups WHERE storage = $s AND guest_id = $g",
                 [("$s", storage), ("$g", guestId)]))
             {
@@ -29,7 +34,10 @@ internal sealed partial class CatalogDatabase
                 insert.Transaction = transaction;
                 insert.ExecuteNonQuery();
             }
+            before.ExceptWith(entries.Select(e => e.ArchiveName));
+            IReadOnlyList<string> manifests = ForgetBackups(transaction, storage, before);
             transaction.Commit();
+            return manifests;
         }
     }
 

@@ -47,6 +47,7 @@ internal sealed partial class CatalogDatabase : IDisposable
         _connection.Open();
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+        EnableIncrementalVacuum();
         Execute(Schema);
     }
 

@@ -11,7 +11,12 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// tmp-dir: /var/tmp                       # containers' views and suspend copies (must be traversable, as vzdump's)
 /// metrics-listen: 127.0.0.1:9464          # Prometheus scrape endpoint (GET /metrics); or unix:/run/grpc-backup/metrics.sock
 /// otlp-endpoint: http://127.0.0.1:4318    # OpenTelemetry collector (OTLP over HTTP): traces and metrics
+/// history-keep-days: 90                   # job runs, their guest results and task logs older than this go (0: no age limit)
+/// history-keep-runs: 500                  # and so do all but the newest N runs of each job (0: no count limit)
+///                                         # (also how many finished tasks 'status' keeps in memory, 10 to 200)
 /// </code>
+/// The history limits are applied after every run and prune; a run still running is never removed. Records of backups
+/// (checksums, verifications, manifests) are not history: they go when the backup goes.
 /// </summary>
 internal sealed record HostSettings(string Node, uint MaxBackups, string FleecingDirectory, string TemporaryDirectory)
 {
@@ -21,13 +26,19 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     /// <summary>The OTLP/HTTP collector's base address; traces and metrics are exported only when it is set.</summary>
     public Uri? OtlpEndpoint { get; init; }
 
+    /// <summary>Runs older than this many days are forgotten (0: no age limit).</summary>
+    public uint HistoryKeepDays { get; init; } = 90;
+
+    /// <summary>Only the newest this many runs of each job are kept (0: no count limit).</summary>
+    public uint HistoryKeepRuns { get; init; } = 500;
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
     public static HostSettings Parse(string file, string text, string stateDirectory)
     {
         HostSettings settings = Default(stateDirectory);
-        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null;
+        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, keepDays = null, keepRuns = null;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -61,8 +72,16 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     otlp = ConfigValues.Single(line, otlp);
                     settings = settings with { OtlpEndpoint = ConfigValues.HttpUrl(line) };
                     break;
+                case "history-keep-days":
+                    keepDays = ConfigValues.Single(line, keepDays);
+                    settings = settings with { HistoryKeepDays = ConfigValues.Count(line, 36_500) };
+                    break;
+                case "history-keep-runs":
+                    keepRuns = ConfigValues.Single(line, keepRuns);
+                    settings = settings with { HistoryKeepRuns = ConfigValues.Count(line, 1_000_000) };
+                    break;
                 default:
-                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint)");
+                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, history-keep-days, history-keep-runs)");
             }
         }
         return settings;

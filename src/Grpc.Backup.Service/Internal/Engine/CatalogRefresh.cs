@@ -54,7 +54,7 @@ internal static class CatalogRefresh
                 break;
             }
         }
-        catalog.ReplaceBackups(storage, guestId, entries);
+        StateRetention.ForgetManifests(catalog.ReplaceBackups(storage, guestId, entries));
         return entries.Count;
     }
 }

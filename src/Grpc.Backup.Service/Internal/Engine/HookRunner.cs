@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpc.Backup.Service.Internal.Tasks;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Service.Internal.Engine;
 
@@ -20,13 +21,7 @@ internal sealed class HookRunner(string? script, string jobName, string storage,
         {
             return;
         }
-        var info = new ProcessStartInfo(script)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        var info = new ProcessStartInfo(script);
         info.ArgumentList.Add(phase);
         if (guestId is not null)
         {
@@ -40,10 +35,7 @@ internal sealed class HookRunner(string? script, string jobName, string storage,
         Set(info, "VMTYPE", guestType);
         Set(info, "TARGET", target);
         Set(info, "LOGFILE", logFile);
-        using var process = Process.Start(info) ?? throw new HookException($"hook {script} could not be started");
-        process.StandardInput.Close();
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await using ExternalProcess process = StartHook(info);
         using var timeout = new CancellationTokenSource(Timeout);
         try
         {
@@ -51,16 +43,28 @@ internal sealed class HookRunner(string? script, string jobName, string storage,
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
+            // Disposing kills it and everything it started.
             throw new HookException($"hook {phase} timed out after {Timeout.TotalMinutes} minutes");
         }
-        foreach (string line in ((await stdout) + (await stderr)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (string line in (process.StandardOutput + process.ErrorOutput).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             task.Log("INFO", guestId ?? "", $"hook {phase}: {line}");
         }
         if (process.ExitCode != 0)
         {
             throw new HookException($"hook {phase} exited with status {process.ExitCode}");
+        }
+    }
+
+    private static ExternalProcess StartHook(ProcessStartInfo info)
+    {
+        try
+        {
+            return ExternalProcess.Start(info, new ExternalProcessOptions { CaptureStandardOutput = true });
+        }
+        catch (ExternalProcessException e)
+        {
+            throw new HookException($"hook {info.FileName} could not be started: {e.InnerException?.Message ?? e.Message}");
         }
     }
 

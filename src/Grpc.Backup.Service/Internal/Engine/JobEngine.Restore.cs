@@ -48,6 +48,7 @@ internal sealed partial class JobEngine
             task.Log("ERROR", "", $"restore failed: {error}");
         }
         catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+        retention.Apply();
         task.End(state, error);
     }
 }

@@ -87,6 +87,7 @@ internal sealed partial class JobEngine
             task.Log("ERROR", "", $"verify failed: {error}");
         }
         catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+        retention.Apply();
         task.Log(state == TaskState.Succeeded ? "INFO" : "WARN", "", $"verify {StateName(state)}{(error.Length > 0 ? ": " + error : "")}");
         if (state != TaskState.Succeeded)
         {

@@ -22,7 +22,7 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// the job-end (or job-abort) hook.
 /// </summary>
 internal sealed partial class JobEngine(ServiceConfiguration config, ServicePaths paths, CatalogDatabase catalog, TaskRegistry tasks,
-    JobNotifier notifier, ILoggerFactory loggerFactory)
+    JobNotifier notifier, StateRetention retention, ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<JobEngine>();
     private readonly KeyedGate _guestLocks = new();
@@ -98,6 +98,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             TaskState state = cancellationToken.IsCancellationRequested ? TaskState.Cancelled
                 : aborted || failed > 0 ? TaskState.Failed : TaskState.Succeeded;
             catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+            retention.Apply();
             ServiceInstruments.Jobs.Add(1, new TagList
             {
                 { "outcome", StateName(state) },

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Service.Internal.Notifications;
 
@@ -15,34 +15,31 @@ internal static class SendmailSender
 
     public static async Task SendAsync(SendmailTarget target, JobReport report, CancellationToken cancellationToken)
     {
-        var info = new ProcessStartInfo(target.Sendmail)
+        ExternalProcess process;
+        try
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add("-t");
-        info.ArgumentList.Add("-oi");
-        using Process process = Process.Start(info) ?? throw new InvalidOperationException($"sendmail {target.Name}: {target.Sendmail} could not be started");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+            process = ExternalProcess.Start(target.Sendmail, ["-t", "-oi"],
+                new ExternalProcessOptions { CaptureStandardOutput = true, StandardInput = Message(target, report) });
+        }
+        catch (ExternalProcessException e)
+        {
+            throw new InvalidOperationException($"sendmail {target.Name}: {target.Sendmail} could not be started", e);
+        }
+        await using var owned = process;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(Timeout);
         try
         {
-            await process.StandardInput.WriteAsync(Message(target, report).AsMemory(), timeout.Token).ConfigureAwait(false);
-            process.StandardInput.Close();
             await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
+            // Disposing kills it.
             throw new TimeoutException($"sendmail {target.Name}: {target.Sendmail} did not finish in {Timeout.TotalSeconds} s");
         }
         if (process.ExitCode != 0)
         {
-            string said = ((await stdout) + (await stderr)).Trim();
+            string said = (process.StandardOutput + process.ErrorOutput).Trim();
             throw new InvalidOperationException($"sendmail {target.Name}: {target.Sendmail} exited with status {process.ExitCode}"
                 + (said.Length > 0 ? ": " + said[..Math.Min(said.Length, 500)] : ""));
         }

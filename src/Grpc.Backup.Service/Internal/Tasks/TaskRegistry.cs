@@ -1,17 +1,22 @@
 using System.Collections.Concurrent;
+using Grpc.Backup.Service.Internal.Configuration;
 
 namespace Grpc.Backup.Service.Internal.Tasks;
 
-/// <summary>The tasks of this service's lifetime, by id. Finished ones are kept (a few hundred) for status and watch.</summary>
-internal sealed class TaskRegistry
+/// <summary>
+/// The tasks of this service's lifetime, by id. Finished ones are kept for status and watch, as many as the history
+/// policy keeps runs per job (<c>history-keep-runs</c>), at least 10 and at most 200: each holds its log lines, so
+/// this is what the service's memory settles at.
+/// </summary>
+internal sealed class TaskRegistry(ServiceConfiguration config)
 {
-    private const int KeepFinished = 200;
+    private readonly int _keepFinished = (int)Math.Clamp(config.Host.HistoryKeepRuns == 0 ? 200 : config.Host.HistoryKeepRuns, 10, 200);
     private readonly ConcurrentDictionary<string, ServiceTask> _tasks = new(StringComparer.Ordinal);
 
     public ServiceTask Add(ServiceTask task)
     {
         _tasks[task.Id] = task;
-        foreach (ServiceTask old in _tasks.Values.Where(t => t.IsFinished).OrderByDescending(t => t.Created).Skip(KeepFinished))
+        foreach (ServiceTask old in _tasks.Values.Where(t => t.IsFinished).OrderByDescending(t => t.Created).Skip(_keepFinished))
         {
             if (_tasks.TryRemove(old.Id, out _))
             {

@@ -1,5 +1,6 @@
 using Grpc.Backup.Host;
 using Grpc.Backup.Service.Internal.Configuration;
+using Grpc.Backup.Transport;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -26,7 +27,7 @@ internal static class TelemetryRegistration
         telemetry.WithMetrics(metrics =>
         {
             // System.Runtime: the runtime's own meter (GC, thread pool, memory), built into .NET.
-            metrics.AddMeter(ServiceInstruments.Name, ProviderTelemetry.MeterName, "System.Runtime");
+            metrics.AddMeter(ServiceInstruments.Name, ProviderTelemetry.MeterName, "System.Runtime", ProcessInstruments.Register());
             if (host.MetricsListen is not null)
             {
                 metrics.AddPrometheusExporter(o => o.ScrapeEndpointPath = MetricsListener.ScrapePath);
