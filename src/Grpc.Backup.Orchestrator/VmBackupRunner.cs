@@ -22,14 +22,16 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
+        // The bitmaps move only once BackupCleanup(success=true) returned OK; on every other path they are folded back.
+        await using var pending = new PendingBitmaps();
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,
-            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken),
-            cancellationToken);
+            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, pending, log, cancellationToken),
+            cancellationToken, pending.SettleAsync);
         return result with { Stats = stats };
     }
 
     private async Task<VmBackupResult> RunAsync(string jobId, string backupId, string archiveName, VmGuest guest,
-        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
     {
         var mechanism = await provider.Backup.BackupGetMechanismAsync(
             new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }, cancellationToken: cancellationToken);
@@ -54,9 +56,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             {
                 throw new BackupException("the VM is stopped and the provider chose FILE_HANDLE; stopped VMs are exported over NBD only");
             }
-            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, log, cancellationToken);
+            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, pending, log, cancellationToken);
         }
-        await using var _ = qmp;
+        // Open until the bitmaps are settled, after BackupCleanup.
+        pending.Own(qmp);
         IReadOnlyDictionary<string, ulong> sizes = await BlockNodes.GetVirtualSizesAsync(qmp, disks.Select(d => d.FormatNode), cancellationToken);
         var choices = await QueryIncrementalAsync(backupId, disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }),
             cancellationToken);
@@ -83,6 +86,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : quiescer.QuiesceAsync,
                 Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
             }, cancellationToken);
+            pending.Own(access);
+            pending.Add(access.SettleBitmapsAsync);
         }
         finally
         {
@@ -127,15 +132,16 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }
         finally
         {
-            // Teardown runs in the required order whatever happened; the bitmap transaction follows the outcome.
+            // Teardown runs in the required order whatever happened. After a failure the bitmaps are folded back now;
+            // after a success they wait for BackupCleanup's answer (PendingBitmaps).
             await access.TeardownAsync(stored, CancellationToken.None);
-            log.Info($"snapshot access torn down ({(stored ? "success" : "failure")} bitmap transaction)");
+            log.Info(stored ? "snapshot access torn down; bitmaps wait for the provider's commit" : "snapshot access torn down (failure bitmap transaction)");
         }
     }
 
     /// <summary>A stopped VM has no writer: each image is exported read-only by qemu-nbd, with its bitmap.</summary>
     private async Task<VmBackupResult> RunStoppedAsync(string backupId, string archiveName, VmGuest guest, List<VmDisk> disks,
-        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
     {
         var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
         foreach (VmDisk disk in disks)
@@ -159,6 +165,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     BitmapName = $"grpc-backup-{options.StorageId}-{disk.DeviceName}",
                     Bitmap = ToRequest(choices.GetValueOrDefault(disk.DeviceName)),
                 }, cancellationToken));
+                OfflineImageExport started = exports[^1];
+                pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
             var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options, log,
                 cancellationToken);

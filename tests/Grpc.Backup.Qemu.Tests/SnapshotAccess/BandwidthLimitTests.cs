@@ -34,6 +34,7 @@ public sealed class BandwidthLimitTests(ITestOutputHelper output)
         Assert.Equal(reference, read);
         Assert.InRange(rate, limit * 0.9, limit * 1.1);
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         // The throttle node and its group go with the rest.
         await SnapshotAssert.LeftNothingAsync(vm);
         Assert.DoesNotContain((await vm.Qmp.ExecuteAsync("qom-list", new System.Text.Json.Nodes.JsonObject { ["path"] = "/objects" }))!.AsArray()

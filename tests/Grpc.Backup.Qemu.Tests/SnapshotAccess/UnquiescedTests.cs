@@ -25,6 +25,7 @@ public sealed class UnquiescedTests(ITestOutputHelper output)
             Assert.All(full.Exports, e => Assert.Equal(BitmapOutcome.New, e.Bitmap));
             await Task.WhenAll(full.Exports.Select((e, disk) => vm.Nbd.CopyAsync(NbdTool.Uri(e), images[disk])));
             await full.TeardownAsync(backupSucceeded: true);
+            await full.SettleBitmapsAsync(providerCommitted: true);
         }
 
         await using (VmSnapshotAccess incremental = await SetupAsync(vm))
@@ -42,6 +43,7 @@ public sealed class UnquiescedTests(ITestOutputHelper output)
             }
 
             await incremental.TeardownAsync(backupSucceeded: true);
+            await incremental.SettleBitmapsAsync(providerCommitted: true);
         }
 
         Assert.True(await writer0.StopAsync() > 0);
