@@ -35,10 +35,15 @@ internal static class BackupCommand
         var fleecing = new Option<string>("--fleecing-dir") { Description = "Direct mode: where fleecing images go" };
         var storage = new Option<string>("--storage") { Description = "The storage (a configured one; in direct mode the id that names the guests' dirty bitmaps)" };
         var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "Direct mode: how containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
+        var lockDir = new Option<string>("--lock-dir")
+        {
+            Description = "Direct mode: the per-guest lock directory, shared with grpc-backupd (--lock-dir there); a guest another process is backing up is refused",
+            DefaultValueFactory = _ => GuestLock.DefaultDirectory,
+        };
         var exclude = new Option<string[]>("--exclude-path") { Description = "Direct mode: vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
         var command = new Command("backup", "Back up now: a job (--job NAME) or guests (--guest ID --storage NAME) through the backup service")
         {
-            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude,
+            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude, lockDir,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -98,6 +103,7 @@ internal static class BackupCommand
                                 new ContainerBackupRunOptions
                                 {
                                     RuntimeDirectory = runtime,
+                                    LockDirectory = result.GetValue(lockDir),
                                     Mode = result.GetValue(mode),
                                     ExcludePatterns = result.GetValue(exclude) ?? [],
                                     BandwidthLimit = result.GetValue(bwlimit),
@@ -114,6 +120,7 @@ internal static class BackupCommand
                         {
                             FleecingDirectory = result.GetValue(fleecing)!,
                             RuntimeDirectory = runtime,
+                            LockDirectory = result.GetValue(lockDir),
                             StorageId = result.GetValue(storage) ?? "default",
                             BandwidthLimit = result.GetValue(bwlimit),
                         }, cancellationToken);
@@ -136,6 +143,12 @@ internal static class BackupCommand
                 {
                     Directory.Delete(runtime, recursive: true);
                 }
+            }
+            catch (GuestLockedException e)
+            {
+                success = false;
+                await Console.Error.WriteLineAsync($"grpc-backup: {e.Message}");
+                return ExitCodes.AlreadyRunning;
             }
             catch
             {

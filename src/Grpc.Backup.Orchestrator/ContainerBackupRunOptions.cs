@@ -8,6 +8,13 @@ public sealed class ContainerBackupRunOptions
     /// <summary>A private, root-only directory for the task log.</summary>
     public required string RuntimeDirectory { get; init; }
 
+    /// <summary>
+    /// Where the per-guest lock lives (<see cref="GuestLock"/>): held for the whole backup, so another process backing up
+    /// the same guest with the same directory is refused (<see cref="GuestLockedException"/>). Null: no lock (a caller
+    /// that serialises its guests itself, e.g. a scratch guest).
+    /// </summary>
+    public string? LockDirectory { get; init; }
+
     public ContainerBackupMode Mode { get; init; } = ContainerBackupMode.Stop;
 
     /// <summary>The backup's id (a UUID); a new one when null. A journaling service chooses it up front.</summary>

@@ -22,6 +22,7 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
+        using GuestLock? guestLock = options.LockDirectory is null ? null : GuestLock.Acquire(options.LockDirectory, guest.GuestId);
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Container, guest.GuestId, guest.Name,
             options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(backupId, archiveName, guest, options, log, cancellationToken),
             cancellationToken);

@@ -9,6 +9,13 @@ public sealed class VmBackupOptions
     /// <summary>A private, root-only directory for the snapshot NBD socket.</summary>
     public required string RuntimeDirectory { get; init; }
 
+    /// <summary>
+    /// Where the per-guest lock lives (<see cref="GuestLock"/>): held for the whole backup, so another process backing up
+    /// the same guest with the same directory is refused (<see cref="GuestLockedException"/>). Null: no lock (a caller
+    /// that serialises its guests itself, e.g. a scratch guest).
+    /// </summary>
+    public string? LockDirectory { get; init; }
+
     /// <summary>The storage's id: each storage keeps its own dirty bitmap, so two providers never share a chain.</summary>
     public required string StorageId { get; init; }
 

@@ -22,6 +22,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
+        // Held until the bitmaps are settled: another process must not see this guest's graph or bitmaps half-way.
+        using GuestLock? guestLock = options.LockDirectory is null ? null : GuestLock.Acquire(options.LockDirectory, guest.GuestId);
         // The bitmaps move only once BackupCleanup(success=true) returned OK; on every other path they are folded back.
         await using var pending = new PendingBitmaps();
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,

@@ -50,6 +50,7 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
             }
             log.Info($"archive {init.ArchiveName}");
             T result = await body(backupId, init.ArchiveName, log);
+            log.Info("stored; BackupCleanup(success=true) decides whether the backup is committed");
             BackupStats stats = await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats();
             // Only now is the archive the provider's: what depends on it (the next incremental's base) may move.
             if (settle is not null)
@@ -62,11 +63,17 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
         {
             string error = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
             log.Error($"backup failed: {error}");
-            // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
-            await CleanupAsync(jobId, backupId, false, error, log, logPath);
-            if (settle is not null)
+            try
             {
-                await settle(false, log);
+                // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
+                await CleanupAsync(jobId, backupId, false, error, log, logPath);
+            }
+            finally
+            {
+                if (settle is not null)
+                {
+                    await settle(false, log);
+                }
             }
             throw;
         }
@@ -93,8 +100,9 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
                     cancellationToken: timeout.Token);
             }
         }
-        catch (Exception e) when (e is RpcException or IOException)
+        catch (Exception e) when (e is RpcException or IOException or System.Net.Sockets.SocketException)
         {
+            // A provider that restarted has a new sideband; its loss must not keep BackupCleanup from being called.
             log.Warn($"handing the task log to the provider failed: {e.Message}");
         }
         try

@@ -59,7 +59,15 @@ internal sealed class PendingBitmaps : IAsyncDisposable
         // Reverse order: snapshot access before the QMP connection it uses.
         foreach (IAsyncDisposable resource in Enumerable.Reverse(_owned))
         {
-            await resource.DisposeAsync();
+            try
+            {
+                await resource.DisposeAsync();
+            }
+#pragma warning disable CA1031 // One failure must not leave the next resource (the QMP connection: QEMU serves one client) open.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
         }
         _owned.Clear();
     }

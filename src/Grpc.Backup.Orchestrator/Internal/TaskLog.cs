@@ -12,6 +12,7 @@ internal sealed class TaskLog : IDisposable
     private readonly ILogger _logger;
     private readonly StreamWriter _writer;
     private readonly Lock _lock = new();
+    private bool _closed;
 
     public TaskLog(string path, ILogger logger)
     {
@@ -34,7 +35,15 @@ internal sealed class TaskLog : IDisposable
 
     public void Error(string message) => Write(LogLevel.Error, "ERROR", message);
 
-    public void Dispose() => _writer.Dispose();
+    /// <summary>Closes the file; later lines (a settlement after the hand-off) still reach the host's logger.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            _writer.Dispose();
+        }
+    }
 
     private void Write(LogLevel level, string tag, string message)
     {
@@ -43,6 +52,10 @@ internal sealed class TaskLog : IDisposable
 #pragma warning restore CA2254
         lock (_lock)
         {
+            if (_closed)
+            {
+                return;
+            }
             _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {tag}: {message}"));
         }
     }

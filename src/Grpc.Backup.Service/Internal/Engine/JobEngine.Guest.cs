@@ -121,6 +121,7 @@ internal sealed partial class JobEngine
                     BackupId = backupId,
                     FleecingDirectory = plan.FleecingDirectory,
                     RuntimeDirectory = paths.RuntimeDirectory,
+                    LockDirectory = paths.LockDirectory,
                     StorageId = plan.Storage.Name,
                     Mode = plan.Mode switch
                     {
@@ -145,6 +146,7 @@ internal sealed partial class JobEngine
                 {
                     BackupId = backupId,
                     RuntimeDirectory = paths.RuntimeDirectory,
+                    LockDirectory = paths.LockDirectory,
                     Mode = plan.Mode switch
                     {
                         JobMode.Stop => ContainerBackupMode.Stop,
