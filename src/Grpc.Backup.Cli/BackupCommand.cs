@@ -40,10 +40,20 @@ internal static class BackupCommand
             Description = "Direct mode: the per-guest lock directory, shared with grpc-backupd (--lock-dir there); a guest another process is backing up is refused",
             DefaultValueFactory = _ => GuestLock.DefaultDirectory,
         };
+        var inactivity = new Option<uint>("--provider-inactivity-timeout")
+        {
+            Description = "Direct mode: seconds the provider may report no progress in a backup stream before the backup is cancelled (0: no limit)",
+            DefaultValueFactory = _ => 300,
+        };
+        var reserve = new Option<ulong>("--fleecing-reserve")
+        {
+            Description = "Direct mode: bytes the fleecing filesystem must keep free; below that a running VM's backup aborts (0: off)",
+            DefaultValueFactory = _ => 256UL << 20,
+        };
         var exclude = new Option<string[]>("--exclude-path") { Description = "Direct mode: vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
         var command = new Command("backup", "Back up now: a job (--job NAME) or guests (--guest ID --storage NAME) through the backup service")
         {
-            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude, lockDir,
+            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude, lockDir, inactivity, reserve,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -104,6 +114,7 @@ internal static class BackupCommand
                                 {
                                     RuntimeDirectory = runtime,
                                     LockDirectory = result.GetValue(lockDir),
+                                    ProviderInactivityTimeout = TimeSpan.FromSeconds(result.GetValue(inactivity)),
                                     Mode = result.GetValue(mode),
                                     ExcludePatterns = result.GetValue(exclude) ?? [],
                                     BandwidthLimit = result.GetValue(bwlimit),
@@ -121,6 +132,8 @@ internal static class BackupCommand
                             FleecingDirectory = result.GetValue(fleecing)!,
                             RuntimeDirectory = runtime,
                             LockDirectory = result.GetValue(lockDir),
+                            ProviderInactivityTimeout = TimeSpan.FromSeconds(result.GetValue(inactivity)),
+                            FleecingReserve = result.GetValue(reserve),
                             StorageId = result.GetValue(storage) ?? "default",
                             BandwidthLimit = result.GetValue(bwlimit),
                         }, cancellationToken);

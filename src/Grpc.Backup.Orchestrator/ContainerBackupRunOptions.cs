@@ -15,6 +15,10 @@ public sealed class ContainerBackupRunOptions
     /// </summary>
     public string? LockDirectory { get; init; }
 
+    /// <summary>How long the provider may report no progress during BackupContainer before the host cancels the backup
+    /// (host.conf <c>provider-inactivity-timeout</c>). Zero: no limit.</summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     public ContainerBackupMode Mode { get; init; } = ContainerBackupMode.Stop;
 
     /// <summary>The backup's id (a UUID); a new one when null. A journaling service chooses it up front.</summary>

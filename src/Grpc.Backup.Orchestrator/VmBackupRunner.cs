@@ -127,7 +127,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     }
                     files = paths;
                 }
-                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, log, cancellationToken);
+                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, log, cancellationToken);
             }
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
@@ -170,8 +170,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 OfflineImageExport started = exports[^1];
                 pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
-            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options, log,
-                cancellationToken);
+            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
+                fleecingDirectory: null, log, cancellationToken);
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
         }
@@ -210,10 +210,28 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }
     }
 
+    /// <param name="fleecingDirectory">Watched for free space while the guest runs on copy-before-write; null for a stopped guest.</param>
     private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
-        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
-        CancellationToken cancellationToken)
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, string? fleecingDirectory,
+        TaskLog log, CancellationToken cancellationToken)
     {
+        // Nothing waits forever on the provider, and the fleecing filesystem never fills under the guest.
+        using var watchdog = new BackupWatchdog(options.ProviderInactivityTimeout, fleecingDirectory, options.FleecingReserve, cancellationToken);
+        try
+        {
+            return await StreamCoreAsync(backupId, guest, exports, extents, files, consistency, options, log, watchdog);
+        }
+        catch (Exception e) when (watchdog.Failure is { } failure && e is OperationCanceledException or RpcException or IOException)
+        {
+            throw failure;
+        }
+    }
+
+    private async Task<List<VolumeCompleted>> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
+        BackupWatchdog watchdog)
+    {
+        CancellationToken cancellationToken = watchdog.Token;
         // One source per export (a connected NBD socket, or with extents the FUSE file opened read-write), passed in
         // one sideband transfer; the host's copies are closed when the call ends.
         await using var sources = new PassedVolumeSources();
@@ -262,7 +280,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         Task sending = SendExtentsAsync(call.RequestStream, exports, extents, cancellationToken);
         try
         {
-            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, cancellationToken);
+            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, watchdog, cancellationToken);
             await sending;
             return completed;
         }
@@ -287,7 +305,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private static async Task<List<VolumeCompleted>> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
-        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, CancellationToken cancellationToken)
+        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, BackupWatchdog watchdog, CancellationToken cancellationToken)
     {
         var completed = new List<VolumeCompleted>();
         var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
@@ -297,6 +315,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             switch (e.EventCase)
             {
                 case BackupVmEvent.EventOneofCase.Progress:
+                    watchdog.Kick();
                     progress?.Report(e.Progress);
                     if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
                     {
@@ -317,6 +336,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     {
                         throw new BackupException($"provider reported a malformed content_sha256 for {done.DeviceName}: it must be 64 lowercase hex digits or empty");
                     }
+                    watchdog.Kick();
                     completed.Add(done);
                     log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
                     break;

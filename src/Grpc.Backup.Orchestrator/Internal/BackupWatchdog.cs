@@ -16,6 +16,7 @@ internal sealed class BackupWatchdog : IDisposable
     private readonly ulong _fleecingReserve;
     private readonly ITimer? _spaceTimer;
     private volatile string? _reason;
+    private volatile bool _ownCancel;
 
     public BackupWatchdog(TimeSpan inactivity, string? fleecingDirectory, ulong fleecingReserve, CancellationToken cancellationToken)
     {
@@ -25,7 +26,7 @@ internal sealed class BackupWatchdog : IDisposable
         _fleecingReserve = fleecingReserve;
         if (inactivity > TimeSpan.Zero)
         {
-            _cancel.Token.Register(() => _reason ??= cancellationToken.IsCancellationRequested ? null
+            _cancel.Token.Register(() => _reason ??= cancellationToken.IsCancellationRequested || _ownCancel ? null
                 : $"the provider reported no progress for {inactivity.TotalSeconds:0.#} s (provider-inactivity-timeout); the backup was cancelled");
             _cancel.CancelAfter(inactivity);
         }
@@ -54,6 +55,13 @@ internal sealed class BackupWatchdog : IDisposable
                 // The stream ended meanwhile.
             }
         }
+    }
+
+    /// <summary>Cancels the backup for the caller's own reason (e.g. its worker failed): <see cref="Reason"/> stays null.</summary>
+    public Task CancelAsync()
+    {
+        _ownCancel = true;
+        return _cancel.CancelAsync();
     }
 
     /// <summary>A <see cref="BackupException"/> that names the reason, when the watchdog fired; else null.</summary>

@@ -11,6 +11,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// tmp-dir: /var/tmp                       # containers' views and suspend copies (must be traversable, as vzdump's)
 /// metrics-listen: 127.0.0.1:9464          # Prometheus scrape endpoint (GET /metrics); or unix:/run/grpc-backup/metrics.sock
 /// otlp-endpoint: http://127.0.0.1:4318    # OpenTelemetry collector (OTLP over HTTP): traces and metrics
+/// provider-inactivity-timeout: 300        # seconds a provider may report no progress in a backup stream; 0: no limit
+/// fleecing-reserve: 256M                  # free space the fleecing filesystem keeps; below it the backup aborts; 0: off
 /// </code>
 /// </summary>
 internal sealed record HostSettings(string Node, uint MaxBackups, string FleecingDirectory, string TemporaryDirectory)
@@ -21,13 +23,19 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     /// <summary>The OTLP/HTTP collector's base address; traces and metrics are exported only when it is set.</summary>
     public Uri? OtlpEndpoint { get; init; }
 
+    /// <summary>How long a backup stream may go without progress before the host cancels it (issue 15).</summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The fleecing filesystem's free space below which a running VM's backup is aborted.</summary>
+    public ulong FleecingReserve { get; init; } = 256UL << 20;
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
     public static HostSettings Parse(string file, string text, string stateDirectory)
     {
         HostSettings settings = Default(stateDirectory);
-        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null;
+        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, inactivity = null, reserve = null;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -61,8 +69,17 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     otlp = ConfigValues.Single(line, otlp);
                     settings = settings with { OtlpEndpoint = ConfigValues.HttpUrl(line) };
                     break;
+                case "provider-inactivity-timeout":
+                    inactivity = ConfigValues.Single(line, inactivity);
+                    settings = settings with { ProviderInactivityTimeout = TimeSpan.FromSeconds(ConfigValues.Count(line, 7 * 24 * 3600)) };
+                    break;
+                case "fleecing-reserve":
+                    reserve = ConfigValues.Single(line, reserve);
+                    settings = settings with { FleecingReserve = ConfigValues.Bytes(line) };
+                    break;
                 default:
-                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint)");
+                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, "
+                        + "provider-inactivity-timeout, fleecing-reserve)");
             }
         }
         return settings;

@@ -122,6 +122,8 @@ internal sealed partial class JobEngine
                     FleecingDirectory = plan.FleecingDirectory,
                     RuntimeDirectory = paths.RuntimeDirectory,
                     LockDirectory = paths.LockDirectory,
+                    ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
+                    FleecingReserve = config.Host.FleecingReserve,
                     StorageId = plan.Storage.Name,
                     Mode = plan.Mode switch
                     {
@@ -147,6 +149,7 @@ internal sealed partial class JobEngine
                     BackupId = backupId,
                     RuntimeDirectory = paths.RuntimeDirectory,
                     LockDirectory = paths.LockDirectory,
+                    ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
                     Mode = plan.Mode switch
                     {
                         JobMode.Stop => ContainerBackupMode.Stop,
