@@ -39,7 +39,6 @@ public sealed class ProviderWatchdogTests
             Assert.Contains("no progress for 2 s", failure.Message, StringComparison.Ordinal);
         }
 
-        Assert.True(await silent.Backup.BackupVmSawCancellation.Task.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.True(silent.Backup.BackupCleanupCalls >= 1);
         Assert.False(guest.Process.HasExited, "the guest kept running");
         Assert.Empty(Directory.GetFiles(work.File("fleece")));

@@ -25,7 +25,6 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
 
     /// <summary>When set, BackupVm reads its start, reports one progress and then sends nothing until it is cancelled.</summary>
     public bool BackupVmGoesSilent;
-    public TaskCompletionSource<bool> BackupVmSawCancellation { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ConcurrentQueue<DateTime> Deadlines { get; } = new();
     public ConcurrentQueue<string> ReceivedLogs { get; } = new();
@@ -89,15 +88,7 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
             throw new RpcException(new Status(StatusCode.Unimplemented, "scripted: BackupVm not scripted"));
         }
         await responseStream.WriteAsync(new BackupVmEvent { Progress = new Progress { DeviceName = requestStream.Current.Start.Volumes[0].DeviceName, BytesDone = 1 } });
-        try
-        {
-            await Task.Delay(Timeout.Infinite, context.CancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            BackupVmSawCancellation.TrySetResult(true);
-            throw;
-        }
+        await Task.Delay(Timeout.Infinite, context.CancellationToken);
     }
 
     public override async Task<BackupHandleLogFileResponse> BackupHandleLogFile(BackupHandleLogFileRequest request, ServerCallContext context)
