@@ -42,7 +42,13 @@ public sealed class GuestLock : IDisposable
         string path = LockPath(directory, guestId);
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         // Never truncated before the lock is ours: the holder's pid must stay readable for the refusal.
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        SafeFileHandle handle = Libc.Open(path, Libc.OReadWrite | Libc.OCreate | Libc.OCloexec | Libc.ONofollow, 0x180 /* 0600 */);
+        if (handle.IsInvalid)
+        {
+            int error = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"open {path}: {Marshal.GetPInvokeErrorMessage(error)}");
+        }
         try
         {
             while (Libc.Flock(handle, Libc.LockExclusive | Libc.LockNonBlocking) != 0)
