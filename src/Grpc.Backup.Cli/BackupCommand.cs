@@ -35,10 +35,25 @@ internal static class BackupCommand
         var fleecing = new Option<string>("--fleecing-dir") { Description = "Direct mode: where fleecing images go" };
         var storage = new Option<string>("--storage") { Description = "The storage (a configured one; in direct mode the id that names the guests' dirty bitmaps)" };
         var mode = new Option<ContainerBackupMode>("--ct-mode") { Description = "Direct mode: how containers are held still: Stop, Suspend or Snapshot", DefaultValueFactory = _ => ContainerBackupMode.Stop };
+        var lockDir = new Option<string>("--lock-dir")
+        {
+            Description = "Direct mode: the per-guest lock directory, shared with grpc-backupd (--lock-dir there); a guest another process is backing up is refused",
+            DefaultValueFactory = _ => GuestLock.DefaultDirectory,
+        };
+        var inactivity = new Option<uint>("--provider-inactivity-timeout")
+        {
+            Description = "Direct mode: seconds the provider may report no progress in a backup stream before the backup is cancelled (0: no limit)",
+            DefaultValueFactory = _ => 300,
+        };
+        var reserve = new Option<ulong>("--fleecing-reserve")
+        {
+            Description = "Direct mode: bytes the fleecing filesystem must keep free; below that a running VM's backup aborts (0: off)",
+            DefaultValueFactory = _ => 256UL << 20,
+        };
         var exclude = new Option<string[]>("--exclude-path") { Description = "Direct mode: vzdump exclusion patterns for containers ('/' anchors at the root)", AllowMultipleArgumentsPerToken = true };
         var command = new Command("backup", "Back up now: a job (--job NAME) or guests (--guest ID --storage NAME) through the backup service")
         {
-            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude,
+            job, guests, storage, priority, bwlimit, socket, noWait, json, endpoint, inventory, fleecing, mode, exclude, lockDir, inactivity, reserve,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -99,6 +114,8 @@ internal static class BackupCommand
                                 new ContainerBackupRunOptions
                                 {
                                     RuntimeDirectory = runtime,
+                                    LockDirectory = result.GetValue(lockDir),
+                                    ProviderInactivityTimeout = TimeSpan.FromSeconds(result.GetValue(inactivity)),
                                     Mode = result.GetValue(mode),
                                     ExcludePatterns = result.GetValue(exclude) ?? [],
                                     BandwidthLimit = result.GetValue(bwlimit),
@@ -115,6 +132,9 @@ internal static class BackupCommand
                         {
                             FleecingDirectory = result.GetValue(fleecing)!,
                             RuntimeDirectory = runtime,
+                            LockDirectory = result.GetValue(lockDir),
+                            ProviderInactivityTimeout = TimeSpan.FromSeconds(result.GetValue(inactivity)),
+                            FleecingReserve = result.GetValue(reserve),
                             StorageId = result.GetValue(storage) ?? "default",
                             BandwidthLimit = result.GetValue(bwlimit),
                         }, cancellationToken);
@@ -137,6 +157,12 @@ internal static class BackupCommand
                 {
                     Directory.Delete(runtime, recursive: true);
                 }
+            }
+            catch (GuestLockedException e)
+            {
+                success = false;
+                await Console.Error.WriteLineAsync($"grpc-backup: {e.Message}");
+                return ExitCodes.AlreadyRunning;
             }
             catch
             {

@@ -16,6 +16,6 @@ internal static class ExitCodes
     public const int Cancelled = 6;
     /// <summary>No such job, guest, storage, archive or task.</summary>
     public const int NotFound = 7;
-    /// <summary>The job is already running.</summary>
+    /// <summary>The job is already running, or (direct mode) another process is backing up the guest.</summary>
     public const int AlreadyRunning = 8;
 }

@@ -8,6 +8,17 @@ public sealed class ContainerBackupRunOptions
     /// <summary>A private, root-only directory for the task log.</summary>
     public required string RuntimeDirectory { get; init; }
 
+    /// <summary>
+    /// Where the per-guest lock lives (<see cref="GuestLock"/>): held for the whole backup, so another process backing up
+    /// the same guest with the same directory is refused (<see cref="GuestLockedException"/>). Null: no lock (a caller
+    /// that serialises its guests itself, e.g. a scratch guest).
+    /// </summary>
+    public string? LockDirectory { get; init; }
+
+    /// <summary>How long the provider may report no progress during BackupContainer before the host cancels the backup
+    /// (host.conf <c>provider-inactivity-timeout</c>). Zero: no limit.</summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     public ContainerBackupMode Mode { get; init; } = ContainerBackupMode.Stop;
 
     /// <summary>The backup's id (a UUID); a new one when null. A journaling service chooses it up front.</summary>

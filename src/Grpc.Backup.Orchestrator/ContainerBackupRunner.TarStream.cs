@@ -14,7 +14,7 @@ public sealed partial class ContainerBackupRunner
     /// is awaited after the call: a failed tar fails the backup and BackupCleanup(success=false) discards it.
     /// </summary>
     private async Task<(IReadOnlyList<string> Warnings, FileManifest? Manifest, TimeSpan ManifestDuration)> RunTarStreamAsync(BackupContainerRequest request, ContainerBackupOptions viewOptions,
-        ContainerGuest guest, TaskLog log, CancellationToken cancellationToken)
+        ContainerGuest guest, TaskLog log, TimeSpan inactivity, CancellationToken cancellationToken)
     {
         await using TarStreamBackup tar = await TarStreamBackup.StartAsync(viewOptions, cancellationToken);
         await PrepareAsync(request.BackupId, ContainerBackupMechanism.TarStream, guest, tar.Sources, viewOptions.BytesPerSecond, cancellationToken);
@@ -23,10 +23,11 @@ public sealed partial class ContainerBackupRunner
         // The provider holds the only read end from now on: if it goes away, tar's writes fail instead of blocking.
         tar.ReadHandle.Dispose();
         request.TarStream = refs[0];
-        using var call = provider.Backup.BackupContainer(request, cancellationToken: cancellationToken);
+        using var watchdog = new BackupWatchdog(inactivity, fleecingDirectory: null, fleecingReserve: 0, cancellationToken);
+        using var call = provider.Backup.BackupContainer(request, cancellationToken: watchdog.Token);
         try
         {
-            await ReadEventsAsync(call, log, cancellationToken);
+            await ReadEventsAsync(call, log, watchdog);
         }
         catch
         {

@@ -20,7 +20,7 @@ public sealed partial class ContainerBackupRunner
     /// cancels the call, a call that fails kills the worker, and only both succeeding is a backup.
     /// </summary>
     private async Task<(IReadOnlyList<string> Warnings, FileManifest? Manifest, TimeSpan ManifestDuration)> RunWorkerAsync(BackupContainerRequest request, IReadOnlyList<string> argv,
-        ContainerBackupOptions viewOptions, ContainerGuest guest, TaskLog log, CancellationToken cancellationToken)
+        ContainerBackupOptions viewOptions, ContainerGuest guest, TaskLog log, TimeSpan inactivity, CancellationToken cancellationToken)
     {
         await using ContainerBackupView view = await ContainerBackupView.CreateAsync(viewOptions, cancellationToken);
         await PrepareAsync(request.BackupId, ContainerBackupMechanism.Directory, guest, view.Sources, viewOptions.BytesPerSecond, cancellationToken);
@@ -30,7 +30,7 @@ public sealed partial class ContainerBackupRunner
         var environment = ContainerWorkerEnvironment.Create(token, request.BackupId, view.Path, view.Sources, request.ExcludePatterns,
             viewOptions.BytesPerSecond);
 
-        using var callCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var callCancel = new BackupWatchdog(inactivity, fleecingDirectory: null, fleecingReserve: 0, cancellationToken);
         var workerProblems = new List<string>();
         ContainerWorkerProcess worker;
         using (Socket sideband = await FdSidebandHandoff.ConnectAsync(provider.Endpoint.SidebandPath, cancellationToken))
@@ -49,7 +49,7 @@ public sealed partial class ContainerBackupRunner
         {
             log.Info($"worker {argv[0]} started (pid {worker.ProcessId})");
             using var call = provider.Backup.BackupContainer(request, cancellationToken: callCancel.Token);
-            Task events = ReadEventsAsync(call, log, callCancel.Token);
+            Task events = ReadEventsAsync(call, log, callCancel);
             Task finished = await Task.WhenAny(events, worker.Completion);
             if (finished == worker.Completion)
             {

@@ -22,6 +22,7 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
+        using GuestLock? guestLock = options.LockDirectory is null ? null : GuestLock.Acquire(options.LockDirectory, guest.GuestId);
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Container, guest.GuestId, guest.Name,
             options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(backupId, archiveName, guest, options, log, cancellationToken),
             cancellationToken);
@@ -73,8 +74,8 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
         };
         log.Info($"mode {options.Mode}, mechanism {mechanism}");
         (IReadOnlyList<string> warnings, FileManifest? manifest, TimeSpan manifestDuration) = workerArgv is null
-            ? await RunTarStreamAsync(request, viewOptions, guest, log, cancellationToken)
-            : await RunWorkerAsync(request, workerArgv, viewOptions, guest, log, cancellationToken);
+            ? await RunTarStreamAsync(request, viewOptions, guest, log, options.ProviderInactivityTimeout, cancellationToken)
+            : await RunWorkerAsync(request, workerArgv, viewOptions, guest, log, options.ProviderInactivityTimeout, cancellationToken);
         foreach (string warning in warnings)
         {
             log.Warn(warning);
@@ -84,6 +85,18 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
             log.Info($"file manifest: {manifest.Entries.Count} entries, {manifest.ContentBytes} bytes hashed in {manifestDuration.TotalSeconds:F2} s");
         }
         return new ContainerBackupResult(archiveName, mechanism, new BackupStats(), warnings, guest.IsPrivileged, manifest);
+    }
+
+    private static async Task<bool> MoveNextAsync(AsyncServerStreamingCall<BackupContainerEvent> call, BackupWatchdog watchdog)
+    {
+        try
+        {
+            return await call.ResponseStream.MoveNext(watchdog.Token);
+        }
+        catch (Exception e) when (watchdog.Failure is { } failure && e is OperationCanceledException or RpcException)
+        {
+            throw failure;
+        }
     }
 
     private async Task PrepareAsync(string backupId, ContainerBackupMechanism mechanism, ContainerGuest guest, IEnumerable<string> sources,
@@ -101,13 +114,20 @@ public sealed partial class ContainerBackupRunner(ProviderConnection provider, I
         await provider.Backup.BackupContainerPrepareAsync(prepare, cancellationToken: cancellationToken);
     }
 
-    /// <summary>Reads the provider's events to the end of the call, logging them.</summary>
-    private static async Task ReadEventsAsync(AsyncServerStreamingCall<BackupContainerEvent> call, TaskLog log, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the provider's events to the end of the call, logging them. The call must have been started with
+    /// <paramref name="watchdog"/>'s token: a provider that reports no progress for the inactivity timeout is cancelled.
+    /// </summary>
+    private static async Task ReadEventsAsync(AsyncServerStreamingCall<BackupContainerEvent> call, TaskLog log, BackupWatchdog watchdog)
     {
         DateTime lastProgress = DateTime.MinValue;
-        while (await call.ResponseStream.MoveNext(cancellationToken))
+        while (await MoveNextAsync(call, watchdog))
         {
             BackupContainerEvent e = call.ResponseStream.Current;
+            if (e.EventCase == BackupContainerEvent.EventOneofCase.Progress)
+            {
+                watchdog.Kick();
+            }
             if (e.EventCase == BackupContainerEvent.EventOneofCase.Log)
             {
                 log.Info($"provider: {e.Log.Message}");

@@ -9,6 +9,25 @@ public sealed class VmBackupOptions
     /// <summary>A private, root-only directory for the snapshot NBD socket.</summary>
     public required string RuntimeDirectory { get; init; }
 
+    /// <summary>
+    /// Where the per-guest lock lives (<see cref="GuestLock"/>): held for the whole backup, so another process backing up
+    /// the same guest with the same directory is refused (<see cref="GuestLockedException"/>). Null: no lock (a caller
+    /// that serialises its guests itself, e.g. a scratch guest).
+    /// </summary>
+    public string? LockDirectory { get; init; }
+
+    /// <summary>
+    /// How long the provider may report no progress during BackupVm before the host cancels the backup, tears down and
+    /// moves on (host.conf <c>provider-inactivity-timeout</c>). Zero: no limit.
+    /// </summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The free space the fleecing filesystem must keep while the guest runs on copy-before-write: below it the backup
+    /// is aborted before the guest could meet ENOSPC (host.conf <c>fleecing-reserve</c>). Zero: not watched.
+    /// </summary>
+    public ulong FleecingReserve { get; init; } = 256UL << 20;
+
     /// <summary>The storage's id: each storage keeps its own dirty bitmap, so two providers never share a chain.</summary>
     public required string StorageId { get; init; }
 

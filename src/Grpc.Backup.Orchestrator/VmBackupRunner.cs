@@ -22,14 +22,18 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(options);
+        // Held until the bitmaps are settled: another process must not see this guest's graph or bitmaps half-way.
+        using GuestLock? guestLock = options.LockDirectory is null ? null : GuestLock.Acquire(options.LockDirectory, guest.GuestId);
+        // The bitmaps move only once BackupCleanup(success=true) returned OK; on every other path they are folded back.
+        await using var pending = new PendingBitmaps();
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,
-            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, log, cancellationToken),
-            cancellationToken);
+            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, pending, log, cancellationToken),
+            cancellationToken, pending.SettleAsync);
         return result with { Stats = stats };
     }
 
     private async Task<VmBackupResult> RunAsync(string jobId, string backupId, string archiveName, VmGuest guest,
-        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
     {
         var mechanism = await provider.Backup.BackupGetMechanismAsync(
             new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }, cancellationToken: cancellationToken);
@@ -54,9 +58,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             {
                 throw new BackupException("the VM is stopped and the provider chose FILE_HANDLE; stopped VMs are exported over NBD only");
             }
-            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, log, cancellationToken);
+            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, pending, log, cancellationToken);
         }
-        await using var _ = qmp;
+        // Open until the bitmaps are settled, after BackupCleanup.
+        pending.Own(qmp);
         IReadOnlyDictionary<string, ulong> sizes = await BlockNodes.GetVirtualSizesAsync(qmp, disks.Select(d => d.FormatNode), cancellationToken);
         var choices = await QueryIncrementalAsync(backupId, disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }),
             cancellationToken);
@@ -83,6 +88,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : quiescer.QuiesceAsync,
                 Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
             }, cancellationToken);
+            pending.Own(access);
+            pending.Add(access.SettleBitmapsAsync);
         }
         finally
         {
@@ -120,22 +127,23 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     }
                     files = paths;
                 }
-                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, log, cancellationToken);
+                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, log, cancellationToken);
             }
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
         }
         finally
         {
-            // Teardown runs in the required order whatever happened; the bitmap transaction follows the outcome.
+            // Teardown runs in the required order whatever happened. After a failure the bitmaps are folded back now;
+            // after a success they wait for BackupCleanup's answer (PendingBitmaps).
             await access.TeardownAsync(stored, CancellationToken.None);
-            log.Info($"snapshot access torn down ({(stored ? "success" : "failure")} bitmap transaction)");
+            log.Info(stored ? "snapshot access torn down; bitmaps wait for the provider's commit" : "snapshot access torn down (failure bitmap transaction)");
         }
     }
 
     /// <summary>A stopped VM has no writer: each image is exported read-only by qemu-nbd, with its bitmap.</summary>
     private async Task<VmBackupResult> RunStoppedAsync(string backupId, string archiveName, VmGuest guest, List<VmDisk> disks,
-        VmBackupOptions options, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
     {
         var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
         foreach (VmDisk disk in disks)
@@ -159,9 +167,11 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     BitmapName = $"grpc-backup-{options.StorageId}-{disk.DeviceName}",
                     Bitmap = ToRequest(choices.GetValueOrDefault(disk.DeviceName)),
                 }, cancellationToken));
+                OfflineImageExport started = exports[^1];
+                pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
-            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options, log,
-                cancellationToken);
+            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
+                fleecingDirectory: null, log, cancellationToken);
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
         }
@@ -200,10 +210,28 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }
     }
 
+    /// <param name="fleecingDirectory">Watched for free space while the guest runs on copy-before-write; null for a stopped guest.</param>
     private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
-        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
-        CancellationToken cancellationToken)
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, string? fleecingDirectory,
+        TaskLog log, CancellationToken cancellationToken)
     {
+        // Nothing waits forever on the provider, and the fleecing filesystem never fills under the guest.
+        using var watchdog = new BackupWatchdog(options.ProviderInactivityTimeout, fleecingDirectory, options.FleecingReserve, cancellationToken);
+        try
+        {
+            return await StreamCoreAsync(backupId, guest, exports, extents, files, consistency, options, log, watchdog);
+        }
+        catch (Exception e) when (watchdog.Failure is { } failure && e is OperationCanceledException or RpcException or IOException)
+        {
+            throw failure;
+        }
+    }
+
+    private async Task<List<VolumeCompleted>> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
+        BackupWatchdog watchdog)
+    {
+        CancellationToken cancellationToken = watchdog.Token;
         // One source per export (a connected NBD socket, or with extents the FUSE file opened read-write), passed in
         // one sideband transfer; the host's copies are closed when the call ends.
         await using var sources = new PassedVolumeSources();
@@ -252,7 +280,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         Task sending = SendExtentsAsync(call.RequestStream, exports, extents, cancellationToken);
         try
         {
-            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, cancellationToken);
+            var completed = await ReceiveEventsAsync(call.ResponseStream, exports, options.Progress, log, watchdog, cancellationToken);
             await sending;
             return completed;
         }
@@ -277,7 +305,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private static async Task<List<VolumeCompleted>> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
-        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, CancellationToken cancellationToken)
+        IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, BackupWatchdog watchdog, CancellationToken cancellationToken)
     {
         var completed = new List<VolumeCompleted>();
         var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
@@ -287,6 +315,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             switch (e.EventCase)
             {
                 case BackupVmEvent.EventOneofCase.Progress:
+                    watchdog.Kick();
                     progress?.Report(e.Progress);
                     if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
                     {
@@ -307,6 +336,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     {
                         throw new BackupException($"provider reported a malformed content_sha256 for {done.DeviceName}: it must be 64 lowercase hex digits or empty");
                     }
+                    watchdog.Kick();
                     completed.Add(done);
                     log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
                     break;

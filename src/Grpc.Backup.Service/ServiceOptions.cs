@@ -14,6 +14,9 @@ public sealed class ServiceOptions
     /// <summary>Private runtime files (snapshot NBD sockets).</summary>
     public string RuntimeDirectory { get; set; } = "/run/grpc-backup/work";
 
+    /// <summary>The per-guest locks, shared with the CLI's direct mode (<c>grpc-backup backup --endpoint … --lock-dir</c>).</summary>
+    public string LockDirectory { get; set; } = Orchestrator.GuestLock.DefaultDirectory;
+
     /// <summary>The management socket (mode 0600, root only).</summary>
     public string SocketPath { get; set; } = DefaultSocket;
 
@@ -23,9 +26,9 @@ public sealed class ServiceOptions
     /// <summary>Print <see cref="Usage"/> and exit.</summary>
     public bool Help { get; set; }
 
-    public const string Usage = "grpc-backupd [--config DIR] [--state DIR] [--runtime DIR] [--socket PATH] [--check-config]";
+    public const string Usage = "grpc-backupd [--config DIR] [--state DIR] [--runtime DIR] [--lock-dir DIR] [--socket PATH] [--check-config]";
 
-    /// <summary>Parses <c>--config DIR --state DIR --runtime DIR --socket PATH --check-config --help</c>.</summary>
+    /// <summary>Parses <c>--config DIR --state DIR --runtime DIR --lock-dir DIR --socket PATH --check-config --help</c>.</summary>
     /// <exception cref="ArgumentException">An unknown option or a missing value.</exception>
     public static ServiceOptions Parse(IReadOnlyList<string> args)
     {
@@ -44,6 +47,9 @@ public sealed class ServiceOptions
                     break;
                 case "--runtime":
                     options.RuntimeDirectory = Value();
+                    break;
+                case "--lock-dir":
+                    options.LockDirectory = Value();
                     break;
                 case "--socket":
                     options.SocketPath = Value();

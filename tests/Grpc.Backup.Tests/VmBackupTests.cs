@@ -225,7 +225,7 @@ public sealed class VmBackupTests
         Assert.DoesNotContain(Directory.GetFileSystemEntries(work.File("run")), e => !e.EndsWith(".log", StringComparison.Ordinal));
     }
 
-    private static async Task AssertRestoresToAsync(ProviderConnection connection, VmBackupResult backup,
+    internal static async Task AssertRestoresToAsync(ProviderConnection connection, VmBackupResult backup,
         IReadOnlyDictionary<string, string> expected, string target)
     {
         var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
@@ -247,10 +247,11 @@ public sealed class VmBackupTests
     }
 
     internal static Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, TempDirectory work,
-        ulong bandwidthLimit = 0, IProgress<Progress>? progress = null) => BackupAsync(connection, guest.Guest, work, bandwidthLimit, progress);
+        ulong bandwidthLimit = 0, IProgress<Progress>? progress = null, Microsoft.Extensions.Logging.ILogger<VmBackupRunner>? logger = null) =>
+        BackupAsync(connection, guest.Guest, work, bandwidthLimit, progress, logger);
 
     internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, Orchestrator.Inventory.VmGuest guest,
-        TempDirectory work, ulong bandwidthLimit = 0, IProgress<Progress>? progress = null)
+        TempDirectory work, ulong bandwidthLimit = 0, IProgress<Progress>? progress = null, Microsoft.Extensions.Logging.ILogger<VmBackupRunner>? logger = null)
     {
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
@@ -258,7 +259,7 @@ public sealed class VmBackupTests
         await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
         try
         {
-            return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest,
+            return await new VmBackupRunner(connection, logger ?? NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest,
                 new VmBackupOptions
                 {
                     FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",

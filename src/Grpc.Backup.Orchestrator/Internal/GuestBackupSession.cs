@@ -14,13 +14,19 @@ namespace Grpc.Backup.Orchestrator.Internal;
 /// </summary>
 internal sealed class GuestBackupSession(ProviderConnection provider, ILogger logger)
 {
+    /// <summary>What backup.proto allows BackupCleanup (and the log hand-off before it), from the host's side.</summary>
+    public static readonly TimeSpan CleanupTimeout = TimeSpan.FromMinutes(2);
+
     /// <summary>
     /// Runs <paramref name="body"/> (given the backup id, the archive name and the task log) inside the frame. The
     /// backup id is <paramref name="backupId"/> when the caller chose one (a journaling service), else a new one.
     /// </summary>
+    /// <param name="settle">What must wait for the provider's commit (a VM's dirty bitmaps): called with true only after
+    /// BackupCleanup(success=true) returned OK, with false on every other path; it must not throw.</param>
     /// <returns>The body's result and the provider's stats from BackupCleanup.</returns>
     public async Task<(T Result, BackupStats Stats)> RunAsync<T>(string jobId, GuestType guestType, string guestId, string guestName,
-        string runtimeDirectory, string? backupId, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken)
+        string runtimeDirectory, string? backupId, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken,
+        Func<bool, TaskLog, Task>? settle = null)
     {
         ArgumentNullException.ThrowIfNull(body);
         backupId ??= Guid.NewGuid().ToString();
@@ -44,14 +50,31 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
             }
             log.Info($"archive {init.ArchiveName}");
             T result = await body(backupId, init.ArchiveName, log);
-            return (result, await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats());
+            log.Info("stored; BackupCleanup(success=true) decides whether the backup is committed");
+            BackupStats stats = await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats();
+            // Only now is the archive the provider's: what depends on it (the next incremental's base) may move.
+            if (settle is not null)
+            {
+                await settle(true, log);
+            }
+            return (result, stats);
         }
         catch (Exception e)
         {
             string error = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
             log.Error($"backup failed: {error}");
-            // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
-            await CleanupAsync(jobId, backupId, false, error, log, logPath);
+            try
+            {
+                // BackupCleanup runs on every path; for a backup_id the provider never saw it is a harmless no-op.
+                await CleanupAsync(jobId, backupId, false, error, log, logPath);
+            }
+            finally
+            {
+                if (settle is not null)
+                {
+                    await settle(false, log);
+                }
+            }
             throw;
         }
         finally
@@ -63,8 +86,11 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
 
     private async Task<BackupStats?> CleanupAsync(string jobId, string backupId, bool success, string error, TaskLog log, string logPath)
     {
-        // The log and the cleanup must reach the provider even when the backup was cancelled.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        // The log and the cleanup must reach the provider even when the backup was cancelled. BackupCleanup gets the
+        // time the contract gives it (backup.proto), as its deadline: the connection's shorter unary deadline would
+        // otherwise apply, and a commit cut off by it would count as failed.
+        using var timeout = new CancellationTokenSource(CleanupTimeout);
+        DateTime deadline = DateTime.UtcNow + CleanupTimeout;
         try
         {
             using (var handle = File.OpenHandle(logPath, FileMode.Open, FileAccess.Read))
@@ -74,8 +100,9 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
                     cancellationToken: timeout.Token);
             }
         }
-        catch (Exception e) when (e is RpcException or IOException)
+        catch (Exception e) when (e is RpcException or IOException or System.Net.Sockets.SocketException)
         {
+            // A provider that restarted has a new sideband; its loss must not keep BackupCleanup from being called.
             log.Warn($"handing the task log to the provider failed: {e.Message}");
         }
         try
@@ -86,7 +113,7 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
                 BackupId = backupId,
                 Success = success,
                 Error = error,
-            }, cancellationToken: timeout.Token);
+            }, deadline: deadline, cancellationToken: timeout.Token);
             return response.Stats;
         }
         catch (RpcException e) when (!success)

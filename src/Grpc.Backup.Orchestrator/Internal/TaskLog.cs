@@ -20,6 +20,7 @@ internal sealed class TaskLog : IDisposable
     private readonly Lock _lock = new();
     private long _written;
     private bool _capped;
+    private bool _closed;
 
     public TaskLog(string path, ILogger logger)
     {
@@ -42,7 +43,15 @@ internal sealed class TaskLog : IDisposable
 
     public void Error(string message) => Write(LogLevel.Error, "ERROR", message);
 
-    public void Dispose() => _writer.Dispose();
+    /// <summary>Closes the file; later lines (a settlement after the hand-off) still reach the host's logger.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            _writer.Dispose();
+        }
+    }
 
     private void Write(LogLevel level, string tag, string message)
     {
@@ -52,7 +61,7 @@ internal sealed class TaskLog : IDisposable
 #pragma warning restore CA2254
         lock (_lock)
         {
-            if (_capped)
+            if (_capped || _closed)
             {
                 return;
             }

@@ -12,8 +12,9 @@ namespace Grpc.Backup.Qemu;
 /// <remarks>
 /// Bitmaps are handled offline with <c>qemu-img bitmap</c> and mirror <see cref="VmSnapshotAccess"/>:
 /// an inconsistent bitmap (qcow2 flag <c>in-use</c>, which qemu-nbd refuses) or a disabled one is removed
-/// and the backup is full (New); after a successful backup a reused bitmap is cleared and a new one
-/// created, so the next backup is incremental from this image; after a failure nothing changes.
+/// and the backup is full (New); once the provider committed (<see cref="SettleBitmapAsync"/>) a reused bitmap is
+/// cleared and a new one created, so the next backup is incremental from this image; after a failure, or a commit
+/// that failed or never came, nothing changes.
 /// </remarks>
 public sealed class OfflineImageExport : IAsyncDisposable
 {
@@ -21,6 +22,8 @@ public sealed class OfflineImageExport : IAsyncDisposable
     private readonly ExternalProcess _server;
     private readonly Lock _gate = new();
     private Task? _finish;
+    private Task? _settle;
+    private bool _stored;
 
     private OfflineImageExport(OfflineImageExportOptions options, ExternalProcess server, SnapshotExport export)
     {
@@ -84,25 +87,51 @@ public sealed class OfflineImageExport : IAsyncDisposable
         return export;
     }
 
-    /// <summary>Stops qemu-nbd, then settles the bitmap; safe to call more than once.</summary>
+    /// <summary>
+    /// Stops qemu-nbd; safe to call more than once. After <paramref name="backupSucceeded"/> the bitmap waits for
+    /// <see cref="SettleBitmapAsync"/>.
+    /// </summary>
     public Task FinishAsync(bool backupSucceeded, CancellationToken cancellationToken = default)
     {
         lock (_gate)
         {
-            return _finish ??= FinishCoreAsync(backupSucceeded, cancellationToken);
+            return _finish ??= FinishCoreAsync(backupSucceeded);
+        }
+    }
+
+    /// <summary>
+    /// After a successful <see cref="FinishAsync"/>: moves the image's bitmap to this backup only if
+    /// <paramref name="providerCommitted"/> (BackupCleanup(success=true) returned OK); otherwise leaves it as it was,
+    /// so the next incremental still covers everything since the last commit. Safe to call more than once.
+    /// </summary>
+    public Task SettleBitmapAsync(bool providerCommitted, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_finish is null)
+            {
+                throw new InvalidOperationException("Finish first: the bitmap can only be settled once qemu-nbd is gone.");
+            }
+
+            return _settle ??= SettleCoreAsync(providerCommitted, cancellationToken);
         }
     }
 
     /// <summary>Finishes as a failed backup unless <see cref="FinishAsync"/> ran.</summary>
     public async ValueTask DisposeAsync() => await FinishAsync(backupSucceeded: false, CancellationToken.None);
 
-    private async Task FinishCoreAsync(bool backupSucceeded, CancellationToken cancellationToken)
+    private async Task FinishCoreAsync(bool backupSucceeded)
     {
         // Read-only, so killing it cannot damage the image; it must be gone before qemu-img takes the write lock.
         await _server.DisposeAsync();
         File.Delete(_options.NbdSocketPath);
+        _stored = backupSucceeded;
+    }
 
-        if (!backupSucceeded || !IsQcow2(_options))
+    private async Task SettleCoreAsync(bool providerCommitted, CancellationToken cancellationToken)
+    {
+        await _finish!;
+        if (!_stored || !providerCommitted || !IsQcow2(_options))
         {
             return;
         }

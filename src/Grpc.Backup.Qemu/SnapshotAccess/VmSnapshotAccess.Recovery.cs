@@ -14,11 +14,14 @@ public sealed partial class VmSnapshotAccess
 {
     /// <summary>
     /// Removes every leftover of an interrupted snapshot access on <paramref name="disks"/>, in teardown order, and
-    /// settles their bitmaps as a failed backup would: a background bitmap is folded into its stable one
-    /// (stable |= background: the next incremental still covers every write since the last successful backup). A
-    /// stable bitmap without a background one may have been created by the interrupted (full) backup, so it is removed
-    /// and the next backup is full: over-copying is safe, a bitmap younger than the provider's last backup is not.
+    /// settles their bitmaps as a backup whose commit is unknown: a background bitmap is folded into its stable one
+    /// (stable |= background: the next incremental still covers every write since the last successful backup), or
+    /// removed when there is no stable one (an interrupted full backup: the next is full too). A recording stable bitmap
+    /// without a background one is a committed base (a full backup creates its stable bitmap only after the commit) and
+    /// stays; a frozen or inconsistent one is removed and the next backup is full.
     /// </summary>
+    /// <remarks>The caller must make sure no live backup of these disks is running (the guest lock): every
+    /// <c>gbXXXXXXXX-…</c> node is taken for a leftover.</remarks>
     /// <param name="nbdSocketPath">The interrupted backup's private NBD socket: if it still exists, that backup
     /// started QEMU's NBD server, which is stopped.</param>
     /// <returns>What was found and removed, one line each, for the caller's log.</returns>
@@ -94,10 +97,10 @@ public sealed partial class VmSnapshotAccess
                 await qmp.TransactionAsync(actions, properties: null, cancellationToken);
                 done.Add($"{disk.DeviceName}: folded {background} back into {stable}");
             }
-            else if (stableInfo is not null)
+            else if (stableInfo is { IsUsableBase: false })
             {
                 await qmp.TransactionAsync([BitmapActions.Remove(disk.FormatNode, stable)], properties: null, cancellationToken);
-                done.Add($"{disk.DeviceName}: removed {stable}, which the interrupted backup may have started; the next backup is full");
+                done.Add($"{disk.DeviceName}: removed {stable}, which the interrupted backup left frozen or inconsistent; the next backup is full");
             }
         }
 
@@ -128,6 +131,9 @@ public sealed partial class VmSnapshotAccess
         }
     }
 
+    /// <summary>Whether a node or export id is one that snapshot access creates (<c>gbXXXXXXXX-…</c>).</summary>
+    public static bool IsBackupNode(string name) => BackupNodeName().IsMatch(name);
+
     private static Regex LeftoverName(string kind) => kind switch
     {
         "exp" => ExportName(),
@@ -137,6 +143,9 @@ public sealed partial class VmSnapshotAccess
         "thr" => ThrottleNode(),
         _ => FleeceFileNode(),
     };
+
+    [GeneratedRegex("^gb[0-9a-f]{8}-(exp|snap|cbw|fl|ff|thr|tg)[0-9]+$")]
+    private static partial Regex BackupNodeName();
 
     [GeneratedRegex("^gb[0-9a-f]{8}-exp[0-9]+$")]
     private static partial Regex ExportName();

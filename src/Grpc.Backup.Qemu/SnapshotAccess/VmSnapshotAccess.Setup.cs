@@ -9,6 +9,16 @@ public sealed partial class VmSnapshotAccess
     private async Task InspectAsync(CancellationToken cancellationToken)
     {
         IReadOnlyDictionary<string, BlockNodeInfo> nodes = await QueryNodesAsync(cancellationToken);
+        // Another backup's graph: a running one (another process, or the guest lock bypassed) or one that died. Either
+        // way this backup must not switch the filter under it, nor fold its background bitmap.
+        string[] foreign = [.. nodes.Keys.Where(IsBackupNode).Order(StringComparer.Ordinal)];
+        if (foreign.Length > 0)
+        {
+            throw new SnapshotAccessException(null, "inspect",
+                $"the guest's block graph holds another backup's nodes ({string.Join(", ", foreign)}): a backup of this guest is running, "
+                + "or one crashed and was not recovered yet (grpc-backupd recovers its own at start-up)");
+        }
+
         bool recovered = false;
         foreach (DiskSession disk in _disks)
         {
@@ -152,7 +162,9 @@ public sealed partial class VmSnapshotAccess
                 disk.Progress.RecordingBitmapAdded = true;
                 break;
             case BitmapOutcome.New:
-                await SnapshotStep.RunAsync(disk.DeviceName, "create bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BitmapName, disk.Disk.PersistentBitmaps)], properties: null, cancellationToken));
+                // Also the background one: the stable bitmap is created from it only once the provider committed, so a
+                // crash or a failed commit never leaves a base the provider has no image for.
+                await SnapshotStep.RunAsync(disk.DeviceName, "add background bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BackgroundBitmapName, persistent: false)], properties: null, cancellationToken));
                 disk.Progress.RecordingBitmapAdded = true;
                 break;
         }

@@ -2,7 +2,7 @@ using Grpc.Backup.Qemu.Internal;
 
 namespace Grpc.Backup.Qemu;
 
-/// <summary>Teardown: per disk in reverse order (see <see cref="DiskTeardown"/>), then the NBD server.</summary>
+/// <summary>Teardown: per disk in reverse order (see <see cref="DiskTeardown"/>), then the NBD server; later the bitmaps.</summary>
 public sealed partial class VmSnapshotAccess
 {
     private async Task TeardownCoreAsync(bool backupSucceeded, CancellationToken cancellationToken)
@@ -31,9 +31,41 @@ public sealed partial class VmSnapshotAccess
         }
 
         Exports = [];
+        ThrowIfAny(errors, "teardown");
+    }
+
+    private async Task SettleCoreAsync(bool providerCommitted)
+    {
+        try
+        {
+            await _teardown!;
+        }
+        catch (SnapshotAccessException)
+        {
+            // Reported by TeardownAsync; whatever bitmap it could not settle is settled below as not committed.
+            providerCommitted = false;
+        }
+
+        var errors = new List<Exception>();
+        foreach (DiskSession disk in _disks.Reverse())
+        {
+            if (disk.Progress.ExportAdded)
+            {
+                // A stable bitmap an export still reads is busy; the next setup folds the background bitmap back.
+                continue;
+            }
+
+            await new DiskTeardown(_qmp, disk, _log, errors).SettleBitmapsAsync(providerCommitted);
+        }
+
+        ThrowIfAny(errors, "settle bitmaps");
+    }
+
+    private static void ThrowIfAny(List<Exception> errors, string step)
+    {
         if (errors.Count > 0)
         {
-            throw new SnapshotAccessException(null, "teardown", $"{errors.Count} step(s) failed, first: {errors[0].Message}", new AggregateException(errors));
+            throw new SnapshotAccessException(null, step, $"{errors.Count} step(s) failed, first: {errors[0].Message}", new AggregateException(errors));
         }
     }
 }

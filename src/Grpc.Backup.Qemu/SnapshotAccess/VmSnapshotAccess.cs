@@ -12,8 +12,13 @@ namespace Grpc.Backup.Qemu;
 /// <para>
 /// <b>Bitmaps.</b> Each device has a stable bitmap (<see cref="SnapshotAccessOptions.GetBitmapName"/>),
 /// persistent on qcow2 and in memory on raw, that is the base of the next incremental backup. For an
-/// incremental (Reuse) a background bitmap records writes while the stable one is frozen and exported;
-/// teardown folds it back: stable := background after success, stable |= background after failure.
+/// incremental (Reuse) a background bitmap records writes while the stable one is frozen and exported; for a full
+/// backup (New) the background bitmap records alone. Nothing moves the base before the provider committed: teardown
+/// after a success leaves both as they are, and <see cref="SettleBitmapsAsync"/> (called once BackupCleanup's answer is
+/// known) sets stable := background (New: creates the stable bitmap from it) after a commit, or stable |= background
+/// (New: drops the background) otherwise. A failed backup settles at teardown. A process that dies anywhere in between
+/// leaves the background bitmap, which the next setup or <see cref="RecoverAsync"/> folds back: over-reporting, never a
+/// missed write.
 /// </para>
 /// <para>
 /// <b>Order within the quiesce window, per disk:</b> (a) start the recording bitmap (background for
@@ -50,6 +55,7 @@ public sealed partial class VmSnapshotAccess : IAsyncDisposable
     private readonly Lock _gate = new();
     private NbdServerLease? _nbdServer;
     private Task? _teardown;
+    private Task? _settle;
     private bool _ready;
 
     private VmSnapshotAccess(QmpClient qmp, DiskSession[] disks, SnapshotAccessOptions options)
@@ -110,8 +116,9 @@ public sealed partial class VmSnapshotAccess : IAsyncDisposable
     /// failures are collected into one <see cref="SnapshotAccessException"/>.
     /// </summary>
     /// <param name="backupSucceeded">
-    /// True only if the provider stored every export completely: then the next incremental starts from
-    /// this backup's instant. Otherwise the next one still covers everything since the last success.
+    /// True only if the provider stored every export completely: the bitmaps then wait for
+    /// <see cref="SettleBitmapsAsync"/>. False settles them at once as a failure: the next incremental still covers
+    /// everything since the last success.
     /// </param>
     /// <param name="cancellationToken">
     /// Only shortens the wait for a safe export deletion (a hard one follows); the rest always runs,
@@ -125,7 +132,29 @@ public sealed partial class VmSnapshotAccess : IAsyncDisposable
         }
     }
 
-    /// <summary>Tears down as a failed backup unless <see cref="TeardownAsync"/> ran; never throws (failures are logged).</summary>
+    /// <summary>
+    /// After a successful <see cref="TeardownAsync"/>: moves the incremental base to this backup's instant if
+    /// <paramref name="providerCommitted"/> (BackupCleanup(success=true) returned OK), else folds the background bitmap
+    /// back as a failed backup does. Safe to call more than once (later calls return the first call's task); after a
+    /// failed teardown the bitmaps are settled already and this does nothing.
+    /// </summary>
+    public Task SettleBitmapsAsync(bool providerCommitted)
+    {
+        lock (_gate)
+        {
+            if (_teardown is null)
+            {
+                throw new InvalidOperationException("Tear down first: the bitmaps can only be settled once the exports are gone.");
+            }
+
+            return _settle ??= SettleCoreAsync(providerCommitted);
+        }
+    }
+
+    /// <summary>
+    /// Tears down as a failed backup unless <see cref="TeardownAsync"/> ran, and settles the bitmaps as not committed
+    /// unless <see cref="SettleBitmapsAsync"/> ran; never throws (failures are logged).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         try
@@ -135,6 +164,15 @@ public sealed partial class VmSnapshotAccess : IAsyncDisposable
         catch (SnapshotAccessException)
         {
             // Already logged step by step; disposal must not throw.
+        }
+
+        try
+        {
+            await SettleBitmapsAsync(providerCommitted: false);
+        }
+        catch (SnapshotAccessException)
+        {
+            // Logged; a background bitmap left behind is folded back by the next setup.
         }
     }
 

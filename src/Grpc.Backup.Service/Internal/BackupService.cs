@@ -28,7 +28,7 @@ internal static class BackupService
 
     public static async Task<int> RunAsync(ServiceOptions options)
     {
-        var paths = new ServicePaths(options.ConfigDirectory, options.StateDirectory, options.RuntimeDirectory, options.SocketPath);
+        var paths = new ServicePaths(options.ConfigDirectory, options.StateDirectory, options.RuntimeDirectory, options.SocketPath, options.LockDirectory);
         ServiceConfiguration config;
         try
         {
@@ -104,7 +104,7 @@ internal static class BackupService
 
         await using WebApplication app = builder.Build();
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Grpc.Backup.Service");
-        int recovered = await new CrashRecovery(catalog, config, app.Services.GetRequiredService<ILoggerFactory>()).RecoverAsync(CancellationToken.None);
+        int recovered = await new CrashRecovery(catalog, config, paths.LockDirectory, app.Services.GetRequiredService<ILoggerFactory>()).RecoverAsync(CancellationToken.None);
         if (recovered > 0)
         {
             logger.LogWarning("Recovered {Count} backup(s) interrupted by a crash", recovered);

@@ -2,9 +2,10 @@ namespace Grpc.Backup.Service.Internal;
 
 /// <summary>
 /// Where the service keeps its state: <c>STATE/catalog.db</c> (catalog and journal), <c>STATE/logs/</c> (per-guest task
-/// logs, as vzdump's), <c>STATE/manifests/</c> (containers' file manifests, for verification), and a private runtime directory for the snapshot NBD sockets. All created root-only (0700).
+/// logs, as vzdump's), <c>STATE/manifests/</c> (containers' file manifests, for verification), a private runtime directory for the snapshot NBD sockets, and the per-guest locks (shared with the CLI's direct mode). All created root-only (0700).
 /// </summary>
-internal sealed record ServicePaths(string ConfigDirectory, string StateDirectory, string RuntimeDirectory, string SocketPath)
+internal sealed record ServicePaths(string ConfigDirectory, string StateDirectory, string RuntimeDirectory, string SocketPath,
+    string LockDirectory = Orchestrator.GuestLock.DefaultDirectory)
 {
     public string CatalogPath => Path.Combine(StateDirectory, "catalog.db");
 

@@ -35,6 +35,7 @@ public sealed class BandwidthLimitTests(ITestOutputHelper output)
         // Only the upper bound is the limit's: a starved machine reads slower than any limit, and that is not a failure.
         Assert.True(rate <= limit * 1.1, $"read at {rate / (1 << 20):F2} MiB/s, above the limit of {limit >> 20} MiB/s");
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         // The throttle node and its group go with the rest.
         await SnapshotAssert.LeftNothingAsync(vm);
         Assert.DoesNotContain((await vm.Qmp.ExecuteAsync("qom-list", new System.Text.Json.Nodes.JsonObject { ["path"] = "/objects" }))!.AsArray()

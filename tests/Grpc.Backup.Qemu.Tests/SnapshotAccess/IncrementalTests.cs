@@ -36,6 +36,7 @@ public sealed class IncrementalTests(ITestOutputHelper output)
             }
 
             await second.TeardownAsync(backupSucceeded: true);
+            await second.SettleBitmapsAsync(providerCommitted: true);
         }
 
         // Only what was written during backup #2: the background bitmap became the base.
@@ -95,6 +96,7 @@ public sealed class IncrementalTests(ITestOutputHelper output)
             }
 
             await none.TeardownAsync(backupSucceeded: true);
+            await none.SettleBitmapsAsync(providerCommitted: true);
         }
 
         Assert.Empty(await vm.BitmapsAsync(0));
@@ -116,15 +118,88 @@ public sealed class IncrementalTests(ITestOutputHelper output)
             {
                 Assert.Equal(BitmapOutcome.New, full.Exports[disk].Bitmap);
                 Assert.Null(full.Exports[disk].BitmapContext);
-                var bitmap = (await vm.BitmapsAsync(disk))[StorageDaemonVm.BitmapName(disk)];
-                Assert.True(bitmap.Recording);
-                Assert.Equal(0, bitmap.Count); // the earlier writes are gone with the old bitmap
+                // The earlier writes are gone with the old bitmap; the new base is born at the commit, from the
+                // background bitmap that records meanwhile.
+                var bitmaps = await vm.BitmapsAsync(disk);
+                Assert.False(bitmaps.ContainsKey(StorageDaemonVm.BitmapName(disk)));
+                var background = bitmaps[StorageDaemonVm.BitmapName(disk) + "-bg"];
+                Assert.True(background.Recording);
+                Assert.Equal(0, background.Count);
             }
 
             await vm.GuestWriteAllAsync(s_during);
             await full.TeardownAsync(backupSucceeded: true);
+            await full.SettleBitmapsAsync(providerCommitted: true);
         }
 
+        await AssertNextBackupDirtyAsync(vm, s_during);
+        await SnapshotAssert.LeftNothingAsync(vm);
+    }
+
+    [Fact(Timeout = TestTimeouts.Test)]
+    public async Task Incremental_the_provider_did_not_commit_keeps_every_write_since_the_last_commit()
+    {
+        await using StorageDaemonVm vm = await StorageDaemonVm.StartAsync();
+        await vm.TakeFullBackupAsync(output);
+        await vm.GuestWriteAllAsync(s_before);
+        (long Offset, long Length)[] afterTeardown = [(26 * MiB, 4096)];
+
+        await using (VmSnapshotAccess uncommitted = await SetupAsync(vm, BitmapRequest.Use))
+        {
+            await vm.GuestWriteAllAsync(s_during);
+            // The provider stored every export, so teardown succeeds; but BackupCleanup(success=true) then fails.
+            await uncommitted.TeardownAsync(backupSucceeded: true);
+            for (int disk = 0; disk < StorageDaemonVm.DiskCount; disk++)
+            {
+                // Until the commit is known the base has not moved: the stable bitmap is still frozen.
+                Assert.False((await vm.BitmapsAsync(disk))[StorageDaemonVm.BitmapName(disk)].Recording);
+            }
+
+            await vm.GuestWriteAllAsync(afterTeardown);
+            await uncommitted.SettleBitmapsAsync(providerCommitted: false);
+        }
+
+        await AssertNextBackupDirtyAsync(vm, [.. s_before, .. s_during, .. afterTeardown]);
+        await SnapshotAssert.LeftNothingAsync(vm);
+    }
+
+    [Fact(Timeout = TestTimeouts.Test)]
+    public async Task Full_backup_the_provider_did_not_commit_leaves_no_base()
+    {
+        await using StorageDaemonVm vm = await StorageDaemonVm.StartAsync();
+        await using (VmSnapshotAccess uncommitted = await SetupAsync(vm, BitmapRequest.Use))
+        {
+            Assert.All(uncommitted.Exports, e => Assert.Equal(BitmapOutcome.New, e.Bitmap));
+            await uncommitted.TeardownAsync(backupSucceeded: true);
+            // Disposal without a settle: as after a cancelled or failed BackupCleanup.
+        }
+
+        Assert.Empty(await vm.BitmapsAsync(0));
+        Assert.Empty(await vm.BitmapsAsync(1));
+        await SnapshotAssert.LeftNothingAsync(vm);
+    }
+
+    [Fact(Timeout = TestTimeouts.Test)]
+    public async Task Setup_refuses_a_guest_whose_graph_holds_another_backups_nodes()
+    {
+        await using StorageDaemonVm vm = await StorageDaemonVm.StartAsync();
+        await vm.TakeFullBackupAsync(output);
+        await vm.GuestWriteAllAsync(s_before);
+        await using VmSnapshotAccess first = await SetupAsync(vm, BitmapRequest.Use);
+        string[] nodes = await vm.NodeNamesAsync();
+
+        var refused = await Assert.ThrowsAsync<SnapshotAccessException>(() => SetupAsync(vm, BitmapRequest.Use));
+        Assert.Contains("another backup's nodes", refused.Message, StringComparison.Ordinal);
+        // The first backup is untouched: same graph, its bitmap still frozen and exported, its data readable.
+        Assert.Equal(nodes, await vm.NodeNamesAsync());
+        foreach (SnapshotExport export in first.Exports)
+        {
+            Assert.Null(await vm.Nbd.ReadErrorAsync(NbdTool.Uri(export), 20 * MiB, MiB));
+        }
+
+        await vm.GuestWriteAllAsync(s_during);
+        await first.TeardownAsync(backupSucceeded: true);
+        await first.SettleBitmapsAsync(providerCommitted: true);
         await AssertNextBackupDirtyAsync(vm, s_during);
         await SnapshotAssert.LeftNothingAsync(vm);
     }
@@ -145,5 +220,6 @@ public sealed class IncrementalTests(ITestOutputHelper output)
         }
 
         await next.TeardownAsync(backupSucceeded: true);
+        await next.SettleBitmapsAsync(providerCommitted: true);
     }
 }

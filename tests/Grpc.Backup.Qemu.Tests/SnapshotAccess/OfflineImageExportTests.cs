@@ -39,6 +39,7 @@ public sealed class OfflineImageExportTests : IDisposable
             Assert.Equal(expected, await _nbd.Sha256Async(uri));
             Assert.NotNull(await _nbd.WriteErrorAsync(uri, 0, 4096)); // read-only
             await export.FinishAsync(backupSucceeded: true);
+            await export.SettleBitmapAsync(providerCommitted: true);
         }
 
         await AssertNotListeningAsync();
@@ -47,6 +48,39 @@ public sealed class OfflineImageExportTests : IDisposable
             Assert.Equal(BitmapOutcome.Reuse, next.Export.Bitmap);
             Assert.Empty(await _nbd.DirtyExtentsAsync(NbdTool.Uri(next.Export), next.Export.BitmapContext!));
         }
+    }
+
+    [Fact(Timeout = TestTimeouts.Test)]
+    public async Task A_backup_the_provider_did_not_commit_leaves_the_bitmap_as_it_was()
+    {
+        await CreateImageAsync();
+        await QemuProcess.RunToolAsync("qemu-img", "bitmap", "--add", "-f", "qcow2", Image, Bitmap);
+        await QemuProcess.RunToolAsync("qemu-io", "-f", "qcow2", "-c", "write -P 7 1M 4k", Image);
+
+        await using (OfflineImageExport export = await OfflineImageExport.StartAsync(Options(BitmapRequest.Use)))
+        {
+            Assert.Equal(BitmapOutcome.Reuse, export.Export.Bitmap);
+            await export.FinishAsync(backupSucceeded: true);
+            // BackupCleanup(success=true) failed.
+            await export.SettleBitmapAsync(providerCommitted: false);
+        }
+
+        await using (OfflineImageExport next = await OfflineImageExport.StartAsync(Options(BitmapRequest.Use)))
+        {
+            Assert.Equal(BitmapOutcome.Reuse, next.Export.Bitmap);
+            Assert.Equal([(1 * MiB, 64 * 1024L)], await _nbd.DirtyExtentsAsync(NbdTool.Uri(next.Export), next.Export.BitmapContext!));
+        }
+
+        // An uncommitted full backup adds no bitmap: the next one is full again.
+        await QemuProcess.RunToolAsync("qemu-img", "bitmap", "--remove", "-f", "qcow2", Image, Bitmap);
+        await using (OfflineImageExport full = await OfflineImageExport.StartAsync(Options(BitmapRequest.Use)))
+        {
+            Assert.Equal(BitmapOutcome.New, full.Export.Bitmap);
+            await full.FinishAsync(backupSucceeded: true);
+        }
+
+        await using OfflineImageExport again = await OfflineImageExport.StartAsync(Options(BitmapRequest.Use));
+        Assert.Equal(BitmapOutcome.New, again.Export.Bitmap);
     }
 
     [Fact(Timeout = TestTimeouts.Test)]
@@ -65,6 +99,7 @@ public sealed class OfflineImageExportTests : IDisposable
             Assert.DoesNotContain(Bitmap, await QemuProcess.RunToolAsync("qemu-img", "info", "-U", "--output=json", "-f", "qcow2", Image), StringComparison.Ordinal);
             Assert.Equal(await ImageSha256Async(), await _nbd.Sha256Async(NbdTool.Uri(export.Export)));
             await export.FinishAsync(backupSucceeded: true);
+            await export.SettleBitmapAsync(providerCommitted: true);
         }
 
         await using OfflineImageExport next = await OfflineImageExport.StartAsync(Options(BitmapRequest.Use));

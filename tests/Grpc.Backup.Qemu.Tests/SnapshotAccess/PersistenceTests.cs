@@ -25,6 +25,7 @@ public sealed class PersistenceTests(ITestOutputHelper output)
             SnapshotExport export = afterQuit.Exports[0];
             Assert.Equal([(6 * MiB, 64 * 1024L)], await vm.Nbd.DirtyExtentsAsync(NbdTool.Uri(export), export.BitmapContext!));
             await afterQuit.TeardownAsync(backupSucceeded: true);
+            await afterQuit.SettleBitmapsAsync(providerCommitted: true);
         }
 
         await vm.GuestWriteAsync(0, 7 * MiB, 4096, 3);
@@ -37,12 +38,16 @@ public sealed class PersistenceTests(ITestOutputHelper output)
         await using (VmSnapshotAccess afterCrash = await SetupAsync(vm))
         {
             Assert.Equal([BitmapOutcome.New, BitmapOutcome.New], afterCrash.Exports.Select(e => e.Bitmap));
-            var fresh = (await vm.BitmapsAsync(0))[StorageDaemonVm.BitmapName(0)];
-            Assert.False(fresh.Inconsistent);
-            Assert.True(fresh.Recording);
-            Assert.Equal(0, fresh.Count);
+            // The inconsistent one is gone; the new base is born at the commit.
+            Assert.False((await vm.BitmapsAsync(0)).ContainsKey(StorageDaemonVm.BitmapName(0)));
             await afterCrash.TeardownAsync(backupSucceeded: true);
+            await afterCrash.SettleBitmapsAsync(providerCommitted: true);
         }
+
+        var fresh = (await vm.BitmapsAsync(0))[StorageDaemonVm.BitmapName(0)];
+        Assert.False(fresh.Inconsistent);
+        Assert.True(fresh.Recording);
+        Assert.Equal(0, fresh.Count);
 
         await SnapshotAssert.LeftNothingAsync(vm);
     }

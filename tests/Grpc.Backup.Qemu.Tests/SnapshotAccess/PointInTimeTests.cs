@@ -36,6 +36,7 @@ public sealed class PointInTimeTests(ITestOutputHelper output)
         Assert.Equal(reference, await Task.WhenAll(access.Exports.Select(e => vm.Nbd.Sha256Async(NbdTool.Uri(e)))));
 
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         Assert.Empty(access.Exports);
         await SnapshotAssert.LeftNothingAsync(vm);
     }
@@ -65,6 +66,7 @@ public sealed class PointInTimeTests(ITestOutputHelper output)
         // Before: no copy-before-write, bitmaps recording. After: both disks switched, both bitmaps frozen.
         Assert.Equal(["enter: cbw=0 recording=2", "exit: cbw=2 recording=0"], events);
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         Assert.Equal(2, events.Count);
     }
 

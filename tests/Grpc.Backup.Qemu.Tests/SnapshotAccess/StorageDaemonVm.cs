@@ -132,6 +132,7 @@ internal sealed class StorageDaemonVm : IAsyncDisposable
         await using VmSnapshotAccess access = await VmSnapshotAccess.SetupAsync(Qmp, Disks(BitmapRequest.Use), Options(output));
         Assert.All(access.Exports, e => Assert.Equal(BitmapOutcome.New, e.Bitmap));
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
     }
 
     public async Task<string> GuestSha256Async(int disk)

@@ -67,9 +67,12 @@ public sealed class TeardownTests(ITestOutputHelper output)
             Task first = access.TeardownAsync(backupSucceeded: true);
             Assert.Same(first, access.TeardownAsync(backupSucceeded: false));
             await first;
+            Task settled = access.SettleBitmapsAsync(providerCommitted: true);
+            Assert.Same(settled, access.SettleBitmapsAsync(providerCommitted: false));
+            await settled;
             await access.DisposeAsync();
             await SnapshotAssert.LeftNothingAsync(vm);
-            // Succeeded although forced: the bitmaps moved on.
+            // Succeeded although forced, and committed: the bitmaps moved on.
             Assert.True((await vm.BitmapsAsync(0))[StorageDaemonVm.BitmapName(0)].Recording);
         }
         finally
@@ -138,6 +141,7 @@ public sealed class TeardownTests(ITestOutputHelper output)
         }
 
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         await SnapshotAssert.LeftNothingAsync(vm);
     }
 
@@ -152,5 +156,6 @@ public sealed class TeardownTests(ITestOutputHelper output)
         }
 
         await next.TeardownAsync(backupSucceeded: true);
+        await next.SettleBitmapsAsync(providerCommitted: true);
     }
 }

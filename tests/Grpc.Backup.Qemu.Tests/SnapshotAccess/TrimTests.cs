@@ -46,6 +46,7 @@ public sealed class TrimTests(ITestOutputHelper output)
         }
 
         await access.TeardownAsync(backupSucceeded: true);
+        await access.SettleBitmapsAsync(providerCommitted: true);
         await SnapshotAssert.LeftNothingAsync(vm);
     }
 

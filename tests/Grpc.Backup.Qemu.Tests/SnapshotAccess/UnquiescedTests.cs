@@ -27,6 +27,7 @@ public sealed class UnquiescedTests(ITestOutputHelper output)
             Assert.All(full.Exports, e => Assert.Equal(BitmapOutcome.New, e.Bitmap));
             await Task.WhenAll(full.Exports.Select((e, disk) => vm.Nbd.CopyAsync(NbdTool.Uri(e), images[disk])));
             await full.TeardownAsync(backupSucceeded: true);
+            await full.SettleBitmapsAsync(providerCommitted: true);
         }
         // Both guests write after the full's instant, so each incremental has something to apply.
         await writer0.WaitForAsync(writer0.Written + 2);
@@ -47,6 +48,7 @@ public sealed class UnquiescedTests(ITestOutputHelper output)
             }
 
             await incremental.TeardownAsync(backupSucceeded: true);
+            await incremental.SettleBitmapsAsync(providerCommitted: true);
         }
 
         Assert.True(await writer0.StopAsync() > 0);

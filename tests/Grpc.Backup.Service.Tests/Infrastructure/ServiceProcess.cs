@@ -50,7 +50,10 @@ internal sealed class ServiceProcess : IAsyncDisposable
     public void AddDirectoryStorage(string name, DirectoryProviderProcess provider) =>
         WriteConfig($"storages/{name}.conf", $"endpoint: {provider.Endpoint}\n");
 
-    public string[] Arguments => ["--config", ConfigDirectory, "--state", StateDirectory, "--runtime", Root.File("run"), "--socket", SocketPath];
+    /// <summary>The per-guest locks (private to the test, so parallel tests' guests "100" never meet).</summary>
+    public string LockDirectory => Root.File("locks");
+
+    public string[] Arguments => ["--config", ConfigDirectory, "--state", StateDirectory, "--runtime", Root.File("run"), "--lock-dir", LockDirectory, "--socket", SocketPath];
 
     public async Task StartAsync()
     {

@@ -25,6 +25,9 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
     public TaskCompletionSource BackupContainerStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public TaskCompletionSource<bool> BackupContainerSawCancellation { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>When set, BackupVm reads its start, reports one progress and then sends nothing until it is cancelled.</summary>
+    public bool BackupVmGoesSilent;
+
     public ConcurrentQueue<DateTime> Deadlines { get; } = new();
     public ConcurrentQueue<string> ReceivedLogs { get; } = new();
 
@@ -81,6 +84,26 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
             BackupContainerSawCancellation.TrySetResult(true);
             throw;
         }
+    }
+
+    public override Task<BackupInitResponse> BackupInit(BackupInitRequest request, ServerCallContext context) =>
+        Task.FromResult(new BackupInitResponse { ArchiveName = $"{request.GuestId}/scripted-{request.BackupId[..8]}" });
+
+    public override Task<BackupGetMechanismResponse> BackupGetMechanism(BackupGetMechanismRequest request, ServerCallContext context) =>
+        Task.FromResult(new BackupGetMechanismResponse { Vm = VmBackupMechanism.Nbd });
+
+    public override Task<BackupVmQueryIncrementalResponse> BackupVmQueryIncremental(BackupVmQueryIncrementalRequest request, ServerCallContext context) =>
+        Task.FromResult(new BackupVmQueryIncrementalResponse());
+
+    public override async Task BackupVm(IAsyncStreamReader<BackupVmRequest> requestStream, IServerStreamWriter<BackupVmEvent> responseStream,
+        ServerCallContext context)
+    {
+        if (!BackupVmGoesSilent || !await requestStream.MoveNext(context.CancellationToken))
+        {
+            throw new RpcException(new Status(StatusCode.Unimplemented, "scripted: BackupVm not scripted"));
+        }
+        await responseStream.WriteAsync(new BackupVmEvent { Progress = new Progress { DeviceName = requestStream.Current.Start.Volumes[0].DeviceName, BytesDone = 1 } });
+        await Task.Delay(Timeout.Infinite, context.CancellationToken);
     }
 
     public override async Task<BackupHandleLogFileResponse> BackupHandleLogFile(BackupHandleLogFileRequest request, ServerCallContext context)

@@ -1,11 +1,13 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Orchestrator.Internal.Interop;
 
 /// <summary>
 /// The calls restore needs to handle paths a provider names, and targets other users could race, without following a
 /// symlink or blocking: open with O_PATH|O_NOFOLLOW, openat2 (no libc wrapper on Debian 12's glibc, so the raw
-/// syscall), mkdirat, unlinkat, fstatvfs. Constants are the Linux values, identical on x86_64 and arm64 except the
+/// syscall), mkdirat, unlinkat, fstatvfs; and flock(2) for the guest lock, which .NET has no explicit API for
+/// (FileShare.None takes one implicitly, but silently not at all when file locking is disabled by configuration). Constants are the Linux values, identical on x86_64 and arm64 except the
 /// syscall number (437 on both).
 /// </summary>
 internal static unsafe partial class Libc
@@ -28,6 +30,11 @@ internal static unsafe partial class Libc
 
     internal const int AtRemovedir = 0x200;
 
+    internal const int LockExclusive = 2;
+    internal const int LockNonBlocking = 4;
+    internal const int Ewouldblock = 11;
+    internal const int Eintr = 4;
+
     internal const int Eexist = 17;
     internal const int Eloop = 40;
     internal const int Enotdir = 20;
@@ -37,6 +44,13 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int open(string path, int flags, uint mode);
+
+    /// <summary>open(2) as a handle: File.OpenHandle would take its own shared flock, which conflicts with the exclusive one.</summary>
+    [LibraryImport(LibraryName, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial SafeFileHandle OpenHandle(string path, int flags, int mode);
+
+    [LibraryImport(LibraryName, EntryPoint = "flock", SetLastError = true)]
+    internal static partial int Flock(SafeFileHandle fd, int operation);
 
     [LibraryImport(LibraryName, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int mkdirat(int dirfd, string path, uint mode);

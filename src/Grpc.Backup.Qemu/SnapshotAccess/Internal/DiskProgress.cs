@@ -10,7 +10,7 @@ internal sealed class DiskProgress
 
     public bool FleeceNodeAdded { get; set; }
 
-    /// <summary>The background bitmap (Reuse) or the new stable bitmap (New) was added.</summary>
+    /// <summary>The background bitmap was added and is not settled yet (it outlives a successful teardown until the commit).</summary>
     public bool RecordingBitmapAdded { get; set; }
 
     public bool CbwAdded { get; set; }

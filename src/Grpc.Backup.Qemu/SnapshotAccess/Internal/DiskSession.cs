@@ -36,7 +36,8 @@ internal sealed class DiskSession
     public string BitmapName { get; }
 
     /// <summary>
-    /// Records writes made after the instant while the stable bitmap is frozen. Deterministic (not per
+    /// Records writes from just before the instant until the provider's commit is known: while the stable bitmap is
+    /// frozen (Reuse), or before it exists (New). Deterministic (not per
     /// backup) so that setup recognises and recovers one left behind by a crashed run.
     /// </summary>
     public string BackgroundBitmapName { get; }

@@ -2,7 +2,8 @@ namespace Grpc.Backup.Qemu.Internal;
 
 /// <summary>
 /// Undoes what setup did for one disk, in the only order QEMU accepts: export, snapshot-access node,
-/// filter back onto the disk, copy-before-write and fleecing nodes, then the bitmaps. A step runs only
+/// filter back onto the disk, copy-before-write and fleecing nodes; the bitmaps at once after a failure, else
+/// when the provider's commit is known (<see cref="SettleBitmapsAsync"/>). A step runs only
 /// if its predecessor is undone (or was never done), since otherwise it fails on a permission conflict
 /// anyway; failures are collected, not thrown, so that every other step still gets its chance.
 /// </summary>
@@ -54,11 +55,23 @@ internal sealed class DiskTeardown(QmpClient qmp, DiskSession disk, SnapshotLog 
             await TryAsync("delete fleecing image", () => Task.Run(() => FleecingFile.Delete(disk.FleecingPath), CancellationToken.None), () => Progress.FleecingFileCreated = false);
         }
 
-        if (Progress.RecordingBitmapAdded)
+        // After a success the bitmaps wait for the provider's commit (VmSnapshotAccess.SettleBitmapsAsync): until
+        // BackupCleanup(success=true) returned OK, the archive may still be dropped.
+        if (Progress.RecordingBitmapAdded && !backupSucceeded)
         {
-            await TryAsync("update bitmaps", () => FinishBitmapsAsync(backupSucceeded), () => Progress.RecordingBitmapAdded = false);
+            await SettleBitmapsAsync(providerCommitted: false);
         }
     }
+
+    /// <summary>
+    /// Settles the bitmaps once the exports are gone: <paramref name="providerCommitted"/> only after BackupCleanup(success)
+    /// returned OK. Until then the stable bitmap is untouched (frozen for Reuse, absent for New) and the background bitmap
+    /// records every write since before the instant, so a crash in between is folded back (Reuse) or leaves no base (New).
+    /// </summary>
+    public Task SettleBitmapsAsync(bool providerCommitted)
+        => Progress.RecordingBitmapAdded
+            ? TryAsync("update bitmaps", () => FinishBitmapsAsync(providerCommitted), () => Progress.RecordingBitmapAdded = false)
+            : Task.CompletedTask;
 
     private Task FinishBitmapsAsync(bool backupSucceeded)
     {
@@ -73,30 +86,31 @@ internal sealed class DiskTeardown(QmpClient qmp, DiskSession disk, SnapshotLog 
                 // incremental needs exactly the writes since then, and the background bitmap has recorded
                 // all of them (it started before the instant; the few writes before it are re-read, harmless).
                 actions.AddRange([BitmapActions.Clear(node, stable), BitmapActions.Merge(node, stable, background), BitmapActions.Enable(node, stable), BitmapActions.Remove(node, background)]);
-                log.Info($"{disk.DeviceName}: backup succeeded; bitmap {stable} now tracks writes since the snapshot");
+                log.Info($"{disk.DeviceName}: backup committed; bitmap {stable} now tracks writes since the snapshot");
                 break;
             case BitmapOutcome.Reuse:
                 // stable |= background. The provider stored nothing usable, so the next incremental must
                 // still cover everything since the last successful backup: the frozen bitmap plus every
                 // write made during this one. Enable also undoes a freeze that setup did not get to.
                 actions.AddRange([BitmapActions.Merge(node, stable, background), BitmapActions.Enable(node, stable), BitmapActions.Remove(node, background)]);
-                log.Info($"{disk.DeviceName}: backup failed; bitmap {stable} keeps every write since the last successful backup");
+                log.Info($"{disk.DeviceName}: backup failed or not committed; bitmap {stable} keeps every write since the last successful backup");
                 break;
-            case BitmapOutcome.New when !backupSucceeded:
-                // The new bitmap records writes since an instant the provider has no complete image of. If it
-                // survived, a later "use" request would get an incremental on top of nothing, so it goes and
-                // the next backup is full. (The bitmap it replaced was removed at setup: it was unusable or
-                // unwanted, and a full backup does not need it.)
-                actions.Add(BitmapActions.Remove(node, stable));
-                log.Info($"{disk.DeviceName}: backup failed; new bitmap {stable} removed so the next backup is full");
+            case BitmapOutcome.New when backupSucceeded:
+                // The stable bitmap is born only now, as a copy of the background one that has recorded since before
+                // the instant: a bitmap younger than the provider's last committed backup never exists.
+                actions.AddRange([BitmapActions.Add(node, stable, disk.Disk.PersistentBitmaps), BitmapActions.Merge(node, stable, background), BitmapActions.Remove(node, background)]);
+                log.Info($"{disk.DeviceName}: backup committed; new bitmap {stable} tracks writes since the snapshot");
                 break;
             default:
-                // New and succeeded: the bitmap has recorded since before the instant; keep it as it is.
-                log.Info($"{disk.DeviceName}: backup succeeded; new bitmap {stable} tracks writes since the snapshot");
+                // New and failed: the background bitmap records writes since an instant the provider has no complete
+                // image of, so it goes and the next backup is full. (The bitmap it would have replaced was removed at
+                // setup: it was unusable or unwanted, and a full backup does not need it.)
+                actions.Add(BitmapActions.Remove(node, background));
+                log.Info($"{disk.DeviceName}: backup failed or not committed; no bitmap {stable} is kept, so the next backup is full");
                 break;
         }
 
-        return actions.Count == 0 ? Task.CompletedTask : qmp.TransactionAsync(actions, properties: null, CancellationToken.None);
+        return qmp.TransactionAsync(actions, properties: null, CancellationToken.None);
     }
 
     private async Task TryAsync(string step, Func<Task> action, Action onSuccess)

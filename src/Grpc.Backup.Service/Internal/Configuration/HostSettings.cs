@@ -14,6 +14,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// history-keep-days: 90                   # job runs, their guest results and task logs older than this go (0: no age limit)
 /// history-keep-runs: 500                  # and so do all but the newest N runs of each job (0: no count limit)
 ///                                         # (also how many finished tasks 'status' keeps in memory, 10 to 200)
+/// provider-inactivity-timeout: 300        # seconds a provider may report no progress in a backup stream; 0: no limit
+/// fleecing-reserve: 256M                  # free space the fleecing filesystem keeps; below it the backup aborts; 0: off
 /// </code>
 /// The history limits are applied after every run and prune; a run still running is never removed. Records of backups
 /// (checksums, verifications, manifests) are not history: they go when the backup goes.
@@ -32,13 +34,20 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     /// <summary>Only the newest this many runs of each job are kept (0: no count limit).</summary>
     public uint HistoryKeepRuns { get; init; } = 500;
 
+    /// <summary>How long a backup stream may go without progress before the host cancels it (issue 15).</summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The fleecing filesystem's free space below which a running VM's backup is aborted.</summary>
+    public ulong FleecingReserve { get; init; } = 256UL << 20;
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
     public static HostSettings Parse(string file, string text, string stateDirectory)
     {
         HostSettings settings = Default(stateDirectory);
-        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, keepDays = null, keepRuns = null;
+        string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, keepDays = null, keepRuns = null,
+            inactivity = null, reserve = null;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -80,8 +89,17 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     keepRuns = ConfigValues.Single(line, keepRuns);
                     settings = settings with { HistoryKeepRuns = ConfigValues.Count(line, 1_000_000) };
                     break;
+                case "provider-inactivity-timeout":
+                    inactivity = ConfigValues.Single(line, inactivity);
+                    settings = settings with { ProviderInactivityTimeout = TimeSpan.FromSeconds(ConfigValues.Count(line, 7 * 24 * 3600)) };
+                    break;
+                case "fleecing-reserve":
+                    reserve = ConfigValues.Single(line, reserve);
+                    settings = settings with { FleecingReserve = ConfigValues.Bytes(line) };
+                    break;
                 default:
-                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, history-keep-days, history-keep-runs)");
+                    throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, "
+                        + "history-keep-days, history-keep-runs, provider-inactivity-timeout, fleecing-reserve)");
             }
         }
         return settings;

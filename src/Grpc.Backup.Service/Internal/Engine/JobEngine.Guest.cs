@@ -121,6 +121,9 @@ internal sealed partial class JobEngine
                     BackupId = backupId,
                     FleecingDirectory = plan.FleecingDirectory,
                     RuntimeDirectory = paths.RuntimeDirectory,
+                    LockDirectory = paths.LockDirectory,
+                    ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
+                    FleecingReserve = config.Host.FleecingReserve,
                     StorageId = plan.Storage.Name,
                     Mode = plan.Mode switch
                     {
@@ -145,6 +148,8 @@ internal sealed partial class JobEngine
                 {
                     BackupId = backupId,
                     RuntimeDirectory = paths.RuntimeDirectory,
+                    LockDirectory = paths.LockDirectory,
+                    ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
                     Mode = plan.Mode switch
                     {
                         JobMode.Stop => ContainerBackupMode.Stop,

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Grpc.Backup.Host;
+using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Qemu;
 using Grpc.Backup.Service.Internal.Catalog;
@@ -15,9 +16,10 @@ namespace Grpc.Backup.Service.Internal.Recovery;
 /// fleecing nodes, background bitmaps folded back, the NBD server) through QMP; the fleecing images; a guest left
 /// paused or frozen is resumed or thawed; qemu-nbd processes of a stopped guest's export are killed; then the
 /// provider hears BackupCleanup(success=false) for the half-written backup and JobCleanup for its job. Catalog rows
-/// still "running" become failed with the reason.
+/// still "running" become failed with the reason. The guest side runs under the guest's lock (<see cref="GuestLock"/>):
+/// a guest that a live process is backing up is left alone.
 /// </summary>
-internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConfiguration config, ILoggerFactory loggerFactory)
+internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConfiguration config, string lockDirectory, ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<CrashRecovery>();
 
@@ -33,7 +35,20 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
             {
                 LogFound(_logger, entry.GuestId, entry.BackupId, entry.Started);
             }
-            await RecoverGuestAsync(newest, cancellationToken);
+            // Leftovers are recognised by name, so a live backup's nodes look the same: the guest lock tells them apart.
+            // Held by a live process (the CLI's direct mode), the graph is that backup's (its setup refuses another's
+            // leftovers), and the dead service's own leftovers can only be bitmaps, which the next setup folds back.
+            using (GuestLock? guestLock = GuestLock.TryAcquire(lockDirectory, guest.Key, out int holder))
+            {
+                if (guestLock is null)
+                {
+                    LogGuestBusy(_logger, guest.Key, holder);
+                }
+                else
+                {
+                    await RecoverGuestAsync(newest, cancellationToken);
+                }
+            }
             foreach (JournalEntry entry in guest)
             {
                 await CleanUpProviderAsync(entry, cancellationToken);
@@ -225,6 +240,9 @@ internal sealed partial class CrashRecovery(CatalogDatabase catalog, ServiceConf
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of guest {GuestId}: {Step}")]
     private static partial void LogStep(ILogger logger, string guestId, string step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of guest {GuestId}: process {Holder} holds its lock and is backing it up; its nodes are left alone")]
+    private static partial void LogGuestBusy(ILogger logger, string guestId, int holder);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of guest {GuestId}: not running ({Reason}); removing files only")]
     private static partial void LogGuestDown(ILogger logger, string guestId, string reason);

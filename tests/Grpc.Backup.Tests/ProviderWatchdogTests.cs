@@ -1,0 +1,60 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Grpc.Backup.Tests;
+
+/// <summary>
+/// Nothing waits forever on a provider (issue 15): a provider that goes silent in the middle of BackupVm is cancelled
+/// after the inactivity timeout; the host tears down (no export, node or fleecing file left, QEMU up), tells the
+/// provider BackupCleanup(success=false), and the guest's next backup runs and restores byte-exact.
+/// </summary>
+public sealed class ProviderWatchdogTests
+{
+    [Fact]
+    public async Task A_provider_silent_mid_stream_is_cancelled_and_the_guest_is_left_clean()
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
+        await using var silent = await InProcessProvider.StartAsync(identity => identity.Info.Capabilities.VmBackupMechanisms.Add(VmBackupMechanism.Nbd));
+        silent.Backup.BackupVmGoesSilent = true;
+        Directory.CreateDirectory(work.File("fleece"));
+        Directory.CreateDirectory(work.File("run"));
+        await using (var connection = await ProviderConnection.ConnectAsync(silent.Endpoint))
+        {
+            string jobId = Guid.NewGuid().ToString();
+            await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
+            var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
+                guest.Guest, new VmBackupOptions
+                {
+                    FleecingDirectory = work.File("fleece"),
+                    RuntimeDirectory = work.File("run"),
+                    StorageId = "test",
+                    AgentTimeout = TimeSpan.FromSeconds(60),
+                    ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
+                }, CancellationToken.None));
+            Assert.Contains("no progress for 2 s", failure.Message, StringComparison.Ordinal);
+        }
+
+        Assert.True(silent.Backup.BackupCleanupCalls >= 1);
+        Assert.False(guest.Process.HasExited, "the guest kept running");
+        Assert.Empty(Directory.GetFiles(work.File("fleece")));
+        await using (var qmp = await Qemu.QmpClient.ConnectAsync(guest.Guest.QmpSocket))
+        {
+            var exports = (await qmp.ExecuteAsync("query-block-exports"))!.AsArray();
+            Assert.Equal(["guest0", "guest1"], exports.Select(e => (string)e!["id"]!).Order(StringComparer.Ordinal));
+            var nodes = (await qmp.ExecuteAsync("query-named-block-nodes", new System.Text.Json.Nodes.JsonObject { ["flat"] = true }))!
+                .AsArray().Select(n => (string)n!["node-name"]!).Order(StringComparer.Ordinal);
+            Assert.Equal(["file0", "file1", "fmt0", "fmt1", "top0", "top1"], nodes);
+        }
+
+        // The host moved on: the guest's next backup, to a working provider, restores to its instant.
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var working = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        VmBackupResult next = await VmBackupTests.BackupAsync(working, guest, work);
+        await VmBackupTests.AssertRestoresToAsync(working, next, guest.LastInstant(), work.File("restore"));
+    }
+}
