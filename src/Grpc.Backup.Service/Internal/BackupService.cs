@@ -42,7 +42,7 @@ internal static class BackupService
             }
             if (e.Errors.Count > 1)
             {
-                await Console.Error.WriteLineAsync($"grpc-backupd: configuration refused ({e.Errors.Count} errors)");
+                await Console.Error.WriteLineAsync($"grpc-backupd: configuration refused ({e.Errors.Count} error(s))");
             }
             return ExitConfig;
         }
