@@ -29,6 +29,14 @@ internal sealed class GuestQuiescer(QmpClient qmp, string? agentSocket, TimeSpan
                 return new Thaw(agent, agentTimeout, log);
             }
             catch (Exception e) when (e is OperationCanceledException or IOException or QmpException
+                && cancellationToken.IsCancellationRequested && agent is not null)
+            {
+                // The backup was cancelled while the freeze was in flight: the guest may finish freezing after we
+                // stopped waiting, and a guest left frozen hangs its applications. Thaw on every path.
+                await new Thaw(agent, agentTimeout, log).DisposeAsync();
+                throw;
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or QmpException
                 && !cancellationToken.IsCancellationRequested)
             {
                 log.Warn($"guest agent did not freeze ({e.Message}); falling back to a crash-consistent switch");

@@ -229,9 +229,22 @@ internal sealed class StorageDaemonVm : IAsyncDisposable
             await Task.Delay(20);
         }
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        // The monitor answers only after every command-line option ran, so the FUSE mounts are up then.
-        _qmp = await QmpClient.ConnectAsync(qmpSocket, timeout.Token);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        // The monitor answers only after every command-line option ran, so the FUSE mounts are up then. The socket
+        // file exists from bind(), before listen(): a refused connect means "not yet", not "gone".
+        while (true)
+        {
+            try
+            {
+                _qmp = await QmpClient.ConnectAsync(qmpSocket, timeout.Token);
+                break;
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused
+                && !_daemon.HasExited && !timeout.IsCancellationRequested)
+            {
+                await Task.Delay(20, timeout.Token);
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()
