@@ -188,7 +188,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
             QemuImageChain chain = await CheckChainAsync(archive, volume, image, cancellationToken);
             // Every link named with the file driver: qemu-nbd follows nothing a (tampered) header says.
             export.Server = await QemuNbdServer.StartAsync(tools.QemuNbdPath, tools.RuntimeDirectory,
-                ["-r", "--persistent", "--shared=4", "--image-opts"], volume.Device, chain.ImageOptions(), cancellationToken, workingDirectory: "/");
+                ["-r", "--persistent", "--shared=4"], volume.Device, chain.ImageSpec(), cancellationToken, workingDirectory: "/");
         }
         System.Net.Sockets.Socket socket = await export.Server.ConnectAsync(cancellationToken);
         export.Keep(socket);

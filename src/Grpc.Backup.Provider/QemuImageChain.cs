@@ -10,8 +10,8 @@ namespace Grpc.Backup.Provider;
 /// before QEMU opens it: every link is a plain file inside the allowed directory, raw or qcow2 with its format
 /// recorded, with no external data file and no encryption. Backing names are never handed to QEMU to parse: a
 /// header's <c>blkdebug::/etc/hostname</c>, <c>json:{...}</c> or <c>nbd+unix://?socket=...</c> is a driver
-/// specification, not a file, and is refused here. <see cref="ImageOptions"/> then names every link explicitly with
-/// the <c>file</c> protocol driver, for <c>qemu-nbd --image-opts</c> and <c>qemu-img --image-opts</c>.
+/// specification, not a file, and is refused here. <see cref="ImageSpec"/> then names every link explicitly with
+/// the <c>file</c> protocol driver, as a <c>json:</c> image specification for qemu-nbd.
 /// </summary>
 public sealed class QemuImageChain
 {
@@ -92,41 +92,58 @@ public sealed class QemuImageChain
     }
 
     /// <summary>
-    /// The whole chain as one <c>--image-opts</c> value: every link named with <c>file.driver=file</c> and its format,
-    /// down to the base, so QEMU follows nothing a header says.
+    /// The whole chain as one <c>json:</c> image specification (the image argument of qemu-nbd or qemu-img, without
+    /// <c>--image-opts</c>): every link named with the <c>file</c> driver and its format, down to the base, whose
+    /// backing is set to none, so QEMU follows nothing a header says. Nested JSON grows with the chain's length;
+    /// dotted <c>--image-opts</c> keys (<c>backing.backing.….file.filename</c>) grow with its square and pass the
+    /// kernel's 128 KiB limit for one argument at about 100 links.
     /// </summary>
-    public string ImageOptions() => ChainOptions("");
-
-    private string ChainOptions(string prefix)
-    {
-        var options = new StringBuilder();
-        foreach ((string file, string format) in Links)
-        {
-            if (options.Length > 0)
-            {
-                options.Append(',');
-            }
-            options.Append(CultureInfo.InvariantCulture, $"{prefix}driver={format},{prefix}file.driver=file,{prefix}file.filename={Escape(file)}");
-            prefix += "backing.";
-        }
-        return options.ToString();
-    }
+    public string ImageSpec() => "json:" + ChainJson(0);
 
     /// <summary>
-    /// A new qcow2 overlay file on top of this chain as one <c>--image-opts</c> value: the overlay and every link below
+    /// A new qcow2 overlay file on top of this chain as one <c>json:</c> specification: the overlay and every link below
     /// it named explicitly, so a writable qemu-nbd on the overlay follows nothing a (tampered) older image's header says.
     /// </summary>
-    public string OverlayImageOptions(string overlayFile)
+    public string OverlayImageSpec(string overlayFile)
     {
         ArgumentException.ThrowIfNullOrEmpty(overlayFile);
-        return $"{FileOptions(Path.GetFullPath(overlayFile), "qcow2")},{ChainOptions("backing.")}";
+        var json = new StringBuilder("json:");
+        AppendLink(json, Path.GetFullPath(overlayFile), "qcow2");
+        json.Append(",\"backing\":").Append(ChainJson(0)).Append('}');
+        return json.ToString();
     }
 
-    /// <summary>One image as an explicit file, its backing (if any) left closed.</summary>
+    /// <summary>Links from <paramref name="first"/> down to the base as nested JSON objects.</summary>
+    private string ChainJson(int first)
+    {
+        var json = new StringBuilder();
+        for (int i = first; i < Links.Count; i++)
+        {
+            AppendLink(json, Links[i].File, Links[i].Format);
+            if (i + 1 < Links.Count)
+            {
+                json.Append(",\"backing\":");
+            }
+            else if (Links[i].Format == "qcow2")
+            {
+                // The base: whatever its header names, no backing is opened.
+                json.Append(",\"backing\":null");
+            }
+        }
+        json.Append('}', Links.Count - first);
+        return json.ToString();
+    }
+
+    /// <summary>One image as an explicit file for <c>--image-opts</c>, its backing (if any) left closed.</summary>
     private static string FileOptions(string file, string format) => $"driver={format},file.driver=file,file.filename={Escape(file)}";
 
     /// <summary>QEMU's option syntax: a comma inside a value is doubled.</summary>
     private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    /// <summary>One link's object, left open for its backing: <c>{"driver":F,"file":{"driver":"file","filename":P}</c>.</summary>
+    private static void AppendLink(StringBuilder json, string file, string format) =>
+        json.Append(CultureInfo.InvariantCulture,
+            $"{{\"driver\":\"{JsonEncodedText.Encode(format)}\",\"file\":{{\"driver\":\"file\",\"filename\":\"{JsonEncodedText.Encode(file)}\"}}");
 
     private static void CheckFile(string file, string format, string root)
     {

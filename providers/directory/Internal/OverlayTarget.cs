@@ -44,7 +44,7 @@ internal sealed class OverlayTarget : IVolumeTarget
         }
         await tools.Img.CreateOverlayAsync(directory, fileName, backing, backingFormat, size, cancellationToken);
         QemuNbdServer server = await QemuNbdServer.StartAsync(tools.QemuNbdPath, tools.RuntimeDirectory,
-            ["--discard=unmap", "--cache=writeback", "--image-opts"], ExportName, chain.OverlayImageOptions(Path.Join(directory, fileName)),
+            ["--discard=unmap", "--cache=writeback"], ExportName, chain.OverlayImageSpec(Path.Join(directory, fileName)),
             cancellationToken, workingDirectory: directory);
         try
         {

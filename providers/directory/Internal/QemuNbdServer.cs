@@ -36,7 +36,7 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     /// <summary>
     /// Starts <c>qemu-nbd OPTIONS -x EXPORT -k SOCKET IMAGE</c> and waits until it accepts a connection, which is kept
     /// for the first <see cref="ConnectAsync"/>: without --persistent, qemu-nbd exits when its first client leaves.
-    /// IMAGE is a path (run in its directory) or, with <paramref name="workingDirectory"/> set, an --image-opts value.
+    /// IMAGE is a path (run in its directory) or, with <paramref name="workingDirectory"/> set, a json: image specification.
     /// </summary>
     public static async Task<QemuNbdServer> StartAsync(string qemuNbd, string runtimeDirectory, IEnumerable<string> options,
         string exportName, string imagePath, CancellationToken cancellationToken, string? workingDirectory = null)
