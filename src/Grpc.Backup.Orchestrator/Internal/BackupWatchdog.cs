@@ -17,10 +17,12 @@ internal sealed class BackupWatchdog : IDisposable
     private readonly ITimer? _spaceTimer;
     private volatile string? _reason;
     private volatile bool _ownCancel;
+    private readonly CancellationToken _caller;
 
     public BackupWatchdog(TimeSpan inactivity, string? fleecingDirectory, ulong fleecingReserve, CancellationToken cancellationToken)
     {
         _cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _caller = cancellationToken;
         _inactivity = inactivity;
         _fleecingDirectory = fleecingDirectory;
         _fleecingReserve = fleecingReserve;
@@ -39,7 +41,13 @@ internal sealed class BackupWatchdog : IDisposable
     public CancellationToken Token => _cancel.Token;
 
     /// <summary>Why the watchdog cancelled the backup, or null if it did not (the caller's own cancellation, or none).</summary>
-    public string? Reason => _reason;
+    /// <remarks>
+    /// Read from the state, not only from the token's callback: callbacks run newest first, so the cancelled call's own
+    /// registration may fail the stream before the watchdog's callback has recorded why.
+    /// </remarks>
+    public string? Reason => _reason ?? (_inactivity > TimeSpan.Zero && _cancel.IsCancellationRequested && !_caller.IsCancellationRequested && !_ownCancel
+        ? $"the provider reported no progress for {_inactivity.TotalSeconds:0.#} s (provider-inactivity-timeout); the backup was cancelled"
+        : null);
 
     /// <summary>The provider made progress: the inactivity timeout starts over.</summary>
     public void Kick()
@@ -65,7 +73,7 @@ internal sealed class BackupWatchdog : IDisposable
     }
 
     /// <summary>A <see cref="BackupException"/> that names the reason, when the watchdog fired; else null.</summary>
-    public BackupException? Failure => _reason is { } reason ? new BackupException(reason) : null;
+    public BackupException? Failure => Reason is { } reason ? new BackupException(reason) : null;
 
     public void Dispose()
     {
