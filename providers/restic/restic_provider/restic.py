@@ -8,7 +8,9 @@ nice/ionice -> the command runs under `nice -n` / `ionice -c2 -n`, compression -
 import json
 import logging
 import os
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -35,6 +37,9 @@ class ResticSettings:
     def backend(self) -> str:
         scheme = self.repository.split(":", 1)[0] if ":" in self.repository else "local"
         return scheme if scheme in ("sftp", "s3", "rest", "b2", "azure", "gs", "swift", "rclone") else "local"
+
+
+LOCK_WAIT = 30.0
 
 
 class Restic:
@@ -75,10 +80,41 @@ class Restic:
                                 stderr=subprocess.PIPE, env=self.env(), close_fds=True, start_new_session=True)
 
     def run(self, *args: str, input: bytes | None = None, timeout: float = 600) -> bytes:
-        proc = subprocess.run(self.argv(*args), input=input, capture_output=True, env=self.env(), timeout=timeout)
+        """Runs restic to completion. A lock left by a restic of ours that died (a stale lock: same host, its PID
+        gone) is removed with `restic unlock` and the command retried; a live holder is waited for up to
+        LOCK_WAIT seconds (restic 0.14 has no --retry-lock), then the call fails with REPOSITORY_LOCKED."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            proc = subprocess.run(self.argv(*args), input=input, capture_output=True, env=self.env(), timeout=timeout)
+            if proc.returncode == 0:
+                return proc.stdout
+            error = failure(args[0], proc.returncode, proc.stderr)
+            if error.reason != "REPOSITORY_LOCKED" or args[0] == "unlock" or time.monotonic() >= deadline:
+                raise error
+            self.unlock_stale()
+            time.sleep(0.5)
+
+    def unlock_stale(self):
+        """Removes only stale locks (`restic unlock` without --remove-all never touches a live holder's lock)."""
+        proc = subprocess.run(self.argv("unlock"), capture_output=True, env=self.env(), timeout=60)
         if proc.returncode != 0:
-            raise failure(args[0], proc.returncode, proc.stderr)
-        return proc.stdout
+            log.warning("restic unlock failed (%d): %s", proc.returncode,
+                        proc.stderr.decode(errors="replace").strip()[-500:])
+
+    def stop(self, proc: subprocess.Popen, grace: float = 15):
+        """Stops a running restic so that it releases its repository lock: SIGINT first (restic's cleanup handler
+        removes the lock; SIGKILL would leave a stale lock that blocks every later exclusive command), SIGKILL after
+        the grace period, and then a stale-lock sweep."""
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.unlock_stale()
 
     def json(self, *args: str):
         return json.loads(self.run(*args, "--json") or b"null")

@@ -69,12 +69,14 @@ class Store:
                                     f"restic backup stopped reading: {err.decode(errors='replace')[-1000:]}",
                                     "REPOSITORY_UNREACHABLE")
 
-    @staticmethod
-    def reap(proc: subprocess.Popen):
-        """Kills a restic still running after a failure or cancellation."""
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def reap(self, proc: subprocess.Popen):
+        """Stops a restic still running after a failure or cancellation, releasing its repository lock."""
+        if proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        self.restic.stop(proc)
 
     def write_meta(self, manifest: dict, archive_tags: list[str]) -> dict:
         body = json.dumps(manifest, sort_keys=True).encode()
@@ -149,9 +151,7 @@ class Store:
             if proc.returncode != 0:
                 raise failure("dump", proc.returncode, err)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            self.restic.stop(proc)
 
     # Flatten and remove -------------------------------------------------------------------------------------------
 
