@@ -29,14 +29,31 @@ public sealed partial class ProviderConnection
             {
                 await _fdChannel.DisposeAsync();
             }
-            _fdChannel = await FdChannel.ConnectAsync(Endpoint.SidebandPath, _fdInbox,
-                _loggerFactory.CreateLogger<FdChannel>(), cancellationToken);
+            _fdChannel = null;
+            using var bound = Bound(cancellationToken);
+            try
+            {
+                _fdChannel = await FdChannel.ConnectAsync(Endpoint.SidebandPath, _fdInbox,
+                    _loggerFactory.CreateLogger<FdChannel>(), bound.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new IOException(
+                    $"Fd sideband {Endpoint.SidebandPath}: no HELLO within {_options.SidebandTimeout.TotalSeconds:0.#} s");
+            }
             return _fdChannel;
         }
         finally
         {
             _fdChannelLock.Release();
         }
+    }
+
+    private CancellationTokenSource Bound(CancellationToken cancellationToken)
+    {
+        var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(_options.SidebandTimeout);
+        return bound;
     }
 
     /// <summary>
@@ -47,7 +64,17 @@ public sealed partial class ProviderConnection
     {
         ArgumentNullException.ThrowIfNull(fds);
         FdChannel channel = await GetFdChannelAsync(cancellationToken);
-        FdToken token = await channel.SendAsync(fds, cancellationToken);
+        using var bound = Bound(cancellationToken);
+        FdToken token;
+        try
+        {
+            token = await channel.SendAsync(fds, bound.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new IOException(
+                $"Fd sideband {Endpoint.SidebandPath}: the provider read no transfer within {_options.SidebandTimeout.TotalSeconds:0.#} s");
+        }
         return fds.Select((fd, index) => token.ToFdRef(index, fd.Kind)).ToArray();
     }
 

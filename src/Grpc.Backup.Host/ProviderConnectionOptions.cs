@@ -36,6 +36,13 @@ public sealed class ProviderConnectionOptions
     /// <summary>How long the host waits for a provider's fds referenced in a response to arrive.</summary>
     public TimeSpan FdClaimWait { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long connecting the fd sideband may take, HELLO included, and how long one transfer may wait for a provider
+    /// that does not read its sideband. The wait holds the lock that serialises the job's other guests, so a silent
+    /// provider must not hold it forever.
+    /// </summary>
+    public TimeSpan SidebandTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long fds the provider sent wait to be claimed before they are closed.</summary>
     public TimeSpan FdTransferTimeToLive { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -308,18 +308,34 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, BackupWatchdog watchdog, CancellationToken cancellationToken)
     {
         var completed = new List<VolumeCompleted>();
-        var lastProgress = new Dictionary<string, DateTime>(StringComparer.Ordinal);
+        // Keyed by the request's devices only: a provider cannot grow the map with names of its own choosing.
+        var volumes = exports.ToDictionary(x => x.DeviceName, x => new VolumeProgress(x.SizeBytes), StringComparer.Ordinal);
         while (await events.MoveNext(cancellationToken))
         {
             BackupVmEvent e = events.Current;
             switch (e.EventCase)
             {
                 case BackupVmEvent.EventOneofCase.Progress:
-                    watchdog.Kick();
-                    progress?.Report(e.Progress);
-                    if (DateTime.UtcNow - lastProgress.GetValueOrDefault(e.Progress.DeviceName) > TimeSpan.FromSeconds(5))
+                    if (!volumes.TryGetValue(e.Progress.DeviceName, out VolumeProgress? volume))
                     {
-                        lastProgress[e.Progress.DeviceName] = DateTime.UtcNow;
+                        throw new BackupException($"provider reported progress for unknown volume '{ProviderText.Sanitize(e.Progress.DeviceName, 64)}'");
+                    }
+                    if (e.Progress.BytesDone > volume.Size || e.Progress.BytesTotal > volume.Size)
+                    {
+                        throw new BackupException($"provider reported progress beyond the size of {e.Progress.DeviceName}: "
+                            + $"{e.Progress.BytesDone} of {e.Progress.BytesTotal} bytes, the volume has {volume.Size}");
+                    }
+                    // Only bytes that advance count as progress: repeating the same event does not keep a stalled copy
+                    // alive past the inactivity timeout.
+                    if (e.Progress.BytesDone > volume.Done)
+                    {
+                        volume.Done = e.Progress.BytesDone;
+                        watchdog.Kick();
+                    }
+                    progress?.Report(e.Progress);
+                    if (DateTime.UtcNow - volume.LastLogged > TimeSpan.FromSeconds(5))
+                    {
+                        volume.LastLogged = DateTime.UtcNow;
                         log.Info($"{e.Progress.DeviceName}: {e.Progress.BytesDone} of {e.Progress.BytesTotal} bytes");
                     }
                     break;
@@ -347,6 +363,16 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             throw new BackupException($"provider ended BackupVm after {completed.Count} of {exports.Count} volumes");
         }
         return completed;
+    }
+
+    /// <summary>What the provider has reported of one volume.</summary>
+    private sealed class VolumeProgress(ulong size)
+    {
+        public ulong Size { get; } = size;
+
+        public ulong Done { get; set; }
+
+        public DateTime LastLogged { get; set; }
     }
 
     /// <summary>The quiesce window of a guest the backup mode already holds still.</summary>

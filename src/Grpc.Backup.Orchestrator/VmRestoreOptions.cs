@@ -27,6 +27,13 @@ public sealed class VmRestoreOptions
     public bool AllowBlockDevicePaths { get; init; }
 
     /// <summary>
+    /// How long a restore source may deliver no data before the restore is cancelled (the host's
+    /// <c>provider-inactivity-timeout</c>); zero waits forever. A provider whose NBD export stops answering otherwise
+    /// holds the restore, its target and its job slot forever.
+    /// </summary>
+    public TimeSpan ProviderInactivityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// The provider's runtime directory (systemd's RuntimeDirectory=), when known: <c>nbd_uri</c> sources must name a
     /// socket under it. Whether known or not, the socket and its directory must belong to the provider's uid.
     /// </summary>

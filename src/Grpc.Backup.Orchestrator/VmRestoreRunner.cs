@@ -167,10 +167,22 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             using var limiter = BlockCopier.CreateLimiter(options.BandwidthLimit);
             var stopwatch = Stopwatch.StartNew();
             long written;
+            // Every chunk read restarts the watchdog; a source that stops answering cancels the copy (its reads would
+            // otherwise wait forever).
+            using var watchdog = new BackupWatchdog(options.ProviderInactivityTimeout, fleecingDirectory: null, fleecingReserve: 0,
+                cancellationToken, "restore");
             // Never preallocated: the file is sparse and only data that is not zero gets written.
             using (SafeFileHandle file = target.CreateFile(rawName))
             {
-                written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, limiter, null, cancellationToken);
+                try
+                {
+                    written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, limiter, _ => watchdog.Kick(),
+                        watchdog.Token);
+                }
+                catch (OperationCanceledException) when (watchdog.Failure is { } failure)
+                {
+                    throw new BackupException($"{volume.DeviceName}: {failure.Message}");
+                }
             }
             LogRestored(logger, volume.DeviceName, (long)volume.SizeBytes, written, stopwatch.Elapsed.TotalSeconds);
         }

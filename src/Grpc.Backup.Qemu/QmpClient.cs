@@ -68,6 +68,7 @@ public sealed class QmpClient : IAsyncDisposable, IDisposable
     /// The peer closed the connection during the handshake or is not a QMP server
     /// (<see cref="Exception.InnerException"/> is then a <see cref="QmpProtocolException"/>).
     /// </exception>
+    /// <exception cref="TimeoutException">The handshake took longer than <see cref="QmpClientOptions.HandshakeTimeout"/>.</exception>
     public static async Task<QmpClient> ConnectAsync(string unixSocketPath, QmpClientOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(unixSocketPath);
@@ -75,34 +76,46 @@ public sealed class QmpClient : IAsyncDisposable, IDisposable
 
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         QmpClient? client = null;
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(options.HandshakeTimeout);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(unixSocketPath), cancellationToken);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(unixSocketPath), bound.Token);
             var stream = new NetworkStream(socket, ownsSocket: true);
 
             var reader = new QmpMessageReader(stream, options.MaxMessageBytes);
-            QmpGreeting greeting = await ReadGreetingAsync(reader, cancellationToken);
+            QmpGreeting greeting = await ReadGreetingAsync(reader, bound.Token);
 
             client = new QmpClient(stream, reader, greeting);
             client._readLoop = Task.Run(client.ReadLoopAsync, CancellationToken.None);
 
             // Without arguments no capability (not even "oob") is enabled: out-of-band execution
             // buys nothing here and would give up QEMU's in-order execution of commands.
-            await client.ExecuteAsync("qmp_capabilities", arguments: null, cancellationToken);
+            await client.ExecuteAsync("qmp_capabilities", arguments: null, bound.Token);
             return client;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            await DisposePartialAsync(client, socket);
+            throw new TimeoutException(
+                $"QMP at {unixSocketPath}: no greeting and capabilities within {options.HandshakeTimeout.TotalSeconds:0.#} s");
         }
         catch
         {
-            if (client is not null)
-            {
-                await client.DisposeAsync();
-            }
-            else
-            {
-                socket.Dispose();
-            }
-
+            await DisposePartialAsync(client, socket);
             throw;
+        }
+    }
+
+    private static async ValueTask DisposePartialAsync(QmpClient? client, Socket socket)
+    {
+        if (client is not null)
+        {
+            await client.DisposeAsync();
+        }
+        else
+        {
+            socket.Dispose();
         }
     }
 

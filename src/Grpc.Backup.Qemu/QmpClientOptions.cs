@@ -10,6 +10,22 @@ public sealed class QmpClientOptions
     private const int MaxMaxMessageBytes = 1024 * 1024 * 1024;
 
     private readonly int _maxMessageBytes = DefaultMaxMessageBytes;
+    private readonly TimeSpan _handshakeTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Upper bound on connecting, the greeting and <c>qmp_capabilities</c>. A peer that accepts and stays silent (a
+    /// hung QEMU, or a monitor already serving its one client) otherwise stalls the caller forever; the connect then
+    /// fails with a <see cref="TimeoutException"/>. Generous by default: a QEMU busy under TCG answers in seconds.
+    /// </summary>
+    public TimeSpan HandshakeTimeout
+    {
+        get => _handshakeTimeout;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero);
+            _handshakeTimeout = value;
+        }
+    }
 
     /// <summary>
     /// Longest line (one JSON message, without its line feed) accepted from the peer. A longer line

@@ -57,6 +57,20 @@ public sealed class HostilePeerTests
     }
 
     [Fact(Timeout = TestTimeouts.Test)]
+    public async Task Silent_peer_fails_the_connect_after_the_handshake_bound_without_being_cancelled()
+    {
+        await using var peer = new FakeQmpPeer();
+        Task<QmpClient> connect = QmpClient.ConnectAsync(peer.SocketPath,
+            new QmpClientOptions { HandshakeTimeout = TimeSpan.FromSeconds(1) }, CancellationToken.None);
+        FakeQmpPeer.Connection connection = await peer.AcceptAsync();
+
+        var ex = await Assert.ThrowsAsync<TimeoutException>(() => connect.WaitAsync(TestTimeouts.Prompt));
+
+        Assert.Contains("no greeting and capabilities within 1 s", ex.Message, StringComparison.Ordinal);
+        Assert.True(await connection.WaitForClientCloseAsync(TestTimeouts.Prompt));
+    }
+
+    [Fact(Timeout = TestTimeouts.Test)]
     public async Task Garbage_after_the_handshake_fails_pending_calls_and_closes_the_connection()
     {
         await using var peer = new FakeQmpPeer();

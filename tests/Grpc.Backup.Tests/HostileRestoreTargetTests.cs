@@ -151,6 +151,37 @@ public sealed class HostileRestoreTargetTests
         Assert.Equal(await File.ReadAllBytesAsync(image), await File.ReadAllBytesAsync(disk));
     }
 
+    [Fact]
+    public async Task An_NBD_source_that_stops_answering_reads_is_cancelled_by_the_inactivity_bound()
+    {
+        using var work = new TempDirectory();
+        // The provider's own runtime directory (root-only, as the in-process provider runs as root), holding a real
+        // nbdkit whose every read waits an hour: the handshake and block status answer, the data never comes.
+        string runtime = Directory.CreateDirectory(work.File("run")).FullName;
+        File.SetUnixFileMode(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string socketPath = Path.Combine(runtime, "nbd.sock");
+        await using var nbdkit = ChildProcess.Start("nbdkit",
+            ["--foreground", "--exit-with-parent", "-U", socketPath, "--filter=delay", "pattern", "size=16M", "rdelay=3600"]);
+        for (int i = 0; !File.Exists(socketPath); i++)
+        {
+            Assert.True(i < 2400, "nbdkit never bound its socket");
+            await Task.Delay(25);
+        }
+        var error = await RestoreFailsAsync(work, restore =>
+        {
+            restore.VolumeFile = MakeFile(work, 1 << 20);
+            restore.DeclaredSize = 16UL << 20;
+            restore.SourceNbdUri = $"nbd+unix:///?socket={socketPath}";
+        }, new VmRestoreOptions
+        {
+            TargetDirectory = work.File("target"), ProviderRuntimeDirectory = runtime,
+            ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
+        });
+        Assert.Contains("no progress for 2 s (provider-inactivity-timeout); the restore was cancelled", error.Message,
+            StringComparison.Ordinal);
+        Assert.False(Directory.Exists(work.File("target")));
+    }
+
     private static string MakeFile(TempDirectory work, int size)
     {
         string path = work.File("source-" + Guid.NewGuid().ToString("N") + ".raw");
@@ -160,13 +191,14 @@ public sealed class HostileRestoreTargetTests
         return path;
     }
 
-    private static async Task<BackupException> RestoreFailsAsync(TempDirectory work, Action<ScriptedRestore> configure)
+    private static async Task<BackupException> RestoreFailsAsync(TempDirectory work, Action<ScriptedRestore> configure,
+        VmRestoreOptions? options = null)
     {
         await using var provider = await InProcessProvider.StartAsync();
         configure(provider.Restore);
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
         var error = await Assert.ThrowsAsync<BackupException>(() => new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
-            .RestoreAsync("100/hostile", new VmRestoreOptions { TargetDirectory = work.File("target") }, CancellationToken.None).WaitAsync(Bound));
+            .RestoreAsync("100/hostile", options ?? new VmRestoreOptions { TargetDirectory = work.File("target") }, CancellationToken.None).WaitAsync(Bound));
         // Whatever was asked of the provider was cleaned up.
         Assert.Equal(provider.Restore.VolumeCleanups > 0 ? 1 : provider.Restore.VmCleanups, provider.Restore.VmCleanups);
         return error;

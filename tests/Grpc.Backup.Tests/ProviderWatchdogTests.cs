@@ -57,4 +57,42 @@ public sealed class ProviderWatchdogTests
         VmBackupResult next = await VmBackupTests.BackupAsync(working, guest, work);
         await VmBackupTests.AssertRestoresToAsync(working, next, guest.LastInstant(), work.File("restore"));
     }
+
+    [Theory]
+    [InlineData("repeats")]
+    [InlineData("unknown-device")]
+    public async Task Progress_that_does_not_advance_or_names_another_device_cannot_keep_a_backup_alive(string attack)
+    {
+        using var work = new TempDirectory();
+        await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
+        await using var hostile = await InProcessProvider.StartAsync(identity => identity.Info.Capabilities.VmBackupMechanisms.Add(VmBackupMechanism.Nbd));
+        hostile.Backup.BackupVmGoesSilent = true;
+        hostile.Backup.BackupVmRepeatsProgress = true;
+        if (attack == "unknown-device")
+        {
+            hostile.Backup.BackupVmProgressDevice = "drive-\u001b[31mnot-requested";
+        }
+        Directory.CreateDirectory(work.File("fleece"));
+        Directory.CreateDirectory(work.File("run"));
+        await using (var connection = await ProviderConnection.ConnectAsync(hostile.Endpoint))
+        {
+            string jobId = Guid.NewGuid().ToString();
+            await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
+            var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
+                guest.Guest, new VmBackupOptions
+                {
+                    FleecingDirectory = work.File("fleece"),
+                    RuntimeDirectory = work.File("run"),
+                    StorageId = "test",
+                    AgentTimeout = TimeSpan.FromSeconds(60),
+                    ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
+                }, CancellationToken.None));
+            Assert.Contains(attack == "repeats" ? "no progress for 2 s" : "progress for unknown volume", failure.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\u001b', failure.Message);
+        }
+
+        Assert.True(hostile.Backup.BackupCleanupCalls >= 1);
+        Assert.False(guest.Process.HasExited, "the guest kept running");
+        Assert.Empty(Directory.GetFiles(work.File("fleece")));
+    }
 }

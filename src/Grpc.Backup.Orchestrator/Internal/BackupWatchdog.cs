@@ -18,9 +18,12 @@ internal sealed class BackupWatchdog : IDisposable
     private volatile string? _reason;
     private volatile bool _ownCancel;
     private readonly CancellationToken _caller;
+    private readonly string _operation;
 
-    public BackupWatchdog(TimeSpan inactivity, string? fleecingDirectory, ulong fleecingReserve, CancellationToken cancellationToken)
+    public BackupWatchdog(TimeSpan inactivity, string? fleecingDirectory, ulong fleecingReserve, CancellationToken cancellationToken,
+        string operation = "backup")
     {
+        _operation = operation;
         _cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _caller = cancellationToken;
         _inactivity = inactivity;
@@ -28,8 +31,7 @@ internal sealed class BackupWatchdog : IDisposable
         _fleecingReserve = fleecingReserve;
         if (inactivity > TimeSpan.Zero)
         {
-            _cancel.Token.Register(() => _reason ??= cancellationToken.IsCancellationRequested || _ownCancel ? null
-                : $"the provider reported no progress for {inactivity.TotalSeconds:0.#} s (provider-inactivity-timeout); the backup was cancelled");
+            _cancel.Token.Register(() => _reason ??= cancellationToken.IsCancellationRequested || _ownCancel ? null : InactivityReason);
             _cancel.CancelAfter(inactivity);
         }
         if (fleecingDirectory is not null && fleecingReserve > 0)
@@ -46,8 +48,11 @@ internal sealed class BackupWatchdog : IDisposable
     /// registration may fail the stream before the watchdog's callback has recorded why.
     /// </remarks>
     public string? Reason => _reason ?? (_inactivity > TimeSpan.Zero && _cancel.IsCancellationRequested && !_caller.IsCancellationRequested && !_ownCancel
-        ? $"the provider reported no progress for {_inactivity.TotalSeconds:0.#} s (provider-inactivity-timeout); the backup was cancelled"
+        ? InactivityReason
         : null);
+
+    private string InactivityReason =>
+        $"the provider reported no progress for {_inactivity.TotalSeconds:0.#} s (provider-inactivity-timeout); the {_operation} was cancelled";
 
     /// <summary>The provider made progress: the inactivity timeout starts over.</summary>
     public void Kick()

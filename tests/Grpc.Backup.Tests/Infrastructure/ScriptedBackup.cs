@@ -28,6 +28,12 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
     /// <summary>When set, BackupVm reads its start, reports one progress and then sends nothing until it is cancelled.</summary>
     public bool BackupVmGoesSilent;
 
+    /// <summary>With <see cref="BackupVmGoesSilent"/>: the device its progress names, instead of the first requested.</summary>
+    public string? BackupVmProgressDevice;
+
+    /// <summary>With <see cref="BackupVmGoesSilent"/>: the same progress event is repeated, every 50 ms, instead of silence.</summary>
+    public bool BackupVmRepeatsProgress;
+
     public ConcurrentQueue<DateTime> Deadlines { get; } = new();
     public ConcurrentQueue<string> ReceivedLogs { get; } = new();
 
@@ -102,7 +108,16 @@ internal sealed class ScriptedBackup(ProviderFds fds) : Protocol.V1.Backup.Backu
         {
             throw new RpcException(new Status(StatusCode.Unimplemented, "scripted: BackupVm not scripted"));
         }
-        await responseStream.WriteAsync(new BackupVmEvent { Progress = new Progress { DeviceName = requestStream.Current.Start.Volumes[0].DeviceName, BytesDone = 1 } });
+        var stuck = new BackupVmEvent
+        {
+            Progress = new Progress { DeviceName = BackupVmProgressDevice ?? requestStream.Current.Start.Volumes[0].DeviceName, BytesDone = 1 },
+        };
+        await responseStream.WriteAsync(stuck);
+        while (BackupVmRepeatsProgress)
+        {
+            await Task.Delay(50, context.CancellationToken);
+            await responseStream.WriteAsync(stuck);
+        }
         await Task.Delay(Timeout.Infinite, context.CancellationToken);
     }
 

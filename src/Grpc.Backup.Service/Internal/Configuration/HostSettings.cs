@@ -14,7 +14,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// history-keep-days: 90                   # job runs, their guest results and task logs older than this go (0: no age limit)
 /// history-keep-runs: 500                  # and so do all but the newest N runs of each job (0: no count limit)
 ///                                         # (also how many finished tasks 'status' keeps in memory, 10 to 200)
-/// provider-inactivity-timeout: 300        # seconds a provider may report no progress in a backup stream; 0: no limit
+/// provider-inactivity-timeout: 300        # seconds a provider may report no progress in a backup stream or deliver
+///                                         # no data to a restore; 0: no limit
 /// fleecing-reserve: 256M                  # free space the fleecing filesystem keeps; below it the backup aborts; 0: off
 /// </code>
 /// The history limits are applied after every run and prune; a run still running is never removed. Records of backups

@@ -35,6 +35,7 @@ internal sealed partial class JobEngine
                 TargetDirectory = target,
                 TargetFormat = format,
                 BandwidthLimit = bandwidthLimit,
+                ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
             }, task.Cancellation);
             foreach (var (device, path) in restored.Disks)
             {
