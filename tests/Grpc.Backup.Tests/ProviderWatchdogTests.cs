@@ -95,4 +95,50 @@ public sealed class ProviderWatchdogTests
         Assert.False(guest.Process.HasExited, "the guest kept running");
         Assert.Empty(Directory.GetFiles(work.File("fleece")));
     }
+
+    [Fact]
+    public async Task A_fleecing_filesystem_about_to_fill_aborts_the_backup_and_the_guest_never_sees_ENOSPC()
+    {
+        using var work = new TempDirectory();
+        // A small fleecing filesystem of its own (tmpfs, 64 MiB); a reserve of 48 MiB leaves copy-before-write 16 MiB.
+        string fleece = Directory.CreateDirectory(work.File("fleece-small")).FullName;
+        Assert.Equal(0, (await ChildProcess.RunAsync("mount", ["-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", fleece])).ExitCode);
+        try
+        {
+            await using var guest = await DemoGuestProcess.StartAsync(work.File("guest"));
+            // A provider that takes the stream and never reads: the guest keeps writing, so the fleecing image grows.
+            await using var stalled = await InProcessProvider.StartAsync(identity => identity.Info.Capabilities.VmBackupMechanisms.Add(VmBackupMechanism.Nbd));
+            stalled.Backup.BackupVmGoesSilent = true;
+            Directory.CreateDirectory(work.File("run"));
+            await using (var connection = await ProviderConnection.ConnectAsync(stalled.Endpoint))
+            {
+                string jobId = Guid.NewGuid().ToString();
+                await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
+                var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
+                    guest.Guest, new VmBackupOptions
+                    {
+                        FleecingDirectory = fleece,
+                        RuntimeDirectory = work.File("run"),
+                        StorageId = "test",
+                        AgentTimeout = TimeSpan.FromSeconds(60),
+                        ProviderInactivityTimeout = TimeSpan.Zero,
+                        FleecingReserve = 48UL << 20,
+                    }, CancellationToken.None));
+                Assert.Contains("below the reserve", failure.Message, StringComparison.Ordinal);
+            }
+
+            Assert.True(stalled.Backup.BackupCleanupCalls >= 1);
+            Assert.False(guest.Process.HasExited, "the guest kept running: its writes never met ENOSPC");
+            Assert.Empty(Directory.GetFiles(fleece));
+            // The guest still writes after the abort: its next backup, to a working provider, restores to its instant.
+            await using var provider = await DirectoryProviderProcess.StartAsync();
+            await using var working = await ProviderConnection.ConnectAsync(provider.Endpoint);
+            VmBackupResult next = await VmBackupTests.BackupAsync(working, guest, work);
+            await VmBackupTests.AssertRestoresToAsync(working, next, guest.LastInstant(), work.File("restore"));
+        }
+        finally
+        {
+            await ChildProcess.RunAsync("umount", ["-l", fleece]);
+        }
+    }
 }
