@@ -88,7 +88,7 @@ internal static class VmBench
             bytesRead = full.Volumes.Sum(v => (long)v.BytesRead);
         }
         results.Add(new BenchResult(label, oursFull, "nbdcopy + sync", peerFull,
-            $"{size >> 20} MiB disk, {bytesRead >> 20} MiB read by ours"));
+            $"{size >> 20} MiB disk, {bytesRead >> 20} MiB read by ours; phases: {full!.Phases}"));
         if (!withIncrementalAndRestore)
         {
             return results;
@@ -101,7 +101,7 @@ internal static class VmBench
         double oursIncremental = Stopwatch.GetElapsedTime(incrementalStart).TotalSeconds;
         long incrementalRead = incremental.Volumes.Sum(v => (long)v.BytesRead);
         results.Add(new BenchResult("vm-incr-1pct", oursIncremental, "full backup (ours)", oursFull,
-            $"dirty {dirty} B, read {incrementalRead} B ({(double)incrementalRead / dirty:0.000}x dirty), time {oursIncremental / oursFull:P1} of a full"));
+            $"dirty {dirty} B, read {incrementalRead} B ({(double)incrementalRead / dirty:0.000}x dirty), time {oursIncremental / oursFull:P1} of a full; phases: {incremental.Phases}"));
 
         // Restore of the full backup vs qemu-img convert of a local raw file to the same target filesystem.
         string restoreTarget = Path.Combine(work, "restore");
@@ -125,7 +125,8 @@ internal static class VmBench
         double peerRestore = await Tool.TimeAsync("qemu-img", "convert", "-U", "-f", "raw", "-O", "raw", disk.ImagePath, converted);
         Directory.Delete(restoreTarget, recursive: true);
         File.Delete(converted);
-        results.Add(new BenchResult("vm-restore", oursRestore, "qemu-img convert (local raw)", peerRestore, $"{size >> 20} MiB disk"));
+        results.Add(new BenchResult("vm-restore", oursRestore, "qemu-img convert (local raw)", peerRestore,
+            $"{size >> 20} MiB disk; phases: {restored.Phases}"));
         return results;
     }
 

@@ -26,15 +26,18 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         using GuestLock? guestLock = options.LockDirectory is null ? null : GuestLock.Acquire(options.LockDirectory, guest.GuestId);
         // The bitmaps move only once BackupCleanup(success=true) returned OK; on every other path they are folded back.
         await using var pending = new PendingBitmaps();
+        var phases = new PhaseTimings();
         var (result, stats) = await new GuestBackupSession(provider, logger).RunAsync(jobId, GuestType.Vm, guest.GuestId, guest.Name,
-            options.RuntimeDirectory, options.BackupId, (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, pending, log, cancellationToken),
-            cancellationToken, pending.SettleAsync);
-        return result with { Stats = stats };
+            options.RuntimeDirectory, options.BackupId,
+            (backupId, archiveName, log) => RunAsync(jobId, backupId, archiveName, guest, options, pending, phases, log, cancellationToken),
+            cancellationToken, pending.SettleAsync, phases);
+        return result with { Stats = stats, Phases = phases };
     }
 
     private async Task<VmBackupResult> RunAsync(string jobId, string backupId, string archiveName, VmGuest guest,
-        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, PhaseTimings phases, TaskLog log, CancellationToken cancellationToken)
     {
+        PhaseTimings.Measurement init = phases.Measure("init");
         var mechanism = await provider.Backup.BackupGetMechanismAsync(
             new BackupGetMechanismRequest { BackupId = backupId, GuestType = GuestType.Vm }, cancellationToken: cancellationToken);
         if (mechanism.MechanismCase != BackupGetMechanismResponse.MechanismOneofCase.Vm
@@ -58,13 +61,15 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             {
                 throw new BackupException("the VM is stopped and the provider chose FILE_HANDLE; stopped VMs are exported over NBD only");
             }
-            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, pending, log, cancellationToken);
+            init.Dispose();
+            return await RunStoppedAsync(backupId, archiveName, guest, disks, options, pending, phases, log, cancellationToken);
         }
         // Open until the bitmaps are settled, after BackupCleanup.
         pending.Own(qmp);
         IReadOnlyDictionary<string, ulong> sizes = await BlockNodes.GetVirtualSizesAsync(qmp, disks.Select(d => d.FormatNode), cancellationToken);
         var choices = await QueryIncrementalAsync(backupId, disks.Select(d => new VolumeSize { DeviceName = d.DeviceName, SizeBytes = sizes[d.FormatNode] }),
             cancellationToken);
+        init.Dispose();
 
         var quiescer = new GuestQuiescer(qmp, guest.AgentSocket, options.AgentTimeout, log);
         var modeGuard = new BackupModeGuard(qmp, options.Mode, options.ShutdownTimeout, log);
@@ -73,6 +78,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         bool stored = false;
         VmSnapshotAccess access;
         Consistency? held = null;
+        long setupStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        TimeSpan frozen = TimeSpan.Zero;
         try
         {
             await modeGuard.EnterAsync(cancellationToken);
@@ -85,7 +92,18 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 StorageId = options.StorageId,
                 CbwTimeout = options.CbwTimeout,
                 // A guest the mode holds (paused or shut down) cannot write, and its agent cannot answer a freeze.
-                Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : quiescer.QuiesceAsync,
+                Quiesce = modeGuard.Holds ? _ => Task.FromResult<IAsyncDisposable?>(new HeldGuest()) : async ct =>
+                {
+                    long freezeStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+                    try
+                    {
+                        return await quiescer.QuiesceAsync(ct);
+                    }
+                    finally
+                    {
+                        frozen = System.Diagnostics.Stopwatch.GetElapsedTime(freezeStarted);
+                    }
+                },
                 Log = (level, message) => (level == SnapshotAccessLogLevel.Warning ? (Action<string>)log.Warn : log.Info)(message),
             }, cancellationToken);
             pending.Own(access);
@@ -95,6 +113,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         {
             // vzdump's order: the guest gets its state back as soon as snapshot access exists (or failed to).
             await modeGuard.RestoreAsync();
+            phases.Add("quiesce", frozen);
+            phases.Add("setup", System.Diagnostics.Stopwatch.GetElapsedTime(setupStarted) - frozen);
         }
         Consistency consistency = held ?? quiescer.Achieved;
         try
@@ -127,7 +147,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     }
                     files = paths;
                 }
-                completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, log, cancellationToken);
+                using (phases.Measure("copy"))
+                {
+                    completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, log, cancellationToken);
+                }
             }
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
@@ -136,15 +159,19 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         {
             // Teardown runs in the required order whatever happened. After a failure the bitmaps are folded back now;
             // after a success they wait for BackupCleanup's answer (PendingBitmaps).
-            await access.TeardownAsync(stored, CancellationToken.None);
+            using (phases.Measure("teardown"))
+            {
+                await access.TeardownAsync(stored, CancellationToken.None);
+            }
             log.Info(stored ? "snapshot access torn down; bitmaps wait for the provider's commit" : "snapshot access torn down (failure bitmap transaction)");
         }
     }
 
     /// <summary>A stopped VM has no writer: each image is exported read-only by qemu-nbd, with its bitmap.</summary>
     private async Task<VmBackupResult> RunStoppedAsync(string backupId, string archiveName, VmGuest guest, List<VmDisk> disks,
-        VmBackupOptions options, PendingBitmaps pending, TaskLog log, CancellationToken cancellationToken)
+        VmBackupOptions options, PendingBitmaps pending, PhaseTimings phases, TaskLog log, CancellationToken cancellationToken)
     {
+        PhaseTimings.Measurement setup = phases.Measure("setup");
         var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
         foreach (VmDisk disk in disks)
         {
@@ -170,16 +197,24 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 OfflineImageExport started = exports[^1];
                 pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
-            var completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
-                fleecingDirectory: null, log, cancellationToken);
+            setup.Dispose();
+            List<VolumeCompleted> completed;
+            using (phases.Measure("copy"))
+            {
+                completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
+                    fleecingDirectory: null, log, cancellationToken);
+            }
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
         }
         finally
         {
-            foreach (OfflineImageExport export in exports)
+            using (phases.Measure("teardown"))
             {
-                await export.FinishAsync(stored, CancellationToken.None);
+                foreach (OfflineImageExport export in exports)
+                {
+                    await export.FinishAsync(stored, CancellationToken.None);
+                }
             }
         }
     }

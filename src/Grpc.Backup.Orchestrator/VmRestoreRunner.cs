@@ -25,6 +25,8 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
     public async Task<VmRestoreResult> RestoreAsync(string archiveName, VmRestoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        var phases = new PhaseTimings();
+        PhaseTimings.Measurement init = phases.Measure("init");
         var mechanism = await provider.Restore.RestoreGetMechanismAsync(new RestoreGetMechanismRequest { ArchiveName = archiveName },
             cancellationToken: cancellationToken);
         if (mechanism.GuestType != GuestType.Vm || mechanism.MechanismCase != RestoreGetMechanismResponse.MechanismOneofCase.Vm
@@ -36,11 +38,12 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             cancellationToken: cancellationToken)).GuestConfig.ToByteArray();
         var firewall = await provider.Restore.ArchiveGetFirewallConfigAsync(new ArchiveGetFirewallConfigRequest { ArchiveName = archiveName },
             cancellationToken: cancellationToken);
+        init.Dispose();
 
         using RestoreTarget target = RestoreTarget.Open(options.TargetDirectory);
         try
         {
-            var disks = await RestoreVolumesAsync(archiveName, target, options, cancellationToken);
+            var disks = await RestoreVolumesAsync(archiveName, target, options, phases, cancellationToken);
             foreach (VmDisk excluded in ExcludedDisks(guestConfig, disks, options))
             {
                 disks[excluded.DeviceName] = await CreateEmptyDiskAsync(excluded, target, options, cancellationToken);
@@ -50,9 +53,13 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             {
                 await target.WriteFileAsync("firewall.conf", firewall.FirewallConfig.Memory, cancellationToken);
             }
+            LogPhases(logger, archiveName, phases.ToString());
             return new VmRestoreResult(disks, guestConfig,
                 // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
-                firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
+                firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null)
+            {
+                Phases = phases,
+            };
         }
         catch
         {
@@ -62,19 +69,23 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
     }
 
     private async Task<Dictionary<string, string>> RestoreVolumesAsync(string archiveName, RestoreTarget target, VmRestoreOptions options,
-        CancellationToken cancellationToken)
+        PhaseTimings phases, CancellationToken cancellationToken)
     {
         string restoreId = Guid.NewGuid().ToString();
         var disks = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            var init = await provider.Restore.RestoreVmInitAsync(new RestoreVmInitRequest { RestoreId = restoreId, ArchiveName = archiveName },
-                cancellationToken: cancellationToken);
+            RestoreVmInitResponse init;
+            using (phases.Measure("init"))
+            {
+                init = await provider.Restore.RestoreVmInitAsync(new RestoreVmInitRequest { RestoreId = restoreId, ArchiveName = archiveName },
+                    cancellationToken: cancellationToken);
+            }
             ValidateVolumes(init.Volumes);
             CheckSpace(init.Volumes, target);
             foreach (VolumeSize volume in init.Volumes)
             {
-                disks[volume.DeviceName] = await RestoreVolumeAsync(restoreId, archiveName, volume, target, options, cancellationToken);
+                disks[volume.DeviceName] = await RestoreVolumeAsync(restoreId, archiveName, volume, target, options, phases, cancellationToken);
             }
         }
         finally
@@ -149,9 +160,10 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
     }
 
     private async Task<string> RestoreVolumeAsync(string restoreId, string archiveName, VolumeSize volume, RestoreTarget target,
-        VmRestoreOptions options, CancellationToken cancellationToken)
+        VmRestoreOptions options, PhaseTimings phases, CancellationToken cancellationToken)
     {
         string rawName = volume.DeviceName + ".raw";
+        PhaseTimings.Measurement copy = phases.Measure("copy");
         try
         {
             FdChannel channel = await provider.GetFdChannelAsync(cancellationToken);
@@ -194,8 +206,12 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 ArchiveName = archiveName,
                 DeviceName = volume.DeviceName,
             }, cancellationToken: CancellationToken.None);
+            copy.Dispose();
         }
-        return await ConvertIfAskedAsync(rawName, target, options, cancellationToken);
+        using (phases.Measure("convert"))
+        {
+            return await ConvertIfAskedAsync(rawName, target, options, cancellationToken);
+        }
     }
 
     /// <summary>
@@ -316,4 +332,7 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Device} was excluded from backup: recreated empty with {Size} bytes")]
     private static partial void LogRecreated(ILogger logger, string device, long size);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Archive}; phases: {Phases}")]
+    private static partial void LogPhases(ILogger logger, string archive, string phases);
 }

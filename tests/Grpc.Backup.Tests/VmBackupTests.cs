@@ -26,8 +26,14 @@ public sealed class VmBackupTests
 
         for (int i = 0; i < 3; i++)
         {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             VmBackupResult result = await BackupAsync(connection, guest, work);
+            TimeSpan elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
             backups.Add((result, guest.LastInstant()));
+            // Every phase of a running guest's backup is recorded once, in order, and together they fit in its time.
+            Assert.Equal(["init", "quiesce", "setup", "copy", "teardown", "commit"], result.Phases.Phases.Select(p => p.Key));
+            Assert.True(result.Phases["copy"] > TimeSpan.Zero && result.Phases["quiesce"] > TimeSpan.Zero, result.Phases.ToString());
+            Assert.True(result.Phases.Phases.Aggregate(TimeSpan.Zero, (sum, p) => sum + p.Value) <= elapsed, $"{result.Phases} in {elapsed}");
             await Task.Delay(300); // the guest keeps writing between backups
         }
 
@@ -44,6 +50,7 @@ public sealed class VmBackupTests
             string target = work.File($"restore{i}");
             var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
                 .RestoreAsync(backups[i].Result.ArchiveName, new VmRestoreOptions { TargetDirectory = target }, CancellationToken.None);
+            Assert.Equal(["init", "copy", "convert"], restored.Phases.Phases.Select(p => p.Key));
             foreach (var (device, expected) in backups[i].Expected)
             {
                 Assert.True(expected == Checksums.Sha256File(restored.Disks[device]), $"backup {i}, {device}: restored data differs from the instant");

@@ -26,8 +26,9 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
     /// <returns>The body's result and the provider's stats from BackupCleanup.</returns>
     public async Task<(T Result, BackupStats Stats)> RunAsync<T>(string jobId, GuestType guestType, string guestId, string guestName,
         string runtimeDirectory, string? backupId, Func<string, string, TaskLog, Task<T>> body, CancellationToken cancellationToken,
-        Func<bool, TaskLog, Task>? settle = null)
+        Func<bool, TaskLog, Task>? settle = null, PhaseTimings? phases = null)
     {
+        phases ??= new PhaseTimings();
         ArgumentNullException.ThrowIfNull(body);
         backupId ??= Guid.NewGuid().ToString();
         string logPath = Path.Combine(runtimeDirectory, $"task-{backupId}.log");
@@ -35,15 +36,19 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
         try
         {
             log.Info($"starting backup of {(guestType == GuestType.Vm ? "VM" : "container")} {guestId} ({guestName}) to {provider.Info.Name}");
-            var init = await provider.Backup.BackupInitAsync(new BackupInitRequest
+            BackupInitResponse init;
+            using (phases.Measure("init"))
             {
-                JobId = jobId,
-                BackupId = backupId,
-                GuestId = guestId,
-                GuestType = guestType,
-                BackupTime = Timestamp.FromDateTime(DateTime.UtcNow),
-                GuestName = guestName,
-            }, cancellationToken: cancellationToken);
+                init = await provider.Backup.BackupInitAsync(new BackupInitRequest
+                {
+                    JobId = jobId,
+                    BackupId = backupId,
+                    GuestId = guestId,
+                    GuestType = guestType,
+                    BackupTime = Timestamp.FromDateTime(DateTime.UtcNow),
+                    GuestName = guestName,
+                }, cancellationToken: cancellationToken);
+            }
             if (ArchiveName.Check(init.ArchiveName) is { } problem)
             {
                 throw new BackupException($"provider {provider.Info.Name} returned an invalid archive name: {problem}");
@@ -51,12 +56,17 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
             log.Info($"archive {init.ArchiveName}");
             T result = await body(backupId, init.ArchiveName, log);
             log.Info("stored; BackupCleanup(success=true) decides whether the backup is committed");
-            BackupStats stats = await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats();
-            // Only now is the archive the provider's: what depends on it (the next incremental's base) may move.
-            if (settle is not null)
+            BackupStats stats;
+            using (phases.Measure("commit"))
             {
-                await settle(true, log);
+                stats = await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats();
+                // Only now is the archive the provider's: what depends on it (the next incremental's base) may move.
+                if (settle is not null)
+                {
+                    await settle(true, log);
+                }
             }
+            log.Info($"phases: {phases}");
             return (result, stats);
         }
         catch (Exception e)

@@ -57,6 +57,13 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public async Task StartAsync()
     {
+        // The test guest's agent hashes every disk while frozen, to record the instant; on a loaded machine that takes
+        // longer than a real agent's freeze, and a crash-consistent fallback would make the recorded instant stale.
+        string hostConf = Path.Combine(ConfigDirectory, "host.conf");
+        if (!File.Exists(hostConf) || !File.ReadAllText(hostConf).Contains("agent-timeout:", StringComparison.Ordinal))
+        {
+            File.AppendAllText(hostConf, "agent-timeout: 120\n");
+        }
         Process = ChildProcess.Start("dotnet", [ServiceDll, .. Arguments]);
         await Process.WaitForFileAsync(SocketPath, TimeSpan.FromSeconds(60));
         // The socket exists from bind; wait until the service answers.

@@ -17,6 +17,7 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// provider-inactivity-timeout: 300        # seconds a provider may report no progress in a backup stream or deliver
 ///                                         # no data to a restore; 0: no limit
 /// fleecing-reserve: 256M                  # free space the fleecing filesystem keeps; below it the backup aborts; 0: off
+/// agent-timeout: 10                       # seconds the guest agent has to freeze; then the backup is crash-consistent
 /// </code>
 /// The history limits are applied after every run and prune; a run still running is never removed. Records of backups
 /// (checksums, verifications, manifests) are not history: they go when the backup goes.
@@ -41,6 +42,9 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     /// <summary>The fleecing filesystem's free space below which a running VM's backup is aborted.</summary>
     public ulong FleecingReserve { get; init; } = 256UL << 20;
 
+    /// <summary>How long the guest agent has to freeze before the backup falls back to crash consistency.</summary>
+    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
@@ -48,7 +52,7 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     {
         HostSettings settings = Default(stateDirectory);
         string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, keepDays = null, keepRuns = null,
-            inactivity = null, reserve = null;
+            inactivity = null, reserve = null, agent = null;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -98,9 +102,14 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     reserve = ConfigValues.Single(line, reserve);
                     settings = settings with { FleecingReserve = ConfigValues.Bytes(line) };
                     break;
+                case "agent-timeout":
+                    agent = ConfigValues.Single(line, agent);
+                    uint seconds = ConfigValues.Count(line, 3600);
+                    settings = settings with { AgentTimeout = seconds == 0 ? throw line.Error("agent-timeout must be at least 1 second") : TimeSpan.FromSeconds(seconds) };
+                    break;
                 default:
                     throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, "
-                        + "history-keep-days, history-keep-runs, provider-inactivity-timeout, fleecing-reserve)");
+                        + "history-keep-days, history-keep-runs, provider-inactivity-timeout, fleecing-reserve, agent-timeout)");
             }
         }
         return settings;

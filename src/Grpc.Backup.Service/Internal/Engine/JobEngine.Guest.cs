@@ -124,6 +124,7 @@ internal sealed partial class JobEngine
                     LockDirectory = paths.LockDirectory,
                     ProviderInactivityTimeout = config.Host.ProviderInactivityTimeout,
                     FleecingReserve = config.Host.FleecingReserve,
+                    AgentTimeout = config.Host.AgentTimeout,
                     StorageId = plan.Storage.Name,
                     Mode = plan.Mode switch
                     {
