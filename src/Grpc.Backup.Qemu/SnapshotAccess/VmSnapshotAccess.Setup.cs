@@ -72,25 +72,29 @@ public sealed partial class VmSnapshotAccess
             ? [BitmapActions.Merge(node, disk.BitmapName, disk.BackgroundBitmapName), BitmapActions.Enable(node, disk.BitmapName), BitmapActions.Remove(node, disk.BackgroundBitmapName)]
             : [BitmapActions.Remove(node, disk.BackgroundBitmapName)];
         _log.Warning($"{disk.DeviceName}: found {disk.BackgroundBitmapName} from an interrupted backup; folding it back");
-        await SnapshotStep.RunAsync(disk.DeviceName, "recover leftover background bitmap", () => _qmp.TransactionAsync(actions, properties: null, cancellationToken));
+        cancellationToken.ThrowIfCancellationRequested();
+        await SnapshotStep.RunAsync(disk.DeviceName, "recover leftover background bitmap", () => _qmp.TransactionAsync(actions, properties: null, CancellationToken.None));
     }
 
     /// <summary>NBD server, unwanted bitmaps, fleecing images: everything that need not be inside the window.</summary>
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        _nbdServer = await SnapshotStep.RunAsync(null, "start NBD server", () => NbdServerLease.AcquireAsync(_qmp, _options.NbdSocketPath, _log, cancellationToken));
+        cancellationToken.ThrowIfCancellationRequested();
+        _nbdServer = await SnapshotStep.RunAsync(null, "start NBD server", () => NbdServerLease.AcquireAsync(_qmp, _options.NbdSocketPath, _log, CancellationToken.None));
         foreach (DiskSession disk in _disks)
         {
             if (disk.Plan.RemoveExisting)
             {
                 // Removing it early is safe: this backup is full, so the old base is not needed, and if
                 // setup fails now the next backup is simply full as well.
-                await SnapshotStep.RunAsync(disk.DeviceName, "remove old bitmap", () => _qmp.TransactionAsync([BitmapActions.Remove(disk.FormatNode, disk.BitmapName)], properties: null, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await SnapshotStep.RunAsync(disk.DeviceName, "remove old bitmap", () => _qmp.TransactionAsync([BitmapActions.Remove(disk.FormatNode, disk.BitmapName)], properties: null, CancellationToken.None));
             }
 
             SnapshotStep.Run(disk.DeviceName, "create fleecing image", () => FleecingFile.Create(disk.FleecingPath, disk.SizeBytes));
             disk.Progress.FleecingFileCreated = true;
-            await SnapshotStep.RunAsync(disk.DeviceName, "add fleecing node", () => SnapshotGraphCommands.AddFleecingNodeAsync(_qmp, disk.FleeceNode, disk.FleeceFileNode, disk.FleecingPath, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+            await SnapshotStep.RunAsync(disk.DeviceName, "add fleecing node", () => SnapshotGraphCommands.AddFleecingNodeAsync(_qmp, disk.FleeceNode, disk.FleeceFileNode, disk.FleecingPath, CancellationToken.None));
             disk.Progress.FleeceNodeAdded = true;
         }
 
@@ -158,26 +162,31 @@ public sealed partial class VmSnapshotAccess
         {
             case BitmapOutcome.Reuse:
                 // Never persistent: it only lives for this backup, and a crash must not leave it in the image.
-                await SnapshotStep.RunAsync(disk.DeviceName, "add background bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BackgroundBitmapName, persistent: false, disk.Granularity)], properties: null, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await SnapshotStep.RunAsync(disk.DeviceName, "add background bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BackgroundBitmapName, persistent: false, disk.Granularity)], properties: null, CancellationToken.None));
                 disk.Progress.RecordingBitmapAdded = true;
                 break;
             case BitmapOutcome.New:
                 // Also the background one: the stable bitmap is created from it only once the provider committed, so a
                 // crash or a failed commit never leaves a base the provider has no image for.
-                await SnapshotStep.RunAsync(disk.DeviceName, "add background bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BackgroundBitmapName, persistent: false)], properties: null, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await SnapshotStep.RunAsync(disk.DeviceName, "add background bitmap", () => _qmp.TransactionAsync([BitmapActions.Add(node, disk.BackgroundBitmapName, persistent: false)], properties: null, CancellationToken.None));
                 disk.Progress.RecordingBitmapAdded = true;
                 break;
         }
 
         string? cbwBitmap = disk.Plan.Outcome == BitmapOutcome.Reuse && quiesced ? disk.BitmapName : null;
-        await SnapshotStep.RunAsync(disk.DeviceName, "add copy-before-write node", () => SnapshotGraphCommands.AddCopyBeforeWriteAsync(_qmp, disk.CbwNode, node, disk.FleeceNode, cbwBitmap, _options.CbwTimeout, cancellationToken));
+        cancellationToken.ThrowIfCancellationRequested();
+        await SnapshotStep.RunAsync(disk.DeviceName, "add copy-before-write node", () => SnapshotGraphCommands.AddCopyBeforeWriteAsync(_qmp, disk.CbwNode, node, disk.FleeceNode, cbwBitmap, _options.CbwTimeout, CancellationToken.None));
         disk.Progress.CbwAdded = true;
-        await SnapshotStep.RunAsync(disk.DeviceName, "switch filter to copy-before-write", () => SnapshotGraphCommands.ReopenFilterAsync(_qmp, disk.Disk, disk.CbwNode, cancellationToken));
+        cancellationToken.ThrowIfCancellationRequested();
+        await SnapshotStep.RunAsync(disk.DeviceName, "switch filter to copy-before-write", () => SnapshotGraphCommands.ReopenFilterAsync(_qmp, disk.Disk, disk.CbwNode, CancellationToken.None));
         disk.Progress.FilterSwitched = true;
 
         if (disk.Plan.Outcome == BitmapOutcome.Reuse)
         {
-            await SnapshotStep.RunAsync(disk.DeviceName, "freeze bitmap", () => _qmp.TransactionAsync([BitmapActions.Disable(node, disk.BitmapName)], properties: null, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+            await SnapshotStep.RunAsync(disk.DeviceName, "freeze bitmap", () => _qmp.TransactionAsync([BitmapActions.Disable(node, disk.BitmapName)], properties: null, CancellationToken.None));
         }
     }
 
@@ -187,19 +196,23 @@ public sealed partial class VmSnapshotAccess
         var exports = new List<SnapshotExport>(_disks.Length);
         foreach (DiskSession disk in _disks)
         {
-            await SnapshotStep.RunAsync(disk.DeviceName, "add snapshot-access node", () => SnapshotGraphCommands.AddSnapshotAccessAsync(_qmp, disk.SnapshotNode, disk.CbwNode, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+            await SnapshotStep.RunAsync(disk.DeviceName, "add snapshot-access node", () => SnapshotGraphCommands.AddSnapshotAccessAsync(_qmp, disk.SnapshotNode, disk.CbwNode, CancellationToken.None));
             disk.Progress.SnapshotNodeAdded = true;
 
             if (_options.BandwidthLimit > 0)
             {
-                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle group", () => SnapshotGraphCommands.AddReadThrottleGroupAsync(_qmp, disk.ThrottleGroupId, _options.BandwidthLimit, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle group", () => SnapshotGraphCommands.AddReadThrottleGroupAsync(_qmp, disk.ThrottleGroupId, _options.BandwidthLimit, CancellationToken.None));
                 disk.Progress.ThrottleGroupAdded = true;
-                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle node", () => SnapshotGraphCommands.AddThrottleNodeAsync(_qmp, disk.ThrottleNode, disk.ThrottleGroupId, disk.SnapshotNode, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await SnapshotStep.RunAsync(disk.DeviceName, "add throttle node", () => SnapshotGraphCommands.AddThrottleNodeAsync(_qmp, disk.ThrottleNode, disk.ThrottleGroupId, disk.SnapshotNode, CancellationToken.None));
                 disk.Progress.ThrottleNodeAdded = true;
             }
 
             string? exportedBitmap = disk.Plan.Outcome == BitmapOutcome.Reuse ? disk.BitmapName : null;
-            await SnapshotStep.RunAsync(disk.DeviceName, "add NBD export", () => SnapshotGraphCommands.AddExportAsync(_qmp, disk.ExportId, disk.ExportedNode, disk.DeviceName, disk.FormatNode, exportedBitmap, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+            await SnapshotStep.RunAsync(disk.DeviceName, "add NBD export", () => SnapshotGraphCommands.AddExportAsync(_qmp, disk.ExportId, disk.ExportedNode, disk.DeviceName, disk.FormatNode, exportedBitmap, CancellationToken.None));
             disk.Progress.ExportAdded = true;
 
             exports.Add(new SnapshotExport
