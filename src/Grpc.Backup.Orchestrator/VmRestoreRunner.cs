@@ -174,7 +174,7 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 DeviceName = volume.DeviceName,
                 FdChannelId = ByteString.CopyFrom(channel.ChannelId.ToByteArray()),
                 BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
-            }, cancellationToken: cancellationToken);
+            }, deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation), cancellationToken: cancellationToken);
             await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, options, cancellationToken);
             using var limiter = BlockCopier.CreateLimiter(options.BandwidthLimit);
             var stopwatch = Stopwatch.StartNew();

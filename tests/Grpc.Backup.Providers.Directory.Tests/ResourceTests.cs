@@ -1,3 +1,4 @@
+using Grpc.Backup.Host;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Directory.Tests.Infrastructure;
 using static Grpc.Backup.Providers.Directory.Tests.Infrastructure.Images;
@@ -37,7 +38,7 @@ public sealed class ResourceTests
         PruneBackupsResponse pruned = await repository.PruneBackupsAsync(new PruneBackupsRequest
         {
             GuestId = "900", Policy = new RetentionPolicy { KeepLast = 1 },
-        });
+        }, deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation));
         (int fdsAfter, int pipesAfter) = OpenFds(provider.Process.Id);
 
         Assert.Equal(100, pruned.Decisions.Count(d => !d.Keep));

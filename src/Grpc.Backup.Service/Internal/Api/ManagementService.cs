@@ -150,7 +150,7 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
                 GuestId = request.GuestId,
                 Policy = policy,
                 DryRun = request.DryRun,
-            }, cancellationToken: context.CancellationToken);
+            }, deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation), cancellationToken: context.CancellationToken);
             await CatalogRefresh.RefreshAsync(catalog, provider, storage.Name, Empty(request.GuestId), context.CancellationToken);
             retention.Apply();
             var response = new PruneResponse();

@@ -195,7 +195,8 @@ internal sealed partial class JobEngine
             }
             else
             {
-                var prune = await provider.Repository.PruneBackupsAsync(new PruneBackupsRequest { GuestId = guest.Id, Policy = plan.Retention.ToPolicy() });
+                var prune = await provider.Repository.PruneBackupsAsync(new PruneBackupsRequest { GuestId = guest.Id, Policy = plan.Retention.ToPolicy() },
+                    deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation));
                 foreach (var decision in prune.Decisions.Where(d => !d.Keep))
                 {
                     task.Log("INFO", guest.Id, $"pruned {decision.ArchiveName} ({decision.Reason})");
