@@ -32,6 +32,7 @@ internal static class SlowFirstDisk
         Directory.CreateDirectory(Path.Combine(work, "fleece"));
         Directory.CreateDirectory(Path.Combine(work, "run"));
         var log = new TimedLogger<VmBackupRunner>();
+        int freezes = guest.FreezeCount;
         string jobId = Guid.NewGuid().ToString();
         await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
         VmBackupResult backup;
@@ -52,6 +53,10 @@ internal static class SlowFirstDisk
             await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = true });
         }
         IReadOnlyDictionary<string, string> instant = guest.LastInstant();
+        IReadOnlyDictionary<string, string[]> mebibytes = guest.LastInstantMebibytes();
+        // The instant is known only when the backup was taken under the agent's freeze (which records the disks' hashes).
+        Assert.True(backup.Consistency == Consistency.Application && guest.FreezeCount == freezes + 1,
+            $"the backup was not taken under one guest-agent freeze ({backup.Consistency}, {guest.FreezeCount - freezes} freezes)");
 
         // The runner logs each volume (" bytes, bitmap ") just before it opens BackupVm, and each VolumeCompleted.
         DateTime opened = log.Lines.Last(l => l.Line.Contains(" bytes, bitmap ", StringComparison.Ordinal)).At;
@@ -62,10 +67,20 @@ internal static class SlowFirstDisk
         string target = Path.Combine(work, "restore-" + backup.ArchiveName.Replace('/', '-'));
         var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
             .RestoreAsync(backup.ArchiveName, new VmRestoreOptions { TargetDirectory = target }, CancellationToken.None);
+        var mismatches = new List<string>();
         foreach (var (device, sha) in instant)
         {
-            Assert.True(sha == Checksums.Sha256File(restored.Disks[device]), $"{device}: the restored data differs from the backup's instant");
+            string actual = Checksums.Sha256File(restored.Disks[device]);
+            VolumeCompleted volume = backup.Volumes.Single(v => v.DeviceName == device);
+            if (actual != sha)
+            {
+                mismatches.Add($"{device}: restored {actual}, instant {sha}, provider's content_sha256 {volume.ContentSha256} "
+                    + $"({volume.BitmapMode}, read {volume.BytesRead} bytes); differing MiBs: "
+                    + string.Join(' ', Checksums.DifferingMebibytes(restored.Disks[device], mebibytes[device])));
+            }
         }
+        Assert.True(mismatches.Count == 0, "the restored data differs from the backup's instant:\n" + string.Join('\n', mismatches)
+            + "\n" + string.Join('\n', log.Lines.Select(l => $"{l.At:HH:mm:ss.fff} {l.Line}")));
         Assert.Equal(guest.Guest.RawConfig.ToArray(), restored.GuestConfig.ToArray());
         Directory.Delete(target, recursive: true);
         return firstDisk;
