@@ -113,12 +113,14 @@ internal sealed class GuestAgentServer(string socketPath, GuestWriter writer, st
             }
             await writer.PauseAsync(cancellationToken);
             _frozen = true;
+            var (disks, mebibytes) = writer.HashAll();
             var instant = new JsonObject
             {
                 ["freeze"] = ++_freezes,
                 ["time"] = DateTimeOffset.UtcNow.ToString("O"),
                 ["writes"] = writer.Writes,
-                ["disks"] = new JsonObject(writer.HashAll().Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+                ["disks"] = new JsonObject(disks.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+                ["mebibytes"] = new JsonObject(mebibytes.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)new JsonArray([.. p.Value.Select(h => (JsonNode?)h)])))),
             };
             await File.AppendAllTextAsync(instantsPath, instant.ToJsonString() + "\n", cancellationToken);
             return Return(writer.DiskCount);

@@ -46,22 +46,29 @@ internal sealed class GuestWriter(IReadOnlyList<(string Name, SafeFileHandle Han
 
     public void Resume() => _gate.Release();
 
-    /// <summary>The sha256 of every disk as the guest sees it now (call while paused).</summary>
-    public Dictionary<string, string> HashAll()
+    /// <summary>
+    /// The sha256 of every disk as the guest sees it now (call while paused), and of each of its MiBs (the first 8 hex
+    /// digits: enough to name the MiBs a wrong restore differs in).
+    /// </summary>
+    public (Dictionary<string, string> Disks, Dictionary<string, string[]> Mebibytes) HashAll()
     {
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        byte[] buffer = new byte[4 * 1024 * 1024];
+        var mebibytes = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        byte[] buffer = new byte[1024 * 1024];
         foreach (var disk in disks)
         {
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var blocks = new List<string>();
             for (long offset = 0; offset < disk.Size; offset += buffer.Length)
             {
                 int length = (int)Math.Min(buffer.Length, disk.Size - offset);
                 RandomAccess.Read(disk.Handle, buffer.AsSpan(0, length), offset);
                 sha.AppendData(buffer, 0, length);
+                blocks.Add(Convert.ToHexStringLower(SHA256.HashData(buffer.AsSpan(0, length)))[..8]);
             }
             hashes[disk.Name] = Convert.ToHexStringLower(sha.GetHashAndReset());
+            mebibytes[disk.Name] = [.. blocks];
         }
-        return hashes;
+        return (hashes, mebibytes);
     }
 }

@@ -47,6 +47,13 @@ public sealed class NbdGuardOptions
     /// </summary>
     public int MaxBytesInFlight { get; init; } = DefaultMaxBytesInFlight;
 
+    /// <summary>
+    /// When set, awaited with each READ's length before it goes upstream: the host's bandwidth limit, enforced here
+    /// because the guard is the one place every snapshot read passes. (A QEMU throttle node over the snapshot-access
+    /// node, which the host used before, let some reads return data written after the instant: issue 15.)
+    /// </summary>
+    public Func<int, CancellationToken, Task>? ReadPacer { get; init; }
+
     /// <summary>Upper bound on the guard's own handshake with the upstream server.</summary>
     public TimeSpan UpstreamHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

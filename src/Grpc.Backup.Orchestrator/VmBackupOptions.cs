@@ -37,7 +37,7 @@ public sealed class VmBackupOptions
     /// <summary>Stop mode: how long the guest has to shut down after the ACPI powerdown before the backup fails.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(3);
 
-    /// <summary>The job's bandwidth limit in bytes per second, enforced by the host (a QEMU throttle group behind the snapshot exports) and told to the provider; 0 is unlimited.</summary>
+    /// <summary>The job's bandwidth limit in bytes per second for the whole backup, enforced by the host (in the NBD guards every snapshot read passes) and told to the provider; 0 is unlimited.</summary>
     public ulong BandwidthLimit { get; init; }
 
     /// <summary>How long a guest write may wait for its copy-before-write before the snapshot breaks.</summary>

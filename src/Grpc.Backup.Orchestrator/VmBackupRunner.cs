@@ -88,7 +88,6 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             {
                 FleecingDirectory = options.FleecingDirectory,
                 NbdSocketPath = Path.Combine(options.RuntimeDirectory, $"snap-{backupId[..8]}.sock"),
-                BandwidthLimit = options.BandwidthLimit,
                 StorageId = options.StorageId,
                 CbwTimeout = options.CbwTimeout,
                 // A guest the mode holds (paused or shut down) cannot write, and its agent cannot answer a freeze.
@@ -135,6 +134,9 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 mounts = SnapshotFileMounts.Create(Path.Combine(options.RuntimeDirectory, $"files-{backupId[..8]}"));
             }
             List<VolumeCompleted> completed;
+            // The job's limit, enforced by the host in the NBD guards every snapshot read passes (not by a QEMU throttle
+            // node over snapshot-access: reads through one returned data written after the instant, issue 15).
+            using ByteRateLimiter? bandwidth = options.BandwidthLimit > 0 ? new ByteRateLimiter(options.BandwidthLimit) : null;
             // Unmounted before the snapshot is torn down, on every path.
             await using (mounts)
             {
@@ -143,13 +145,14 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     var paths = new List<string>();
                     foreach (SnapshotExport export in exports)
                     {
-                        paths.Add(await mounts.MountAsync(export, cancellationToken));
+                        paths.Add(await mounts.MountAsync(export, bandwidth, cancellationToken));
                     }
                     files = paths;
                 }
                 using (phases.Measure("copy"))
                 {
-                    completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, log, cancellationToken);
+                    completed = await StreamAsync(backupId, guest, exports, extents, files, consistency, options, options.FleecingDirectory, bandwidth, log,
+                        cancellationToken);
                 }
             }
             stored = true;
@@ -198,11 +201,12 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
             setup.Dispose();
+            using ByteRateLimiter? bandwidth = options.BandwidthLimit > 0 ? new ByteRateLimiter(options.BandwidthLimit) : null;
             List<VolumeCompleted> completed;
             using (phases.Measure("copy"))
             {
                 completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
-                    fleecingDirectory: null, log, cancellationToken);
+                    fleecingDirectory: null, bandwidth, log, cancellationToken);
             }
             stored = true;
             return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
@@ -248,13 +252,13 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     /// <param name="fleecingDirectory">Watched for free space while the guest runs on copy-before-write; null for a stopped guest.</param>
     private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
         List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, string? fleecingDirectory,
-        TaskLog log, CancellationToken cancellationToken)
+        ByteRateLimiter? bandwidth, TaskLog log, CancellationToken cancellationToken)
     {
         // Nothing waits forever on the provider, and the fleecing filesystem never fills under the guest.
         using var watchdog = new BackupWatchdog(options.ProviderInactivityTimeout, fleecingDirectory, options.FleecingReserve, cancellationToken);
         try
         {
-            return await StreamCoreAsync(backupId, guest, exports, extents, files, consistency, options, log, watchdog);
+            return await StreamCoreAsync(backupId, guest, exports, extents, files, consistency, options, bandwidth, log, watchdog);
         }
         catch (Exception e) when (watchdog.Failure is { } failure && e is OperationCanceledException or RpcException or IOException)
         {
@@ -263,8 +267,8 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private async Task<List<VolumeCompleted>> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
-        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, TaskLog log,
-        BackupWatchdog watchdog)
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, ByteRateLimiter? bandwidth,
+        TaskLog log, BackupWatchdog watchdog)
     {
         CancellationToken cancellationToken = watchdog.Token;
         // One source per export (a connected NBD socket, or with extents the FUSE file opened read-write), passed in
@@ -279,7 +283,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             }
             else
             {
-                await sources.ConnectNbdAsync(export, cancellationToken);
+                await sources.ConnectNbdAsync(export, bandwidth, cancellationToken);
             }
         }
         IReadOnlyList<FdRef> refs = await provider.SendFdsAsync(sources.ToSend(), cancellationToken);

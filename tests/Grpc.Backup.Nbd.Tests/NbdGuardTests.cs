@@ -91,6 +91,42 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         Assert.NotEqual(0u, extents[^1].Flags & NbdExtentFlags.Hole);
     }
 
+    /// <summary>
+    /// The host's bandwidth limit lives in the guard (issue 15): every READ waits for the pacer with its length before it
+    /// goes upstream, and is answered only once the pacer lets it through.
+    /// </summary>
+    [Fact]
+    public async Task Reads_wait_for_the_pacer_before_they_go_upstream()
+    {
+        var paced = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var guard = await NbdGuard.StartAsync(new NbdGuardOptions
+        {
+            UpstreamSocketPath = Qemu.SocketPath,
+            ExportName = "snap",
+            ReadPacer = async (length, cancellationToken) =>
+            {
+                paced.Enqueue(length);
+                await gate.Task.WaitAsync(cancellationToken);
+            },
+        });
+        await using var client = await NbdClient.ConnectAsync(await guard.ConnectAsync(), "snap", new NbdClientOptions());
+
+        var read = new byte[2 * M];
+        Task reading = client.ReadAsync(0, read).AsTask();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (paced.IsEmpty)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the read never reached the pacer");
+            await Task.Delay(10);
+        }
+        Assert.False(reading.IsCompleted, "the read was answered before the pacer let it through");
+        gate.SetResult();
+        await reading.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(TestData.Sha256(_data.AsSpan(0, 2 * M)), TestData.Sha256(read));
+        Assert.Equal(2 * M, paced.Sum());
+    }
+
     [Fact]
     public async Task Simple_reply_clients_get_whole_reads_holes_as_zeroes()
     {

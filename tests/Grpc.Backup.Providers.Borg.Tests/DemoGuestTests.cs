@@ -66,6 +66,17 @@ public sealed class DemoGuestTests
         Assert.Empty(System.IO.Directory.GetFiles(Path.Combine(work, "fleece")));
     }
 
+    /// <summary>A two-disk guest whose first disk takes over 20 s (issue 15): see <see cref="SlowFirstDisk"/>.</summary>
+    [Fact]
+    public async Task A_two_disk_guest_whose_first_disk_takes_over_20_s_restores_byte_exact()
+    {
+        await using var provider = await BorgProvider.StartAsync();
+        string work = provider.Work("slow");
+        System.IO.Directory.CreateDirectory(work);
+        await using var guest = await DemoGuestProcess.StartAsync(Path.Combine(work, "guest"), SlowFirstDisk.GuestArguments);
+        await SlowFirstDisk.BackUpAndRestoreAsync(provider.Connection, guest, work);
+    }
+
     private static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, DemoGuestProcess guest, string work)
     {
         System.IO.Directory.CreateDirectory(Path.Combine(work, "fleece"));

@@ -76,6 +76,17 @@ public sealed class VmRoundTripTests
         await HostJobs.AssertRestoresToAsync(connection, next.ArchiveName, guest.LastInstant(), config, work.File("next"));
     }
 
+    /// <summary>A two-disk guest whose first disk takes over 20 s (issue 15): see <see cref="SlowFirstDisk"/>.</summary>
+    [Fact]
+    public async Task A_two_disk_guest_whose_first_disk_takes_over_20_s_restores_byte_exact()
+    {
+        using var scratch = new GuestScratch();
+        await using var guest = await DemoGuestProcess.StartAsync(scratch.File("guest"), SlowFirstDisk.GuestArguments);
+        await using var provider = await ResticProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        await SlowFirstDisk.BackUpAndRestoreAsync(connection, guest, scratch.Directory.Path);
+    }
+
     [Fact]
     public async Task Deleting_a_middle_increment_keeps_the_newer_one_exact_and_protected_backups_are_never_pruned()
     {

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Grpc.Backup.Qemu;
 using Grpc.Backup.Service.Tests.Infrastructure;
 
@@ -104,19 +103,11 @@ public sealed class CrashRecoveryTests
         return count;
     }
 
-    private static async Task<IReadOnlyList<string>> NodeNamesAsync(DemoGuestProcess guest)
-    {
-        await using var qmp = await QmpClient.ConnectAsync(guest.Guest.QmpSocket);
-        return [.. (await qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }))!.AsArray()
-            .Select(n => (string)n!["node-name"]!).Order(StringComparer.Ordinal)];
-    }
+    private static async Task<IReadOnlyList<string>> NodeNamesAsync(DemoGuestProcess guest) =>
+        (await GuestGraph.QueryAsync(guest.Guest.QmpSocket)).Nodes;
 
-    private static async Task<IReadOnlyList<string>> BitmapNamesAsync(DemoGuestProcess guest)
-    {
-        await using var qmp = await QmpClient.ConnectAsync(guest.Guest.QmpSocket);
-        return [.. (await qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }))!.AsArray()
-            .SelectMany(n => n!["dirty-bitmaps"]?.AsArray() ?? []).Select(b => (string?)b!["name"]).OfType<string>()];
-    }
+    private static async Task<IReadOnlyList<string>> BitmapNamesAsync(DemoGuestProcess guest) =>
+        (await GuestGraph.QueryAsync(guest.Guest.QmpSocket)).Bitmaps;
 
     internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
     {

@@ -228,7 +228,7 @@ public sealed class VmBackupTests
     }
 
     /// <summary>No FUSE mount, mountpoint or socket of a backup is left in the host's runtime directory.</summary>
-    private static void AssertNoHostLeftovers(TempDirectory work)
+    internal static void AssertNoHostLeftovers(TempDirectory work)
     {
         Assert.DoesNotContain(work.File("run"), File.ReadAllText("/proc/self/mountinfo"), StringComparison.Ordinal);
         Assert.DoesNotContain(Directory.GetFileSystemEntries(work.File("run")), e => !e.EndsWith(".log", StringComparison.Ordinal));
@@ -272,6 +272,8 @@ public sealed class VmBackupTests
                 new VmBackupOptions
                 {
                     FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
+                    // The per-guest lock every real host takes (the service, the CLI's direct mode).
+                    LockDirectory = work.File("locks"),
                     BandwidthLimit = bandwidthLimit,
                     Progress = progress,
                     // The test agent hashes every disk while frozen (to record the instant); on a loaded machine that
@@ -284,11 +286,5 @@ public sealed class VmBackupTests
         {
             await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = true });
         }
-    }
-
-    /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool, after the fact).</summary>
-    private sealed class SynchronousProgress(Action<Progress> report) : IProgress<Progress>
-    {
-        public void Report(Progress value) => report(value);
     }
 }

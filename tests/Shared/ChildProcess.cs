@@ -110,9 +110,15 @@ internal sealed class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>Sends SIGTERM, as systemd does on stop.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("TERM");
+
+    /// <summary>
+    /// Sends one signal (<c>KILL</c>, <c>STOP</c>, ...) to this process alone, not to its children: <c>KILL</c> is a crash
+    /// of this process, whose children (if any) are left to the caller's checks.
+    /// </summary>
+    public void Signal(string name)
     {
-        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
     }
 

@@ -169,6 +169,11 @@ internal sealed partial class NbdGuardSession
             int error;
             try
             {
+                if (_readPacer is not null)
+                {
+                    await _readPacer(length, _stop.Token);
+                }
+
                 await _upstream.Data.ReadAsync(offset, buffer.AsMemory(ReplyPrefix, length), _stop.Token);
                 error = 0;
             }

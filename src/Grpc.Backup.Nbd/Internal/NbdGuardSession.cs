@@ -22,6 +22,7 @@ internal sealed partial class NbdGuardSession : IDisposable
     private readonly SemaphoreSlim _budget;
     private readonly int _budgetUnits;
     private readonly CancellationTokenSource _stop = new();
+    private readonly Func<int, CancellationToken, Task>? _readPacer;
     private bool _structured;
     private bool _noZeroes;
 
@@ -34,6 +35,7 @@ internal sealed partial class NbdGuardSession : IDisposable
         _in = new NbdSocketReader(client);
         _upstream = upstream;
         _export = export;
+        _readPacer = options.ReadPacer;
         _budgetUnits = Math.Max(1, options.MaxBytesInFlight / BudgetUnit);
         _budget = new SemaphoreSlim(_budgetUnits, _budgetUnits);
     }

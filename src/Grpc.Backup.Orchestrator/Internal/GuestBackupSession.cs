@@ -60,6 +60,7 @@ internal sealed class GuestBackupSession(ProviderConnection provider, ILogger lo
             using (phases.Measure("commit"))
             {
                 stats = await CleanupAsync(jobId, backupId, true, "", log, logPath) ?? new BackupStats();
+                log.Info("BackupCleanup(success=true) returned OK: the provider committed the backup");
                 // Only now is the archive the provider's: what depends on it (the next incremental's base) may move.
                 if (settle is not null)
                 {

@@ -22,9 +22,10 @@ internal sealed class PassedVolumeSources : IAsyncDisposable
     private readonly List<FdToSend> _toSend = [];
 
     /// <summary>Guards the export and keeps the client end of the guard's socket pair for passing.</summary>
-    public async Task ConnectNbdAsync(SnapshotExport export, CancellationToken cancellationToken)
+    /// <param name="bandwidth">The backup's bandwidth limit (every guard of the backup shares it), or null.</param>
+    public async Task ConnectNbdAsync(SnapshotExport export, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
     {
-        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: null, cancellationToken);
+        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: null, bandwidth, cancellationToken);
         _guards.Add(guard);
         Socket socket = await guard.ConnectAsync(cancellationToken);
         _sockets.Add(socket);

@@ -40,10 +40,11 @@ internal sealed class SnapshotFileMounts : IAsyncDisposable
     }
 
     /// <summary>Mounts one export and returns the path of its file once nbdfuse serves it.</summary>
-    public async Task<string> MountAsync(SnapshotExport export, CancellationToken cancellationToken)
+    /// <param name="bandwidth">The backup's bandwidth limit (every guard of the backup shares it), or null.</param>
+    public async Task<string> MountAsync(SnapshotExport export, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
     {
         string exportName = export.ExportName;
-        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: 1, cancellationToken);
+        NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: 1, bandwidth, cancellationToken);
         _guards.Add(guard);
         string nbdSocketPath = Path.Combine(_root, $"disk{_mounts.Count}.sock");
         guard.Listen(nbdSocketPath);

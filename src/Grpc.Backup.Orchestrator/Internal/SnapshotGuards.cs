@@ -16,7 +16,8 @@ internal static class SnapshotGuards
     /// fallocate asks, and libnbd refuses misaligned requests client-side, so its mount gets byte granularity; the
     /// guard rounds its TRIMs all the same.
     /// </param>
-    public static Task<NbdGuard> StartAsync(SnapshotExport export, int? minimumBlockSize, CancellationToken cancellationToken)
+    /// <param name="bandwidth">The backup's bandwidth limit, shared by all its guards; null for none.</param>
+    public static Task<NbdGuard> StartAsync(SnapshotExport export, int? minimumBlockSize, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
     {
         List<string> contexts = [NbdMetaContexts.BaseAllocation];
         if (!string.IsNullOrEmpty(export.BitmapContext))
@@ -30,6 +31,7 @@ internal static class SnapshotGuards
             MetaContexts = contexts,
             DiscardGranularity = export.DiscardGranularity,
             MinimumBlockSize = minimumBlockSize,
+            ReadPacer = bandwidth is null ? null : bandwidth.AcquireAsync,
         }, cancellationToken);
     }
 }

@@ -55,7 +55,8 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     public string[] Arguments => ["--config", ConfigDirectory, "--state", StateDirectory, "--runtime", Root.File("run"), "--lock-dir", LockDirectory, "--socket", SocketPath];
 
-    public async Task StartAsync()
+    /// <param name="environment">Extra variables for the service (a test seam's, e.g. TestPausePoint's).</param>
+    public async Task StartAsync(IDictionary<string, string?>? environment = null)
     {
         // The test guest's agent hashes every disk while frozen, to record the instant; on a loaded machine that takes
         // longer than a real agent's freeze, and a crash-consistent fallback would make the recorded instant stale.
@@ -64,7 +65,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
         {
             File.AppendAllText(hostConf, "agent-timeout: 120\n");
         }
-        Process = ChildProcess.Start("dotnet", [ServiceDll, .. Arguments]);
+        Process = ChildProcess.Start("dotnet", [ServiceDll, .. Arguments], environment);
         await Process.WaitForFileAsync(SocketPath, TimeSpan.FromSeconds(60));
         // The socket exists from bind; wait until the service answers.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);

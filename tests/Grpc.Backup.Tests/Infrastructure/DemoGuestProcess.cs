@@ -47,6 +47,15 @@ internal sealed class DemoGuestProcess : IAsyncDisposable
         return document.RootElement.GetProperty("disks").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
     }
 
+    /// <summary>The first 8 hex digits of each MiB's sha256 at the most recent freeze, per disk (to name where a restore differs).</summary>
+    public IReadOnlyDictionary<string, string[]> LastInstantMebibytes()
+    {
+        string last = File.ReadLines(Path.Combine(Directory, "instants.jsonl")).Last();
+        using var document = JsonDocument.Parse(last);
+        return document.RootElement.GetProperty("mebibytes").EnumerateObject()
+            .ToDictionary(p => p.Name, p => p.Value.EnumerateArray().Select(h => h.GetString()!).ToArray());
+    }
+
     public int FreezeCount => File.Exists(Path.Combine(Directory, "instants.jsonl"))
         ? File.ReadLines(Path.Combine(Directory, "instants.jsonl")).Count()
         : 0;

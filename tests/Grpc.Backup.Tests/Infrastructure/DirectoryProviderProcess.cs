@@ -48,9 +48,24 @@ internal sealed class DirectoryProviderProcess : IAsyncDisposable
     }
 
     /// <summary>Kills the provider with SIGKILL, as a crash would, and starts a new one on the same repository and socket.</summary>
-    public async Task KillAndRestartAsync()
+    public Task KillAndRestartAsync() => RestartAsync();
+
+    /// <summary>kill -9 of the provider's own process (a crash), waiting until it is gone; <see cref="RestartAsync"/> follows.</summary>
+    public async Task KillAsync()
+    {
+        Process.Signal("KILL");
+        await Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>
+    /// Starts a new provider on the same repository and socket (the running one, if any, is killed with its children
+    /// first). The dead provider's socket files are removed, so the wait sees the new one's.
+    /// </summary>
+    public async Task RestartAsync()
     {
         await Process.DisposeAsync();
+        File.Delete(Endpoint.SidebandPath);
+        File.Delete(Endpoint.SocketPath);
         Process = Launch(_directory, Endpoint, _extraArguments);
         await WaitUntilListeningAsync();
     }

@@ -22,5 +22,6 @@ internal sealed class TaskLogger<T>(ServiceTask task, string guestId, ILogger in
         string message = formatter(state, exception);
         inner.Log(logLevel, eventId, "[{Task} {Guest}] {Message}", task.Id[..8], guestId, message);
         task.Log(logLevel switch { >= LogLevel.Error => "ERROR", LogLevel.Warning => "WARN", _ => "INFO" }, guestId, message);
+        TestPausePoint.Reached(message);
     }
 }
