@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Sockets;
 
 namespace Grpc.Backup.Nbd.Tests;
@@ -17,48 +16,30 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     private const int DataSize = 16 * M;
 
     private readonly TestDirectory _directory = new();
-    private NbdServer? _qemu;
+    private CbwSnapshotServer? _snapshot;
     private byte[] _data = [];
 
-    private NbdServer Qemu => _qemu!;
+    private NbdServer Qemu => _snapshot!.Qemu;
 
-    private string ImagePath => _directory.File("disk.raw");
+    private string ImagePath => _snapshot!.ImagePath;
 
     public async Task InitializeAsync()
     {
         _data = TestData.Random(DataSize, seed: 151);
-        TestData.CreateSparse(ImagePath, DiskSize);
-        TestData.WriteAt(ImagePath, 0, _data);
-        TestData.CreateSparse(_directory.File("fleece.raw"), DiskSize);
-        var socket = _directory.File("qsd.sock");
-        _qemu = await NbdServer.StartAsync("qemu-storage-daemon", socket,
-            "--blockdev", $"driver=file,node-name=disk0,filename={ImagePath}",
-            "--blockdev", $$$"""{"driver":"raw","node-name":"fleece","discard":"unmap","file":{"driver":"file","filename":"{{{_directory.File("fleece.raw")}}}","discard":"unmap"}}""",
-            "--blockdev", "driver=copy-before-write,node-name=cbw,file=disk0,target=fleece",
-            "--blockdev", "driver=snapshot-access,node-name=snap,file=cbw,discard=unmap",
-            "--nbd-server", $"addr.type=unix,addr.path={socket}",
-            "--export", "type=nbd,id=e0,node-name=snap,name=snap,writable=on",
-            "--export", "type=nbd,id=e1,node-name=cbw,name=live,writable=on");
+        _snapshot = await CbwSnapshotServer.StartAsync(_directory, DiskSize, _data);
     }
 
     public async Task DisposeAsync()
     {
-        if (_qemu is not null)
+        if (_snapshot is not null)
         {
-            await _qemu.DisposeAsync();
+            await _snapshot.DisposeAsync();
         }
     }
 
     public void Dispose() => _directory.Dispose();
 
-    private Task<NbdGuard> StartGuardAsync(int maxBytesInFlight = NbdGuardOptions.DefaultMaxBytesInFlight) =>
-        NbdGuard.StartAsync(new NbdGuardOptions
-        {
-            UpstreamSocketPath = Qemu.SocketPath,
-            ExportName = "snap",
-            MetaContexts = [NbdMetaContexts.BaseAllocation],
-            MaxBytesInFlight = maxBytesInFlight,
-        });
+    private Task<NbdGuard> StartGuardAsync() => _snapshot!.StartGuardAsync();
 
     private static async Task<RawNbdClient> GoAsync(Socket socket)
     {
@@ -209,8 +190,8 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         await using var guard = await StartGuardAsync();
         using var client = await GoAsync(await guard.ConnectAsync());
         GC.Collect();
-        var hostBefore = RssBytes(Environment.ProcessId);
-        var qemuBefore = RssBytes(Qemu.ProcessId);
+        var hostBefore = ProcessStatus.RssBytes(Environment.ProcessId);
+        var qemuBefore = ProcessStatus.RssBytes(Qemu.ProcessId);
 
         // 64 pipelined 32 MiB reads (2 GiB) and not one reply read. Straight to QEMU this grew it by ~350 MiB for 16.
         for (var i = 0; i < 64; i++)
@@ -226,8 +207,8 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
             await Task.Delay(50);
         }
 
-        var hostGrowth = RssBytes(Environment.ProcessId) - hostBefore;
-        var qemuGrowth = RssBytes(Qemu.ProcessId) - qemuBefore;
+        var hostGrowth = ProcessStatus.RssBytes(Environment.ProcessId) - hostBefore;
+        var qemuGrowth = ProcessStatus.RssBytes(Qemu.ProcessId) - qemuBefore;
         Assert.True(hostGrowth < 256L * M, $"host RSS grew by {hostGrowth / M} MiB");
         Assert.True(qemuGrowth < 128L * M, $"QEMU RSS grew by {qemuGrowth / M} MiB");
 
@@ -328,17 +309,4 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     }
 
     private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);
-
-    private static long RssBytes(int pid)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-
-        throw new InvalidOperationException($"no VmRSS for {pid}");
-    }
 }

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Grpc.Backup.Nbd.Tests.Fuzzing;
+
+/// <summary>
+/// Runs fuzz cases <c>seed</c>, <c>seed + 1</c>, … against epochs of <see cref="FuzzEnvironment"/>: one snapshot and
+/// guard serve cases until a fifth of it is trimmed, then the epoch ends with its full check and a new one starts. A
+/// failing case is recorded with its seed (replay it alone with <c>build/fuzz --seed S --cases 1</c>) and ends its epoch.
+/// </summary>
+internal sealed class NbdFuzzRun
+{
+    /// <summary>Failures after which the run stops: something is broken, and more cases would only repeat it.</summary>
+    private const int MaxFailures = 10;
+
+    /// <summary>Every this many cases the oracle reads the whole snapshot, not a sample.</summary>
+    private const int FullCheckEvery = 25;
+
+    /// <summary>A snapshot this much trimmed fails most reads; the next cases get a fresh one.</summary>
+    private const double MaxTrimmed = 0.2;
+
+    private readonly List<(int Seed, Exception Error)> _failures = [];
+    private readonly FuzzStats _stats = new();
+    private int _cases;
+    private int _epochs;
+    private long _guestWrites;
+    private long _maxBytesInFlight;
+    private long _maxQemuGrowth;
+
+    public IReadOnlyList<(int Seed, Exception Error)> Failures => _failures;
+
+    public int Cases => _cases;
+
+    public static async Task<NbdFuzzRun> RunAsync(int cases, int seed)
+    {
+        var run = new NbdFuzzRun();
+        var clock = Stopwatch.StartNew();
+        FuzzEnvironment? environment = null;
+        var epochStart = seed;
+        for (var i = 0; i < cases && run._failures.Count < MaxFailures; i++)
+        {
+            var caseSeed = unchecked(seed + i);
+            if (environment is null)
+            {
+                environment = await FuzzEnvironment.StartAsync(caseSeed);
+                epochStart = caseSeed;
+                run._epochs++;
+            }
+
+            try
+            {
+                await NbdFuzzer.RunCaseAsync(environment, caseSeed, run._stats);
+                await environment.VerifyAsync(new Random(caseSeed), full: (i + 1) % FullCheckEvery == 0);
+            }
+            catch (Exception ex)
+            {
+                run._failures.Add((caseSeed, ex));
+                await run.EndEpochAsync(environment, caseSeed, verify: false);
+                environment = null;
+            }
+
+            run._cases++;
+            if (environment is not null && (environment.Model.TrimmedFraction > MaxTrimmed || i == cases - 1))
+            {
+                await run.EndEpochAsync(environment, epochStart, verify: true);
+                environment = null;
+            }
+        }
+
+        if (environment is not null)
+        {
+            await run.EndEpochAsync(environment, epochStart, verify: true);
+        }
+
+        run.Elapsed = clock.Elapsed;
+        run.Seed = seed;
+        return run;
+    }
+
+    public TimeSpan Elapsed { get; private set; }
+
+    public int Seed { get; private set; }
+
+    /// <summary>A summary line, then one line per failure with its seed.</summary>
+    public string Report()
+    {
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture,
+            $"nbd fuzz: seed {Seed}, {_cases} cases in {Elapsed.TotalSeconds:F1} s, {_failures.Count} failed; {_epochs} snapshots, ")
+            .Append(CultureInfo.InvariantCulture,
+                $"{_guestWrites} guest writes during the fuzz, at most {_maxBytesInFlight >> 20} MiB in flight in the guard (cap {FuzzEnvironment.MaxBytesInFlight >> 20} MiB), ")
+            .Append(CultureInfo.InvariantCulture, $"QEMU RSS growth at most {_maxQemuGrowth >> 20} MiB").AppendLine()
+            .Append(_stats).AppendLine();
+        foreach (var (seed, error) in _failures)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"FAILED seed {seed} (replay: build/fuzz --seed {seed} --cases 1): {Describe(error)}").AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    private static string Describe(Exception error)
+    {
+        var text = $"{error.GetType().Name}: {error.Message}";
+        return error.InnerException is { } inner ? $"{text} <- {inner.GetType().Name}: {inner.Message}" : text;
+    }
+
+    private async Task EndEpochAsync(FuzzEnvironment environment, int seed, bool verify)
+    {
+        try
+        {
+            if (verify)
+            {
+                await environment.FinishAsync();
+            }
+
+            _guestWrites += environment.GuestWrites;
+            _maxBytesInFlight = Math.Max(_maxBytesInFlight, environment.MaxBytesInFlightSeen);
+            if (environment.Qemu.IsRunning)
+            {
+                _maxQemuGrowth = Math.Max(_maxQemuGrowth, environment.QemuGrowth);
+            }
+        }
+        catch (Exception ex)
+        {
+            _failures.Add((seed, new FuzzViolation($"the snapshot of cases from seed {seed}, at its end", ex)));
+        }
+        finally
+        {
+            try
+            {
+                await environment.DisposeAsync();
+            }
+            catch (Exception ex)
+            {
+                _failures.Add((seed, ex));
+            }
+        }
+    }
+}
