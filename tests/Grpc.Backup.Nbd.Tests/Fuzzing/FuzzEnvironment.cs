@@ -10,7 +10,8 @@ namespace Grpc.Backup.Nbd.Tests.Fuzzing;
 internal sealed class FuzzEnvironment : IAsyncDisposable
 {
     public const int Cluster = 64 * 1024;
-    public const int DiskSize = 16 * 1024 * 1024;
+    /// <summary>Not a whole number of clusters: the last, partial one is where rounding at the export's end goes wrong.</summary>
+    public const int DiskSize = (16 * 1024 * 1024) + (3 * 4096);
     public const int DataSize = 8 * 1024 * 1024;
 
     /// <summary>Small limits, so floods and oversized requests reach them quickly.</summary>
@@ -29,6 +30,8 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
     private readonly CancellationTokenSource _stopSampler = new();
     private readonly Task _sampler;
     private long _maxBytesInFlight;
+    private long _allowedInFlight = MaxBytesInFlight;
+    private long _overCap;
     private long _qemuBaseline;
     private bool _disposed;
 
@@ -57,6 +60,9 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
     public long MaxBytesInFlightSeen => Interlocked.Read(ref _maxBytesInFlight);
 
     public long GuestWrites => _writer.Writes;
+
+    /// <summary>A case about to open <paramref name="connections"/> at once: each may hold the cap.</summary>
+    public void AllowConnections(int connections) => Interlocked.Exchange(ref _allowedInFlight, (long)MaxBytesInFlight * connections);
 
     public long QemuGrowth => ProcessStatus.RssBytes(Qemu.ProcessId) - _qemuBaseline;
 
@@ -107,10 +113,12 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
             throw new FuzzViolation($"the guard holds {Guard.BytesInFlight} bytes in flight with no client");
         }
 
-        if (MaxBytesInFlightSeen > MaxBytesInFlight)
+        if (Interlocked.Exchange(ref _overCap, 0) is > 0 and var over)
         {
-            throw new FuzzViolation($"the guard held {MaxBytesInFlightSeen} bytes in flight, over its cap of {MaxBytesInFlight}");
+            throw new FuzzViolation($"the guard held {over} bytes in flight, over its cap of {MaxBytesInFlight} per connection");
         }
+
+        Interlocked.Exchange(ref _allowedInFlight, MaxBytesInFlight);
 
         var options = new NbdClientOptions { MaxRequestSize = 1024 * 1024 };
         options.MetaContexts.Add(NbdMetaContexts.BaseAllocation);
@@ -215,10 +223,16 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
         // An observer, not synchronisation: the guard's documented cap must hold at every sample.
         while (!_stopSampler.IsCancellationRequested)
         {
+            var allowed = Interlocked.Read(ref _allowedInFlight);
             var now = Guard.BytesInFlight;
             if (now > Interlocked.Read(ref _maxBytesInFlight))
             {
                 Interlocked.Exchange(ref _maxBytesInFlight, now);
+            }
+
+            if (now > allowed)
+            {
+                Interlocked.CompareExchange(ref _overCap, now, 0);
             }
 
             try

@@ -89,7 +89,7 @@ internal sealed class NbdFuzzRun
         text.Append(CultureInfo.InvariantCulture,
             $"nbd fuzz: seed {Seed}, {_cases} cases in {Elapsed.TotalSeconds:F1} s, {_failures.Count} failed; {_epochs} snapshots, ")
             .Append(CultureInfo.InvariantCulture,
-                $"{_guestWrites} guest writes during the fuzz, at most {_maxBytesInFlight >> 20} MiB in flight in the guard (cap {FuzzEnvironment.MaxBytesInFlight >> 20} MiB), ")
+                $"{_guestWrites} guest writes during the fuzz, at most {_maxBytesInFlight >> 20} MiB in flight in the guard over all connections (cap {FuzzEnvironment.MaxBytesInFlight >> 20} MiB per connection), ")
             .Append(CultureInfo.InvariantCulture, $"QEMU RSS growth at most {_maxQemuGrowth >> 20} MiB").AppendLine()
             .Append(_stats).AppendLine();
         foreach (var (seed, error) in _failures)

@@ -31,10 +31,27 @@ internal sealed partial class NbdFuzzer
 
     private SnapshotModel Model => _environment.Model;
 
-    /// <summary>Plays the case of <paramref name="seed"/>; throws when the guard broke the protocol or hung.</summary>
+    /// <summary>
+    /// Plays the case of <paramref name="seed"/>: one connection, or now and then two or three at once; throws when the
+    /// guard broke the protocol or hung.
+    /// </summary>
     public static async Task RunCaseAsync(FuzzEnvironment environment, int seed, FuzzStats stats)
     {
         var random = new Random(seed);
+        var connections = random.Next(10) == 0 ? random.Next(2, 4) : 1;
+        environment.AllowConnections(connections);
+        if (connections == 1)
+        {
+            await RunConnectionAsync(environment, random, stats);
+            return;
+        }
+
+        var seeds = Enumerable.Range(0, connections).Select(_ => random.Next()).ToArray();
+        await Task.WhenAll(seeds.Select(s => Task.Run(() => RunConnectionAsync(environment, new Random(s), stats))));
+    }
+
+    private static async Task RunConnectionAsync(FuzzEnvironment environment, Random random, FuzzStats stats)
+    {
         Socket socket;
         if (random.Next(4) == 0)
         {
