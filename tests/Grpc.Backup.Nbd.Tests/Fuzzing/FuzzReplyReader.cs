@@ -20,6 +20,8 @@ internal sealed class FuzzReplyReader
     private const ushort TypeBlockStatus = 5;
     private const ushort TypeError = 32769;
     private const ushort TypeErrorOffset = 32770;
+    private const uint StateHole = 1;
+    private const uint StateZero = 2;
 
     private readonly RawNbdClient _client;
     private readonly SnapshotModel _model;
@@ -228,12 +230,19 @@ internal sealed class FuzzReplyReader
         for (var i = 0; i < count; i++)
         {
             var length = BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(4 + (8 * i)));
+            var flags = BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(8 + (8 * i)));
             var end = position + length;
             var last = i == count - 1;
             if (length == 0 || end > FuzzEnvironment.DiskSize || (!last && end % FuzzEnvironment.Cluster != 0)
-                || ((request.Flags & FuzzRules.FlagReqOne) != 0 && length > request.Length))
+                || ((request.Flags & FuzzRules.FlagReqOne) != 0 && length > request.Length) || (flags & ~(StateHole | StateZero)) != 0)
             {
-                throw new FuzzViolation($"{request}: extent {i} of {count} spans {position}..{end}");
+                throw new FuzzViolation($"{request}: extent {i} of {count} spans {position}..{end} with flags 0x{flags:x}");
+            }
+
+            // base:allocation's ZERO promises that the snapshot reads as zeroes there.
+            if ((flags & StateZero) != 0)
+            {
+                _model.Check(position, new byte[length], $"{request}: extent {i} flagged ZERO");
             }
 
             position = end;
