@@ -42,8 +42,8 @@ internal static class FuzzRules
             RawNbdClient.CmdTrim when (flags & FlagFua) != 0 => (true, [EINVAL]),
             RawNbdClient.CmdTrim => (true, []),
 
-            // Writes are refused as not permitted; a malformed one may be refused as invalid first.
-            RawNbdClient.CmdWrite or RawNbdClient.CmdWriteZeroes when (flags & ~(FlagFua | 1 << 1 | 1 << 4)) != 0 || !inRange || length > FuzzEnvironment.MaxRequestSize =>
+            // Writes are refused as not permitted; a malformed one (any flag: none was advertised) may be refused as invalid first.
+            RawNbdClient.CmdWrite or RawNbdClient.CmdWriteZeroes when flags != 0 || length == 0 || !inRange || length > FuzzEnvironment.MaxRequestSize =>
                 Fail(EPERM, EINVAL, EOVERFLOW),
             RawNbdClient.CmdWrite or RawNbdClient.CmdWriteZeroes => Fail(EPERM),
 

@@ -7,7 +7,8 @@ namespace Grpc.Backup.Nbd.Tests.Fuzzing;
 /// <summary>
 /// Runs fuzz cases <c>seed</c>, <c>seed + 1</c>, … against epochs of <see cref="FuzzEnvironment"/>: one snapshot and
 /// guard serve cases until a fifth of it is trimmed, then the epoch ends with its full check and a new one starts. A
-/// failing case is recorded with its seed (replay it alone with <c>build/fuzz --seed S --cases 1</c>) and ends its epoch.
+/// failing case is recorded with its seed and ends its epoch. It replays alone (<c>build/fuzz --seed S --cases 1</c>),
+/// or with the cases of its epoch before it, on the same snapshot (from the epoch's first seed).
 /// </summary>
 internal sealed class NbdFuzzRun
 {
@@ -20,7 +21,7 @@ internal sealed class NbdFuzzRun
     /// <summary>A snapshot this much trimmed fails most reads; the next cases get a fresh one.</summary>
     private const double MaxTrimmed = 0.2;
 
-    private readonly List<(int Seed, Exception Error)> _failures = [];
+    private readonly List<(int Seed, string Replay, Exception Error)> _failures = [];
     private readonly FuzzStats _stats = new();
     private int _cases;
     private int _epochs;
@@ -28,7 +29,7 @@ internal sealed class NbdFuzzRun
     private long _maxBytesInFlight;
     private long _maxQemuGrowth;
 
-    public IReadOnlyList<(int Seed, Exception Error)> Failures => _failures;
+    public IReadOnlyList<(int Seed, string Replay, Exception Error)> Failures => _failures;
 
     public int Cases => _cases;
 
@@ -55,22 +56,17 @@ internal sealed class NbdFuzzRun
             }
             catch (Exception ex)
             {
-                run._failures.Add((caseSeed, ex));
-                await run.EndEpochAsync(environment, caseSeed, verify: false);
+                run._failures.Add((caseSeed, $"build/fuzz --seed {caseSeed} --cases 1, or on its snapshot: --seed {epochStart} --cases {unchecked(caseSeed - epochStart) + 1}", ex));
+                await run.EndEpochAsync(environment, epochStart, caseSeed, verify: false);
                 environment = null;
             }
 
             run._cases++;
             if (environment is not null && (environment.Model.TrimmedFraction > MaxTrimmed || i == cases - 1))
             {
-                await run.EndEpochAsync(environment, epochStart, verify: true);
+                await run.EndEpochAsync(environment, epochStart, caseSeed, verify: true);
                 environment = null;
             }
-        }
-
-        if (environment is not null)
-        {
-            await run.EndEpochAsync(environment, epochStart, verify: true);
         }
 
         run.Elapsed = clock.Elapsed;
@@ -92,9 +88,9 @@ internal sealed class NbdFuzzRun
                 $"{_guestWrites} guest writes during the fuzz, at most {_maxBytesInFlight >> 20} MiB in flight in the guard over all connections (cap {FuzzEnvironment.MaxBytesInFlight >> 20} MiB per connection), ")
             .Append(CultureInfo.InvariantCulture, $"QEMU RSS growth at most {_maxQemuGrowth >> 20} MiB").AppendLine()
             .Append(_stats).AppendLine();
-        foreach (var (seed, error) in _failures)
+        foreach (var (seed, replay, error) in _failures)
         {
-            text.Append(CultureInfo.InvariantCulture, $"FAILED seed {seed} (replay: build/fuzz --seed {seed} --cases 1): {Describe(error)}").AppendLine();
+            text.Append(CultureInfo.InvariantCulture, $"FAILED seed {seed} (replay: {replay}): {Describe(error)}").AppendLine();
         }
 
         return text.ToString();
@@ -106,8 +102,9 @@ internal sealed class NbdFuzzRun
         return error.InnerException is { } inner ? $"{text} <- {inner.GetType().Name}: {inner.Message}" : text;
     }
 
-    private async Task EndEpochAsync(FuzzEnvironment environment, int seed, bool verify)
+    private async Task EndEpochAsync(FuzzEnvironment environment, int seed, int lastSeed, bool verify)
     {
+        var replay = $"build/fuzz --seed {seed} --cases {unchecked(lastSeed - seed) + 1}";
         try
         {
             if (verify)
@@ -124,7 +121,7 @@ internal sealed class NbdFuzzRun
         }
         catch (Exception ex)
         {
-            _failures.Add((seed, new FuzzViolation($"the snapshot of cases from seed {seed}, at its end", ex)));
+            _failures.Add((seed, replay, new FuzzViolation($"the snapshot of cases {seed}..{lastSeed}, at its end", ex)));
         }
         finally
         {
@@ -134,7 +131,7 @@ internal sealed class NbdFuzzRun
             }
             catch (Exception ex)
             {
-                _failures.Add((seed, ex));
+                _failures.Add((seed, replay, ex));
             }
         }
     }
