@@ -8,6 +8,7 @@ namespace Grpc.Backup.Nbd.Tests;
 /// image, a snapshot-access node exported writable with discard=unmap, exactly as the host builds it), attacked by a
 /// hostile client. Each test asserts what must not happen: QEMU dies, data changes, memory grows, a connection drops.
 /// </summary>
+[Collection(NbdGuardCollection.Name)]
 public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
 {
     private const int M = 1024 * 1024;

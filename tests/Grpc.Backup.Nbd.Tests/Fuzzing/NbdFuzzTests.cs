@@ -8,6 +8,7 @@ namespace Grpc.Backup.Nbd.Tests.Fuzzing;
 /// guest keeps writing. A bounded run here; <c>build/fuzz</c> runs many more cases through the same test
 /// (GRPC_BACKUP_FUZZ_CASES, GRPC_BACKUP_FUZZ_SEED, and GRPC_BACKUP_FUZZ_REPORT for the summary's file).
 /// </summary>
+[Collection(NbdGuardCollection.Name)]
 public sealed class NbdFuzzTests
 {
     private const int DefaultCases = 200;
