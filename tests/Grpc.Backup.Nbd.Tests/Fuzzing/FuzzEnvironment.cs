@@ -74,11 +74,13 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
         data.CopyTo(content, 0);
         var server = await CbwSnapshotServer.StartAsync(directory, DiskSize, data);
         NbdGuard? guard = null;
+        GuestWriter? writer = null;
+        FuzzEnvironment? environment = null;
         try
         {
             guard = await server.StartGuardAsync(MaxBytesInFlight, MaxRequestSize);
-            var writer = await GuestWriter.StartAsync(server.Qemu.SocketPath, content, seed);
-            var environment = new FuzzEnvironment(directory, server, guard, writer, new SnapshotModel(content, Cluster));
+            writer = await GuestWriter.StartAsync(server.Qemu.SocketPath, content, seed);
+            environment = new FuzzEnvironment(directory, server, guard, writer, new SnapshotModel(content, Cluster));
 
             // The export before the fuzz, through the guard, while the guest writes: the content at the snapshot's instant.
             await environment.VerifyAsync(new Random(seed), full: true);
@@ -87,6 +89,17 @@ internal sealed class FuzzEnvironment : IAsyncDisposable
         }
         catch
         {
+            if (environment is not null)
+            {
+                await environment.DisposeAsync();
+                throw;
+            }
+
+            if (writer is not null)
+            {
+                await writer.DisposeAsync();
+            }
+
             if (guard is not null)
             {
                 await guard.DisposeAsync();

@@ -40,17 +40,6 @@ internal sealed class FuzzReplyReader
         _contexts = contexts;
     }
 
-    public int Pending
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _pending.Count;
-            }
-        }
-    }
-
     /// <summary>Registers a request before it is sent.</summary>
     public void Add(FuzzRequest request)
     {
