@@ -151,6 +151,21 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Send_df_is_advertised_only_with_structured_replies()
+    {
+        // Found by the fuzzer: the protocol says a server MUST leave NBD_FLAG_SEND_DF clear unless structured replies
+        // were negotiated; the guard advertised it to every client.
+        await using var guard = await StartGuardAsync();
+        using var simple = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(0, ExportFlags(await simple.OptionAsync(RawNbdClient.OptInfo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+        Assert.Equal(0, ExportFlags(await simple.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+
+        using var structured = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(RawNbdClient.RepAck, (await structured.OptionAsync(RawNbdClient.OptStructuredReply, []))[^1].Type);
+        Assert.Equal(SendDf, ExportFlags(await structured.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+    }
+
+    [Fact]
     public async Task Writes_and_unadvertised_commands_are_refused_and_data_is_unchanged()
     {
         await using var guard = await StartGuardAsync();
@@ -307,6 +322,16 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
             await NbdServer.RunToolAsync("fusermount3", "-u", mount);
             await nbdfuse.WaitForExitAsync();
         }
+    }
+
+    private const int SendDf = 1 << 7;
+
+    /// <summary>The transmission flags of the NBD_INFO_EXPORT reply among a GO's or INFO's replies.</summary>
+    private static int ExportFlags(List<(uint Type, byte[] Data)> replies)
+    {
+        Assert.Equal(RawNbdClient.RepAck, replies[^1].Type);
+        var export = Assert.Single(replies, r => r.Type == RawNbdClient.RepInfo && System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(r.Data) == 0);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(export.Data.AsSpan(10));
     }
 
     private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);

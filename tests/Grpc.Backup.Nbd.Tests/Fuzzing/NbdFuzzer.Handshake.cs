@@ -18,6 +18,8 @@ internal sealed partial class NbdFuzzer
     private const string Context = NbdMetaContexts.BaseAllocation;
 
     /// <summary>Transmission flags a guard must never advertise: FLUSH, FUA, WRITE_ZEROES, MULTI_CONN, RESIZE, CACHE, FAST_ZERO.</summary>
+    private const ushort FlagSendDf = 1 << 7;
+
     private const ushort ForbiddenFlags = (1 << 2) | (1 << 3) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11);
 
     private static readonly string[] s_otherNames = ["live", "", "SNAP", "snap ", "snap\0", "../snap", "qemu", new string('x', 4096)];
@@ -94,7 +96,7 @@ internal sealed partial class NbdFuzzer
                 break;
 
             case 2:
-                CheckInfo(await OptionAsync(RawNbdClient.OptInfo, InfoRequest(Export)), "INFO");
+                CheckInfo(await OptionAsync(RawNbdClient.OptInfo, InfoRequest(Export)), _structured, "INFO");
                 break;
 
             case 3:
@@ -127,13 +129,13 @@ internal sealed partial class NbdFuzzer
         switch (roll)
         {
             case < 60:
-                CheckInfo(await OptionAsync(RawNbdClient.OptGo, InfoRequest(Export)), "GO");
+                CheckInfo(await OptionAsync(RawNbdClient.OptGo, InfoRequest(Export)), _structured, "GO");
                 return true;
 
             case < 70:
                 await SendOptionAsync(RawNbdClient.OptExportName, Encoding.UTF8.GetBytes(Export));
                 var reply = await _client.ReceiveExactAsync(10 + (_noZeroes ? 0 : 124));
-                CheckExport(BinaryPrimitives.ReadUInt64BigEndian(reply), BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(8)), "EXPORT_NAME");
+                CheckExport(BinaryPrimitives.ReadUInt64BigEndian(reply), BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(8)), _structured, "EXPORT_NAME");
                 if (reply.AsSpan(10).ContainsAnyExcept((byte)0))
                 {
                     throw new FuzzViolation("EXPORT_NAME: the reserved bytes are not zeroes");
@@ -279,7 +281,7 @@ internal sealed partial class NbdFuzzer
     }
 
     /// <summary>Checks the INFO replies of GO or INFO for the guarded export: its size, flags and block sizes, then ACK.</summary>
-    private static void CheckInfo(List<(uint Type, byte[] Data)> replies, string what)
+    private static void CheckInfo(List<(uint Type, byte[] Data)> replies, bool structured, string what)
     {
         if (replies[^1].Type != RawNbdClient.RepAck)
         {
@@ -297,7 +299,7 @@ internal sealed partial class NbdFuzzer
             switch (BinaryPrimitives.ReadUInt16BigEndian(data))
             {
                 case InfoExport when data.Length == 12:
-                    CheckExport(BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(2)), BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(10)), what);
+                    CheckExport(BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(2)), BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(10)), structured, what);
                     export = true;
                     break;
 
@@ -323,11 +325,17 @@ internal sealed partial class NbdFuzzer
         }
     }
 
-    private static void CheckExport(ulong size, ushort flags, string what)
+    /// <summary>
+    /// The export as described: its size, HAS_FLAGS and SEND_TRIM set, nothing that would invite a write, and SEND_DF
+    /// exactly when structured replies were negotiated (the protocol: the server MUST leave it clear otherwise, and the
+    /// guard honours DF on structured reads).
+    /// </summary>
+    private static void CheckExport(ulong size, ushort flags, bool structured, string what)
     {
-        if (size != FuzzEnvironment.DiskSize || (flags & 1) == 0 || (flags & ForbiddenFlags) != 0 || (flags & (1 << 5)) == 0)
+        if (size != FuzzEnvironment.DiskSize || (flags & 1) == 0 || (flags & ForbiddenFlags) != 0 || (flags & (1 << 5)) == 0
+            || ((flags & FlagSendDf) != 0) != structured)
         {
-            throw new FuzzViolation($"{what}: size {size}, transmission flags 0x{flags:x}");
+            throw new FuzzViolation($"{what}: size {size}, transmission flags 0x{flags:x}{(structured ? "" : " without structured replies")}");
         }
     }
 
