@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net.Sockets;
 
@@ -142,9 +143,9 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         using var other = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
         var name = System.Text.Encoding.UTF8.GetBytes("live");
         var option = new byte[16 + name.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(option, 0x49484156454F5054);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(8), RawNbdClient.OptExportName);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(12), (uint)name.Length);
+        BinaryPrimitives.WriteUInt64BigEndian(option, 0x49484156454F5054);
+        BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(8), RawNbdClient.OptExportName);
+        BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(12), (uint)name.Length);
         name.CopyTo(option, 16);
         await other.SendAsync(option);
         Assert.True(await other.IsClosedAsync());
@@ -163,6 +164,29 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         using var structured = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
         Assert.Equal(RawNbdClient.RepAck, (await structured.OptionAsync(RawNbdClient.OptStructuredReply, []))[^1].Type);
         Assert.Equal(SendDf, ExportFlags(await structured.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+    }
+
+    [Fact]
+    public async Task A_failed_set_meta_context_leaves_no_context_selected()
+    {
+        // Found by the fuzzer: SET_META_CONTEXT replaces the selection even when it fails (the protocol); the guard kept
+        // the earlier selection and answered BLOCK_STATUS for it.
+        await using var guard = await StartGuardAsync();
+        using var client = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(RawNbdClient.RepAck, (await client.OptionAsync(RawNbdClient.OptStructuredReply, []))[^1].Type);
+        var set = await client.OptionAsync(RawNbdClient.OptSetMetaContext, RawNbdClient.MetaContextRequest("snap", "base:allocation"));
+        Assert.Equal([RawNbdClient.RepMetaContext, RawNbdClient.RepAck], set.Select(r => r.Type));
+        Assert.Equal(RawNbdClient.ErrUnknown,
+            (await client.OptionAsync(RawNbdClient.OptSetMetaContext, RawNbdClient.MetaContextRequest("live", "base:allocation")))[^1].Type);
+        Assert.Equal(RawNbdClient.RepAck, (await client.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap")))[^1].Type);
+
+        // The structured error chunk: magic, flags (done), type (NBD_REPLY_TYPE_ERROR), cookie, length, then EINVAL.
+        await client.SendRequestAsync(RawNbdClient.CmdBlockStatus, 1, 0, Cluster);
+        var chunk = await client.ReceiveExactAsync(20);
+        Assert.Equal(0x668e33efu, BinaryPrimitives.ReadUInt32BigEndian(chunk));
+        Assert.Equal(0x8001, BinaryPrimitives.ReadUInt16BigEndian(chunk.AsSpan(6)));
+        var error = await client.ReceiveExactAsync((int)BinaryPrimitives.ReadUInt32BigEndian(chunk.AsSpan(16)));
+        Assert.Equal(22u, BinaryPrimitives.ReadUInt32BigEndian(error));
     }
 
     [Fact]
@@ -330,8 +354,8 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     private static int ExportFlags(List<(uint Type, byte[] Data)> replies)
     {
         Assert.Equal(RawNbdClient.RepAck, replies[^1].Type);
-        var export = Assert.Single(replies, r => r.Type == RawNbdClient.RepInfo && System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(r.Data) == 0);
-        return System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(export.Data.AsSpan(10));
+        var export = Assert.Single(replies, r => r.Type == RawNbdClient.RepInfo && BinaryPrimitives.ReadUInt16BigEndian(r.Data) == 0);
+        return BinaryPrimitives.ReadUInt16BigEndian(export.Data.AsSpan(10));
     }
 
     private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);

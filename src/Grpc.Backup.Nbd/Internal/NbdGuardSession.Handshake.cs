@@ -188,6 +188,12 @@ internal sealed partial class NbdGuardSession
     private async Task AnswerMetaContextAsync(NbdOption option, byte[] data)
     {
         var set = option == NbdOption.SetMetaContext;
+        if (set)
+        {
+            // The protocol: SET_META_CONTEXT replaces the selection even when it fails, so a failed one leaves none.
+            _selected = [];
+        }
+
         if (set && !_structured)
         {
             // The protocol: SET_META_CONTEXT before structured replies is invalid.

@@ -219,6 +219,11 @@ internal sealed partial class NbdFuzzer
     {
         var set = option == RawNbdClient.OptSetMetaContext;
         var what = set ? "SET_META_CONTEXT" : "LIST_META_CONTEXT";
+        if (set)
+        {
+            // The protocol: SET_META_CONTEXT replaces the selection, even when it fails.
+            _contexts = [];
+        }
         if (queries is null && Chance(25))
         {
             ExpectError(await OptionAsync(option, MalformedMetaContextRequest()), $"a malformed {what}", RawNbdClient.ErrInvalid, RawNbdClient.ErrTooBig);
