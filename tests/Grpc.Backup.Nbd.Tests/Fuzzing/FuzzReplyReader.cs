@@ -11,6 +11,8 @@ namespace Grpc.Backup.Nbd.Tests.Fuzzing;
 /// </summary>
 internal sealed class FuzzReplyReader
 {
+    // Wire values written from the protocol here, not taken from the guard's own NbdProtocol: an oracle that shared
+    // the implementation's constants would share its mistakes.
     private const uint SimpleMagic = 0x67446698;
     private const uint StructuredMagic = 0x668e33ef;
     private const ushort FlagDone = 1;

@@ -99,7 +99,14 @@ internal sealed class NbdFuzzRun
     private static string Describe(Exception error)
     {
         var text = $"{error.GetType().Name}: {error.Message}";
-        return error.InnerException is { } inner ? $"{text} <- {inner.GetType().Name}: {inner.Message}" : text;
+        if (error is not FuzzViolation)
+        {
+            // Not a judgement but an exception in the fuzzer's own step: where it was.
+            var frame = error.StackTrace?.Split('\n').FirstOrDefault(l => l.Contains("Fuzzing.", StringComparison.Ordinal));
+            text += frame is null ? "" : $" ({frame.Trim()})";
+        }
+
+        return error.InnerException is { } inner ? $"{text} <- {Describe(inner)}" : text;
     }
 
     private async Task EndEpochAsync(FuzzEnvironment environment, int seed, int lastSeed, bool verify)

@@ -104,6 +104,18 @@ internal sealed partial class NbdFuzzer
         _stats.ClosedByGuard();
     }
 
+    /// <summary>Sends what the guard may rightly refuse to read by closing the connection first.</summary>
+    private async Task SendUnlessClosedAsync(byte[] data)
+    {
+        try
+        {
+            await _client.SendAllAsync(data, default);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.Shutdown or SocketError.ConnectionReset or SocketError.ConnectionAborted)
+        {
+        }
+    }
+
     private ulong NewCookie()
     {
         while (true)
