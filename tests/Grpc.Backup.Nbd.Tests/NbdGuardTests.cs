@@ -1,5 +1,5 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Sockets;
 
 namespace Grpc.Backup.Nbd.Tests;
@@ -9,6 +9,7 @@ namespace Grpc.Backup.Nbd.Tests;
 /// image, a snapshot-access node exported writable with discard=unmap, exactly as the host builds it), attacked by a
 /// hostile client. Each test asserts what must not happen: QEMU dies, data changes, memory grows, a connection drops.
 /// </summary>
+[Collection(NbdGuardCollection.Name)]
 public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
 {
     private const int M = 1024 * 1024;
@@ -17,48 +18,30 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     private const int DataSize = 16 * M;
 
     private readonly TestDirectory _directory = new();
-    private NbdServer? _qemu;
+    private CbwSnapshotServer? _snapshot;
     private byte[] _data = [];
 
-    private NbdServer Qemu => _qemu!;
+    private NbdServer Qemu => _snapshot!.Qemu;
 
-    private string ImagePath => _directory.File("disk.raw");
+    private string ImagePath => _snapshot!.ImagePath;
 
     public async Task InitializeAsync()
     {
         _data = TestData.Random(DataSize, seed: 151);
-        TestData.CreateSparse(ImagePath, DiskSize);
-        TestData.WriteAt(ImagePath, 0, _data);
-        TestData.CreateSparse(_directory.File("fleece.raw"), DiskSize);
-        var socket = _directory.File("qsd.sock");
-        _qemu = await NbdServer.StartAsync("qemu-storage-daemon", socket,
-            "--blockdev", $"driver=file,node-name=disk0,filename={ImagePath}",
-            "--blockdev", $$$"""{"driver":"raw","node-name":"fleece","discard":"unmap","file":{"driver":"file","filename":"{{{_directory.File("fleece.raw")}}}","discard":"unmap"}}""",
-            "--blockdev", "driver=copy-before-write,node-name=cbw,file=disk0,target=fleece",
-            "--blockdev", "driver=snapshot-access,node-name=snap,file=cbw,discard=unmap",
-            "--nbd-server", $"addr.type=unix,addr.path={socket}",
-            "--export", "type=nbd,id=e0,node-name=snap,name=snap,writable=on",
-            "--export", "type=nbd,id=e1,node-name=cbw,name=live,writable=on");
+        _snapshot = await CbwSnapshotServer.StartAsync(_directory, DiskSize, _data);
     }
 
     public async Task DisposeAsync()
     {
-        if (_qemu is not null)
+        if (_snapshot is not null)
         {
-            await _qemu.DisposeAsync();
+            await _snapshot.DisposeAsync();
         }
     }
 
     public void Dispose() => _directory.Dispose();
 
-    private Task<NbdGuard> StartGuardAsync(int maxBytesInFlight = NbdGuardOptions.DefaultMaxBytesInFlight) =>
-        NbdGuard.StartAsync(new NbdGuardOptions
-        {
-            UpstreamSocketPath = Qemu.SocketPath,
-            ExportName = "snap",
-            MetaContexts = [NbdMetaContexts.BaseAllocation],
-            MaxBytesInFlight = maxBytesInFlight,
-        });
+    private Task<NbdGuard> StartGuardAsync() => _snapshot!.StartGuardAsync();
 
     private static async Task<RawNbdClient> GoAsync(Socket socket)
     {
@@ -196,12 +179,50 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         using var other = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
         var name = System.Text.Encoding.UTF8.GetBytes("live");
         var option = new byte[16 + name.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(option, 0x49484156454F5054);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(8), RawNbdClient.OptExportName);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(12), (uint)name.Length);
+        BinaryPrimitives.WriteUInt64BigEndian(option, 0x49484156454F5054);
+        BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(8), RawNbdClient.OptExportName);
+        BinaryPrimitives.WriteUInt32BigEndian(option.AsSpan(12), (uint)name.Length);
         name.CopyTo(option, 16);
         await other.SendAsync(option);
         Assert.True(await other.IsClosedAsync());
+    }
+
+    [Fact]
+    public async Task Send_df_is_advertised_only_with_structured_replies()
+    {
+        // Found by the fuzzer: the protocol says a server MUST leave NBD_FLAG_SEND_DF clear unless structured replies
+        // were negotiated; the guard advertised it to every client.
+        await using var guard = await StartGuardAsync();
+        using var simple = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(0, ExportFlags(await simple.OptionAsync(RawNbdClient.OptInfo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+        Assert.Equal(0, ExportFlags(await simple.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+
+        using var structured = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(RawNbdClient.RepAck, (await structured.OptionAsync(RawNbdClient.OptStructuredReply, []))[^1].Type);
+        Assert.Equal(SendDf, ExportFlags(await structured.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap"))) & SendDf);
+    }
+
+    [Fact]
+    public async Task A_failed_set_meta_context_leaves_no_context_selected()
+    {
+        // Found by the fuzzer: SET_META_CONTEXT replaces the selection even when it fails (the protocol); the guard kept
+        // the earlier selection and answered BLOCK_STATUS for it.
+        await using var guard = await StartGuardAsync();
+        using var client = await RawNbdClient.GreetAsync(await guard.ConnectAsync());
+        Assert.Equal(RawNbdClient.RepAck, (await client.OptionAsync(RawNbdClient.OptStructuredReply, []))[^1].Type);
+        var set = await client.OptionAsync(RawNbdClient.OptSetMetaContext, RawNbdClient.MetaContextRequest("snap", "base:allocation"));
+        Assert.Equal([RawNbdClient.RepMetaContext, RawNbdClient.RepAck], set.Select(r => r.Type));
+        Assert.Equal(RawNbdClient.ErrUnknown,
+            (await client.OptionAsync(RawNbdClient.OptSetMetaContext, RawNbdClient.MetaContextRequest("live", "base:allocation")))[^1].Type);
+        Assert.Equal(RawNbdClient.RepAck, (await client.OptionAsync(RawNbdClient.OptGo, RawNbdClient.InfoRequest("snap")))[^1].Type);
+
+        // The structured error chunk: magic, flags (done), type (NBD_REPLY_TYPE_ERROR), cookie, length, then EINVAL.
+        await client.SendRequestAsync(RawNbdClient.CmdBlockStatus, 1, 0, Cluster);
+        var chunk = await client.ReceiveExactAsync(20);
+        Assert.Equal(0x668e33efu, BinaryPrimitives.ReadUInt32BigEndian(chunk));
+        Assert.Equal(0x8001, BinaryPrimitives.ReadUInt16BigEndian(chunk.AsSpan(6)));
+        var error = await client.ReceiveExactAsync((int)BinaryPrimitives.ReadUInt32BigEndian(chunk.AsSpan(16)));
+        Assert.Equal(22u, BinaryPrimitives.ReadUInt32BigEndian(error));
     }
 
     [Fact]
@@ -245,8 +266,8 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         await using var guard = await StartGuardAsync();
         using var client = await GoAsync(await guard.ConnectAsync());
         GC.Collect();
-        var hostBefore = RssBytes(Environment.ProcessId);
-        var qemuBefore = RssBytes(Qemu.ProcessId);
+        var hostBefore = ProcessStatus.RssBytes(Environment.ProcessId);
+        var qemuBefore = ProcessStatus.RssBytes(Qemu.ProcessId);
 
         // 64 pipelined 32 MiB reads (2 GiB) and not one reply read. Straight to QEMU this grew it by ~350 MiB for 16.
         for (var i = 0; i < 64; i++)
@@ -262,8 +283,8 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
             await Task.Delay(50);
         }
 
-        var hostGrowth = RssBytes(Environment.ProcessId) - hostBefore;
-        var qemuGrowth = RssBytes(Qemu.ProcessId) - qemuBefore;
+        var hostGrowth = ProcessStatus.RssBytes(Environment.ProcessId) - hostBefore;
+        var qemuGrowth = ProcessStatus.RssBytes(Qemu.ProcessId) - qemuBefore;
         Assert.True(hostGrowth < 256L * M, $"host RSS grew by {hostGrowth / M} MiB");
         Assert.True(qemuGrowth < 128L * M, $"QEMU RSS grew by {qemuGrowth / M} MiB");
 
@@ -363,18 +384,15 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
         }
     }
 
-    private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);
+    private const int SendDf = 1 << 7;
 
-    private static long RssBytes(int pid)
+    /// <summary>The transmission flags of the NBD_INFO_EXPORT reply among a GO's or INFO's replies.</summary>
+    private static int ExportFlags(List<(uint Type, byte[] Data)> replies)
     {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-
-        throw new InvalidOperationException($"no VmRSS for {pid}");
+        Assert.Equal(RawNbdClient.RepAck, replies[^1].Type);
+        var export = Assert.Single(replies, r => r.Type == RawNbdClient.RepInfo && BinaryPrimitives.ReadUInt16BigEndian(r.Data) == 0);
+        return BinaryPrimitives.ReadUInt16BigEndian(export.Data.AsSpan(10));
     }
+
+    private static (uint, ulong) Strip((uint Error, ulong Cookie, byte[] Data) reply) => (reply.Error, reply.Cookie);
 }

@@ -11,20 +11,26 @@ namespace Grpc.Backup.Nbd.Tests;
 internal sealed class RawNbdClient : IDisposable
 {
     public const uint OptExportName = 1;
+    public const uint OptAbort = 2;
     public const uint OptList = 3;
     public const uint OptStartTls = 5;
     public const uint OptInfo = 6;
     public const uint OptGo = 7;
+    public const uint OptStructuredReply = 8;
     public const uint OptListMetaContext = 9;
+    public const uint OptSetMetaContext = 10;
     public const uint RepAck = 1;
     public const uint RepInfo = 3;
     public const uint RepMetaContext = 4;
     public const uint ErrUnsupported = 0x8000_0001;
     public const uint ErrPolicy = 0x8000_0002;
+    public const uint ErrInvalid = 0x8000_0003;
     public const uint ErrUnknown = 0x8000_0006;
+    public const uint ErrTooBig = 0x8000_0009;
 
     public const ushort CmdRead = 0;
     public const ushort CmdWrite = 1;
+    public const ushort CmdDisconnect = 2;
     public const ushort CmdFlush = 3;
     public const ushort CmdTrim = 4;
     public const ushort CmdCache = 5;
@@ -125,12 +131,12 @@ internal sealed class RawNbdClient : IDisposable
     }
 
     /// <summary>Whether the peer closed the connection (a receive returns end of stream or fails).</summary>
-    public async Task<bool> IsClosedAsync()
+    public async Task<bool> IsClosedAsync(CancellationToken cancellationToken = default)
     {
         var one = new byte[1];
         try
         {
-            return await _socket.ReceiveAsync(one, SocketFlags.None) == 0;
+            return await _socket.ReceiveAsync(one, SocketFlags.None, cancellationToken) == 0;
         }
         catch (SocketException)
         {
@@ -140,13 +146,34 @@ internal sealed class RawNbdClient : IDisposable
 
     public Task SendAsync(byte[] data) => _socket.SendAsync(data, SocketFlags.None).ContinueWith(t => Assert.Equal(data.Length, t.Result), TaskScheduler.Default);
 
-    public async Task<byte[]> ReceiveExactAsync(int count)
+    /// <summary>Sends all of <paramref name="data"/>, however many calls it takes.</summary>
+    public async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (!data.IsEmpty)
+        {
+            data = data[await _socket.SendAsync(data, SocketFlags.None, cancellationToken)..];
+        }
+    }
+
+    /// <summary>Shuts both directions down: the peer sees the connection end even while other copies of the socket live.</summary>
+    public void Shutdown()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+    }
+
+    public async Task<byte[]> ReceiveExactAsync(int count, CancellationToken cancellationToken = default)
     {
         var buffer = new byte[count];
         var done = 0;
         while (done < count)
         {
-            var n = await _socket.ReceiveAsync(buffer.AsMemory(done), SocketFlags.None);
+            var n = await _socket.ReceiveAsync(buffer.AsMemory(done), SocketFlags.None, cancellationToken);
             if (n == 0)
             {
                 throw new IOException($"The server closed the connection after {done} of {count} bytes.");

@@ -14,7 +14,7 @@ internal sealed class GuardedExport
         NameBytes = Encoding.UTF8.GetBytes(upstream.Name);
         Size = upstream.Size;
         CanTrim = upstream.CanTrim && !upstream.IsReadOnly;
-        var flags = NbdTransmissionFlags.HasFlags | NbdTransmissionFlags.SendDf;
+        var flags = NbdTransmissionFlags.HasFlags;
         if (upstream.IsReadOnly)
         {
             flags |= NbdTransmissionFlags.ReadOnly;
@@ -42,7 +42,14 @@ internal sealed class GuardedExport
 
     public long Size { get; }
 
+    /// <summary>Transmission flags common to every client; <see cref="FlagsFor"/> adds what depends on the handshake.</summary>
     public NbdTransmissionFlags Flags { get; }
+
+    /// <summary>
+    /// The transmission flags for a client: SEND_DF only with structured replies (the protocol: the server MUST leave it
+    /// clear otherwise; DF is honoured on structured reads, which the guard sends in one chunk anyway).
+    /// </summary>
+    public NbdTransmissionFlags FlagsFor(bool structured) => structured ? Flags | NbdTransmissionFlags.SendDf : Flags;
 
     public bool CanTrim { get; }
 

@@ -70,7 +70,7 @@ internal sealed partial class NbdGuardSession
 
                 var reply = new byte[10 + (_noZeroes ? 0 : ExportNameReplyZeroes)];
                 BinaryPrimitives.WriteUInt64BigEndian(reply, (ulong)_export.Size);
-                BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), (ushort)_export.Flags);
+                BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), (ushort)_export.FlagsFor(_structured));
                 await _client.SendAllAsync(reply, token);
                 return true;
             }
@@ -161,7 +161,7 @@ internal sealed partial class NbdGuardSession
         var export = new byte[12];
         BinaryPrimitives.WriteUInt16BigEndian(export, (ushort)NbdInfoType.Export);
         BinaryPrimitives.WriteUInt64BigEndian(export.AsSpan(2), (ulong)_export.Size);
-        BinaryPrimitives.WriteUInt16BigEndian(export.AsSpan(10), (ushort)_export.Flags);
+        BinaryPrimitives.WriteUInt16BigEndian(export.AsSpan(10), (ushort)_export.FlagsFor(_structured));
         await SendOptionReplyAsync(option, NbdOptionReply.Info, export);
 
         // Always sent, asked for or not: the minimum is what keeps well-behaved clients' TRIMs whole clusters.
@@ -188,6 +188,12 @@ internal sealed partial class NbdGuardSession
     private async Task AnswerMetaContextAsync(NbdOption option, byte[] data)
     {
         var set = option == NbdOption.SetMetaContext;
+        if (set)
+        {
+            // The protocol: SET_META_CONTEXT replaces the selection even when it fails, so a failed one leaves none.
+            _selected = [];
+        }
+
         if (set && !_structured)
         {
             // The protocol: SET_META_CONTEXT before structured replies is invalid.
