@@ -66,7 +66,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
                 previous.Dispose();
             }
             SafeFileHandle image = await ImageExtractor.ExtractAsync(repository, session.Archive, volume, options.ScratchDirectory,
-                new TokenBucket(request.BandwidthLimit?.BytesPerSecond ?? 0), context.CancellationToken);
+                new BandwidthThrottle(request.BandwidthLimit?.BytesPerSecond ?? 0), context.CancellationToken);
             session.Volumes[volume.Device] = image;
             IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(image, Transport.FdKind.File)],
                 context.CancellationToken);

@@ -164,13 +164,12 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
             }, cancellationToken: cancellationToken);
             await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, options, cancellationToken);
-            using var limiter = BlockCopier.CreateLimiter(options.BandwidthLimit);
             var stopwatch = Stopwatch.StartNew();
             long written;
             // Never preallocated: the file is sparse and only data that is not zero gets written.
             using (SafeFileHandle file = target.CreateFile(rawName))
             {
-                written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, limiter, null, cancellationToken);
+                written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, new BandwidthThrottle(options.BandwidthLimit), null, cancellationToken);
             }
             LogRestored(logger, volume.DeviceName, (long)volume.SizeBytes, written, stopwatch.Elapsed.TotalSeconds);
         }

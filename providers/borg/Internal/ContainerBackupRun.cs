@@ -48,7 +48,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
             GuestConfig = request.GuestConfig.ToByteArray(),
             FirewallConfig = request.HasFirewallConfig ? request.FirewallConfig.ToByteArray() : null,
         };
-        var bandwidth = new TokenBucket(request.BandwidthLimit?.BytesPerSecond ?? 0);
+        var bandwidth = new BandwidthThrottle(request.BandwidthLimit?.BytesPerSecond ?? 0);
         long total = 0;
         JsonElement stats;
         await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))

@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Provider;
 using Microsoft.Win32.SafeHandles;
 
@@ -14,7 +15,7 @@ internal static class ImageExtractor
     private const int BlockSize = 4096;
 
     public static async Task<SafeFileHandle> ExtractAsync(BorgRepository repository, BorgArchiveName archive, VolumeMetadata volume,
-        string scratchDirectory, TokenBucket bandwidth, CancellationToken cancellationToken)
+        string scratchDirectory, BandwidthThrottle bandwidth, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(scratchDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string path = Path.Join(scratchDirectory, $"restore-{Guid.NewGuid():N}.raw");

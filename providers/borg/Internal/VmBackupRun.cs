@@ -49,7 +49,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
             ArchiveMetadata metadata = MetadataFor(session, start, bases);
 
-            var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
+            var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
             var sha256 = new Dictionary<string, string>(StringComparer.Ordinal);
             JsonElement stats;
@@ -219,7 +219,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
     }
 
     private async Task<(long BytesRead, string ContentSha256)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
-        IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, TokenBucket bandwidth, BackupEventWriter events,
+        IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, BandwidthThrottle bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
         string device = volume.DeviceName;

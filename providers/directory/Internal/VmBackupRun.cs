@@ -42,7 +42,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             StoreConfigurations(session, start);
 
             using var events = new BackupEventWriter(stream, timeProvider);
-            var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
+            var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
             foreach (ValidatedVolume volume in volumes)
             {
                 (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
@@ -193,7 +193,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
     }
 
     private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVolume volume, ISnapshotReader source,
-        List<PlannedExtent> plan, TokenBucket bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
+        List<PlannedExtent> plan, BandwidthThrottle bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
     {
         if (!source.CanDiscard)
         {

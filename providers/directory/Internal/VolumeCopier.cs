@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
 
@@ -10,7 +11,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
 /// and no discarded range is ever read again. A <see cref="ContentHasher"/> sees every chunk once it is stored.
 /// </summary>
-internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, TokenBucket bandwidth,
+internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth, ContentHasher? hasher = null)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
