@@ -23,7 +23,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
     public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
         IServerStreamWriter<BackupVmEvent> responses, CancellationToken cancellationToken)
     {
-        VmVolumeValidation.Validate(start);
+        IReadOnlyList<ValidatedVmVolume> volumes = BackupVmValidation.Validate(start);
         if (start.GuestConfig.Length > MaxConfigBytes || start.FirewallConfig.Length > MaxConfigBytes)
         {
             throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
@@ -47,7 +47,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             }
             using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);
             Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
-            ArchiveMetadata metadata = MetadataFor(session, start, bases);
+            ArchiveMetadata metadata = MetadataFor(session, start, volumes, bases);
 
             var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -192,7 +192,8 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
     }
 
-    private static ArchiveMetadata MetadataFor(BackupSession session, BackupVmStart start, Dictionary<string, IncrementalBase> bases) => new()
+    private static ArchiveMetadata MetadataFor(BackupSession session, BackupVmStart start, IReadOnlyList<ValidatedVmVolume> volumes,
+        Dictionary<string, IncrementalBase> bases) => new()
     {
         BackupId = session.BackupId,
         GuestId = session.GuestId,
@@ -202,12 +203,12 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         Consistency = start.Consistency.ToString(),
         GuestConfig = start.GuestConfig.ToByteArray(),
         FirewallConfig = start.HasFirewallConfig ? start.FirewallConfig.ToByteArray() : null,
-        Volumes = start.Volumes.Select(v => new VolumeMetadata
+        Volumes = volumes.Select(v => new VolumeMetadata
         {
-            Device = v.DeviceName,
-            SizeBytes = (long)v.SizeBytes,
-            BitmapMode = VmVolumeValidation.ModeName(v.BitmapMode),
-            Base = bases.GetValueOrDefault(v.DeviceName)?.BorgName,
+            Device = v.Device,
+            SizeBytes = v.SizeBytes,
+            BitmapMode = v.ModeName,
+            Base = bases.GetValueOrDefault(v.Device)?.BorgName,
         }).ToList(),
     };
 

@@ -15,7 +15,7 @@ internal static class FileExtentPlan
     /// <summary>More extents than this for one volume is not a real bitmap; refusing bounds the provider's memory.</summary>
     public const int MaxExtents = 4 * 1024 * 1024;
 
-    public static async Task<List<PlannedExtent>> ReadAsync(IAsyncStreamReader<BackupVmRequest> requests, ValidatedVolume volume,
+    public static async Task<List<PlannedExtent>> ReadAsync(IAsyncStreamReader<BackupVmRequest> requests, ValidatedVmVolume volume,
         CancellationToken cancellationToken)
     {
         var plan = new List<PlannedExtent>();

@@ -21,12 +21,12 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
     public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
         IServerStreamWriter<BackupVmEvent> stream, CancellationToken cancellationToken)
     {
-        List<ValidatedVolume> volumes = BackupVmValidation.Validate(start);
+        IReadOnlyList<ValidatedVmVolume> volumes = BackupVmValidation.Validate(start);
         var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
         var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
         try
         {
-            foreach (ValidatedVolume volume in volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
                 if (volume.File is { } file)
                 {
@@ -38,12 +38,12 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 }
             }
             using IDisposable guestLock = await locks.AcquireAsync(session.GuestId, cancellationToken);
-            ChooseBases(session, volumes);
+            Dictionary<string, StackedOn> bases = ChooseBases(session, volumes);
             StoreConfigurations(session, start);
 
             using var events = new BackupEventWriter(stream, timeProvider);
             var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
-            foreach (ValidatedVolume volume in volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
                 (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
                     ? await OpenFileAsync(volume, file, requests, cancellationToken)
@@ -51,7 +51,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 sockets.Remove(volume.Device);
                 await using (reader)
                 {
-                    ManifestVolume stored = await BackupVolumeAsync(session, volume, reader, plan, bandwidth, events, cancellationToken);
+                    ManifestVolume stored = await BackupVolumeAsync(session, volume, bases.GetValueOrDefault(volume.Device), reader, plan, bandwidth,
+                        events, cancellationToken);
                     session.Volumes.Add(stored);
                 }
             }
@@ -70,7 +71,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<SafeFileHandle> ClaimFileAsync(ValidatedVolume volume, FileVolumeSource source, CancellationToken cancellationToken)
+    private async Task<SafeFileHandle> ClaimFileAsync(ValidatedVmVolume volume, FileVolumeSource source, CancellationToken cancellationToken)
     {
         using PassedFd passed = await fds.ClaimAsync(source.File, cancellationToken);
         SafeFileHandle file = passed.TakeFileHandle();
@@ -92,7 +93,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         return file;
     }
 
-    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVolume volume, SafeFileHandle file,
+    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVmVolume volume, SafeFileHandle file,
         IAsyncStreamReader<BackupVmRequest> requests, CancellationToken cancellationToken)
     {
         var reader = new FileSnapshotReader(file);
@@ -107,7 +108,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVolume volume, List<Socket> sockets,
+    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets,
         CancellationToken cancellationToken)
     {
         string context = volume.IsIncremental ? volume.Nbd!.BitmapContext : NbdMetaContexts.BaseAllocation;
@@ -139,7 +140,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<List<Socket>> ClaimSocketsAsync(ValidatedVolume volume, CancellationToken cancellationToken)
+    private async Task<List<Socket>> ClaimSocketsAsync(ValidatedVmVolume volume, CancellationToken cancellationToken)
     {
         var claimed = new List<Socket>();
         try
@@ -164,15 +165,18 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
     }
 
     /// <summary>REUSE stacks on the device's last successful backup; without one (or with another size) it cannot.</summary>
-    private void ChooseBases(BackupSession session, List<ValidatedVolume> volumes)
+    private Dictionary<string, StackedOn> ChooseBases(BackupSession session, IReadOnlyList<ValidatedVmVolume> volumes)
     {
-        foreach (ValidatedVolume volume in volumes.Where(v => v.IsIncremental))
+        var bases = new Dictionary<string, StackedOn>(StringComparer.Ordinal);
+        foreach (ValidatedVmVolume volume in volumes.Where(v => v.IsIncremental))
         {
-            volume.Base = store.FindIncrementalBase(session.GuestId, volume.Device, volume.SizeBytes)
+            var (archive, stored) = store.FindIncrementalBase(session.GuestId, volume.Device, volume.SizeBytes)
                 ?? throw ProviderErrors.Create(ErrorReason.SizeMismatch,
                     $"device {volume.Device} is REUSE, but this repository has no previous backup of it with {volume.SizeBytes} bytes; "
                     + "the next backup must be NEW");
+            bases[volume.Device] = new StackedOn(archive, stored);
         }
+        return bases;
     }
 
     private void StoreConfigurations(BackupSession session, BackupVmStart start)
@@ -192,7 +196,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVolume volume, ISnapshotReader source,
+    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVmVolume volume, StackedOn? stackOn, ISnapshotReader source,
         List<PlannedExtent> plan, BandwidthThrottle bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
     {
         if (!source.CanDiscard)
@@ -206,8 +210,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string fileName = volume.Device + "." + format;
         VolumeCopyResult result;
         string contentSha256;
-        await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
-        using (RawFileTarget? rawBase = OpenRawBase(volume))
+        await using (IVolumeTarget target = await CreateTargetAsync(volume, stackOn, directory, fileName, cancellationToken))
+        using (RawFileTarget? rawBase = OpenRawBase(volume, stackOn))
         {
             // Clean ranges come from the stored chain: straight from the base's file when it is a raw full image (the
             // overlay would only pass them through qemu-nbd), else through the new overlay, which resolves the chain.
@@ -236,7 +240,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BytesStored = (ulong)result.BytesStored,
             ContentSha256 = contentSha256,
         }, cancellationToken);
-        await events.LogAsync(LogRecord.Types.Level.Info, volume.Base is { } stackedOn
+        await events.LogAsync(LogRecord.Types.Level.Info, stackOn is { } stackedOn
             ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}"
             : $"{volume.Device}: full, read {result.BytesRead} of {volume.SizeBytes} bytes, stored {result.BytesStored}",
             cancellationToken);
@@ -246,7 +250,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             SizeBytes = volume.SizeBytes,
             File = fileName,
             Format = format,
-            Parent = volume.Base?.Archive.Name,
+            Parent = stackOn?.Archive.Name,
             BitmapMode = volume.ModeName,
             BytesRead = result.BytesRead,
             BytesStored = result.BytesStored,
@@ -254,9 +258,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         };
     }
 
-    private RawFileTarget? OpenRawBase(ValidatedVolume volume)
+    private RawFileTarget? OpenRawBase(ValidatedVmVolume volume, StackedOn? stackOn)
     {
-        if (!options.ContentSha256 || volume.Base is not { } stackOn || stackOn.Volume.Format != ManifestVolume.FormatRaw)
+        if (!options.ContentSha256 || stackOn is null || stackOn.Volume.Format != ManifestVolume.FormatRaw)
         {
             return null;
         }
@@ -270,7 +274,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<NbdSource> ConnectAsync(ValidatedVolume volume, List<Socket> sockets, string context,
+    private async Task<NbdSource> ConnectAsync(ValidatedVmVolume volume, List<Socket> sockets, string context,
         CancellationToken cancellationToken)
     {
         try
@@ -288,12 +292,12 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<IVolumeTarget> CreateTargetAsync(ValidatedVolume volume, string directory, string fileName,
+    private async Task<IVolumeTarget> CreateTargetAsync(ValidatedVmVolume volume, StackedOn? stackOn, string directory, string fileName,
         CancellationToken cancellationToken)
     {
         try
         {
-            if (volume.Base is not { } stackOn)
+            if (stackOn is null)
             {
                 return RawFileTarget.Create(Path.Join(directory, fileName), volume.SizeBytes);
             }
