@@ -228,7 +228,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         bool incremental = volume.BitmapMode == BitmapMode.Reuse;
         List<PlannedExtent> plan = source is NbdSnapshotVolume nbd
             ? await MapAsync(device, nbd.Source, size, incremental, cancellationToken)
-            : await FileExtentPlan.ReadAsync(requests, device, size, incremental, cancellationToken);
+            : await FileExtentPlan.ReadAsync(requests, device, size, incremental, FileExtentPlan.DefaultMaxExtents, cancellationToken);
 
         await tar.WriteAsync(TarHeader.For(device + ".raw", size, time), cancellationToken);
         BorgProcess? baseImage = previous is null ? null : repository.StartExtract(previous.BorgName, device + ".raw");
