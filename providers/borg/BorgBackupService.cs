@@ -68,7 +68,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (VolumeSize volume in request.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.DeviceName) || !devices.Add(volume.DeviceName))
+            if (!DeviceName.IsValid(volume.DeviceName) || !devices.Add(volume.DeviceName))
             {
                 throw BorgErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
             }

@@ -72,7 +72,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (VolumeSize volume in request.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.DeviceName) || !devices.Add(volume.DeviceName))
+            if (!DeviceName.IsValid(volume.DeviceName) || !devices.Add(volume.DeviceName))
             {
                 throw DirectoryErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
             }

@@ -26,7 +26,7 @@ public static class BackupVmValidation
         foreach (VmVolume volume in start.Volumes)
         {
             string device = volume.DeviceName;
-            if (!ProtocolNames.IsValidDeviceName(device))
+            if (!DeviceName.IsValid(device))
             {
                 throw Invalid($"device name '{device}' does not match [A-Za-z0-9._+=-]{{1,128}}");
             }

@@ -32,6 +32,7 @@ public sealed class BackupVmValidationTests
     {
         { "no volumes", [] },
         { "device name '../etc'", [Nbd("../etc", BitmapMode.New)] },
+        { "device name 'sda\n'", [Nbd("sda\n", BitmapMode.New)] },
         { "listed twice", [Nbd("sda", BitmapMode.New), File("sda", BitmapMode.New)] },
         { "invalid size 0", [Nbd("sda", BitmapMode.New, size: 0)] },
         { "invalid size 9223372036854775808", [Nbd("sda", BitmapMode.New, size: (ulong)long.MaxValue + 1)] },

@@ -282,7 +282,7 @@ internal sealed class ArchiveStore(DirectoryRepositoryOptions options)
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (ManifestVolume volume in manifest.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.Device) || !devices.Add(volume.Device) || volume.SizeBytes <= 0
+            if (!DeviceName.IsValid(volume.Device) || !devices.Add(volume.Device) || volume.SizeBytes <= 0
                 || !(manifest.GuestType == ArchiveManifest.GuestTypeContainer
                     ? volume.Format == ManifestVolume.FormatTarZst
                     : volume.Format is ManifestVolume.FormatRaw or ManifestVolume.FormatQcow2)
