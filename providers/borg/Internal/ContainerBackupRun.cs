@@ -29,7 +29,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
         }
         if (request.GuestConfig.Length > MaxConfigBytes || request.FirewallConfig.Length > MaxConfigBytes)
         {
-            throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
+            throw ContractErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
         using PassedFd passed = await fds.ClaimAsync(request.TarStream, cancellationToken);
         if (passed.Kind != Transport.FdKind.Pipe)

@@ -31,7 +31,7 @@ internal static class ImageExtractor
             {
                 if (offset + read > volume.SizeBytes)
                 {
-                    throw BorgErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} is longer than {volume.SizeBytes} bytes");
+                    throw ContractErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} is longer than {volume.SizeBytes} bytes");
                 }
                 await bandwidth.WaitAsync(read, cancellationToken);
                 // Blocks of zeros stay holes.
@@ -53,7 +53,7 @@ internal static class ImageExtractor
         }
         if (offset != volume.SizeBytes)
         {
-            throw BorgErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} has {offset} bytes, not {volume.SizeBytes}");
+            throw ContractErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} has {offset} bytes, not {volume.SizeBytes}");
         }
         RandomAccess.SetLength(scratch, volume.SizeBytes);
         // The host gets a handle that cannot write: reopen the unlinked file read-only through /proc.

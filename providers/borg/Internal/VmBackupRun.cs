@@ -26,7 +26,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         IReadOnlyList<ValidatedVmVolume> volumes = BackupVmValidation.Validate(start);
         if (start.GuestConfig.Length > MaxConfigBytes || start.FirewallConfig.Length > MaxConfigBytes)
         {
-            throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
+            throw ContractErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
         var claimed = new Dictionary<string, List<PassedFd>>(StringComparer.Ordinal);
         var sources = new Dictionary<string, IVolumeSource>(StringComparer.Ordinal);
@@ -247,7 +247,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 {
                     await baseImage.WaitAsync(cancellationToken);
                 }
-                throw BorgErrors.ArchiveCorrupt(previous!.BorgName, e.Message);
+                throw ContractErrors.ArchiveCorrupt(previous!.BorgName, e.Message);
             }
             if (baseImage is not null)
             {
@@ -285,7 +285,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             if (length != 0 && length < size) // a block device reports 0 here
             {
                 file.Dispose();
-                throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its file has {length}");
+                throw ContractErrors.InvalidArgument($"device {device} was declared with {size} bytes but its file has {length}");
             }
             return new FileSnapshotVolume(device, file, size, events);
         }
@@ -300,7 +300,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
         catch (NbdHandshakeException e)
         {
-            throw BorgErrors.InvalidArgument($"device {device}: the NBD handshake on the passed socket failed: {e.Message}");
+            throw ContractErrors.InvalidArgument($"device {device}: the NBD handshake on the passed socket failed: {e.Message}");
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
@@ -309,7 +309,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         if (source.Export.Size != size)
         {
             await source.DisposeAsync();
-            throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
+            throw ContractErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
         }
         if (!source.CanTrim)
         {

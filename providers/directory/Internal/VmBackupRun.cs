@@ -88,7 +88,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         if (length != volume.SizeBytes)
         {
             file.Dispose();
-            throw DirectoryErrors.InvalidArgument($"device {volume.Device} was declared with {volume.SizeBytes} bytes but its file has {length}");
+            throw ContractErrors.InvalidArgument($"device {volume.Device} was declared with {volume.SizeBytes} bytes but its file has {length}");
         }
         return file;
     }
@@ -117,7 +117,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         {
             if (source.Export.Size != volume.SizeBytes)
             {
-                throw DirectoryErrors.InvalidArgument(
+                throw ContractErrors.InvalidArgument(
                     $"device {volume.Device} was declared with {volume.SizeBytes} bytes but its NBD export has {source.Export.Size}");
             }
             List<PlannedExtent> plan;
@@ -190,9 +190,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             }
             WriteManifest(session, start, complete: false);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "storing the guest configuration");
+            throw ContractErrors.FromStorage(e, "storing the guest configuration");
         }
     }
 
@@ -226,9 +226,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 contentSha256 = hasher is null ? "" : await hasher.FinishAsync(cancellationToken);
                 await target.FinishAsync(cancellationToken);
             }
-            catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
+            catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
             {
-                throw DirectoryErrors.FromStorage(e, $"finishing the image of {volume.Device}");
+                throw ContractErrors.FromStorage(e, $"finishing the image of {volume.Device}");
             }
         }
 
@@ -268,9 +268,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         {
             return RawFileTarget.OpenReadOnly(store.FileIn(stackOn.Archive, stackOn.Volume.File), volume.SizeBytes);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
+            throw ContractErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
         }
     }
 
@@ -284,7 +284,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
         catch (NbdHandshakeException e)
         {
-            throw DirectoryErrors.InvalidArgument($"device {volume.Device}: the NBD handshake on the passed socket failed: {e.Message}");
+            throw ContractErrors.InvalidArgument($"device {volume.Device}: the NBD handshake on the passed socket failed: {e.Message}");
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
@@ -305,16 +305,16 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, store.GuestDirectory(stackOn.Archive.GuestId),
                 cancellationToken);
         }
-        catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"creating the image of {volume.Device}");
+            throw ContractErrors.FromStorage(e, $"creating the image of {volume.Device}");
         }
     }
 
     private void WriteManifest(BackupSession session, BackupVmStart start, bool complete)
     {
         ArchiveManifest manifest = store.TryReadManifest(session.Archive)
-            ?? throw DirectoryErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
+            ?? throw ContractErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
         manifest.Complete = complete;
         manifest.HasFirewallConfig = start.HasFirewallConfig;
         manifest.Consistency = start.Consistency.ToString();
