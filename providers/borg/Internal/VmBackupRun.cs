@@ -4,8 +4,8 @@ using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
-using Grpc.Backup.Transport;
 using Grpc.Core;
+using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
 
@@ -28,22 +28,32 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         {
             throw ContractErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
-        var claimed = new Dictionary<string, List<PassedFd>>(StringComparer.Ordinal);
+        var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
+        var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
         var sources = new Dictionary<string, IVolumeSource>(StringComparer.Ordinal);
         try
         {
-            foreach (VmVolume volume in start.Volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
-                claimed[volume.DeviceName] = await ClaimAsync(volume, cancellationToken);
+                if (volume.File is not null)
+                {
+                    files[volume.Device] = await fds.ClaimSnapshotFileAsync(volume, cancellationToken);
+                }
+                else
+                {
+                    sockets[volume.Device] = await fds.ClaimNbdSocketsAsync(volume, cancellationToken);
+                }
             }
             using var events = new BackupEventWriter(responses, timeProvider);
             // Every volume's source is opened now, not when its turn in the stream comes: QEMU drops an NBD connection
             // whose handshake is not done within 10 seconds (the CVE-2024-7409 fix), and the volumes before it can
             // take minutes.
-            foreach (VmVolume volume in start.Volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
-                sources[volume.DeviceName] = await OpenSourceAsync(volume, claimed[volume.DeviceName], events, cancellationToken);
-                claimed.Remove(volume.DeviceName);
+                sources[volume.Device] = files.Remove(volume.Device, out SafeFileHandle? file)
+                    ? new FileSnapshotVolume(volume.Device, file, volume.SizeBytes, events)
+                    : await OpenNbdAsync(volume, sockets[volume.Device], events, cancellationToken);
+                sockets.Remove(volume.Device);
             }
             using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);
             Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
@@ -119,39 +129,18 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
         finally
         {
-            foreach (PassedFd fd in claimed.Values.SelectMany(f => f))
+            foreach (Socket socket in sockets.Values.SelectMany(s => s))
             {
-                fd.Dispose();
+                socket.Dispose();
+            }
+            foreach (SafeFileHandle file in files.Values)
+            {
+                file.Dispose();
             }
             foreach (IVolumeSource source in sources.Values)
             {
                 await source.DisposeAsync();
             }
-        }
-    }
-
-    private async Task<List<PassedFd>> ClaimAsync(VmVolume volume, CancellationToken cancellationToken)
-    {
-        var claimed = new List<PassedFd>();
-        try
-        {
-            if (volume.SourceCase == VmVolume.SourceOneofCase.File)
-            {
-                claimed.Add(await fds.ClaimAsync(volume.File.File, cancellationToken));
-                return claimed;
-            }
-            FdRef first = volume.Nbd.Socket;
-            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
-            {
-                claimed.Add(await fds.ClaimAsync(new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind },
-                    cancellationToken));
-            }
-            return claimed;
-        }
-        catch
-        {
-            claimed.ForEach(c => c.Dispose());
-            throw;
         }
     }
 
@@ -273,29 +262,16 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
     }
 
-    private async Task<IVolumeSource> OpenSourceAsync(VmVolume volume, List<PassedFd> passed, BackupEventWriter events,
+    private async Task<IVolumeSource> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
-        string device = volume.DeviceName;
-        long size = (long)volume.SizeBytes;
-        if (volume.SourceCase == VmVolume.SourceOneofCase.File)
-        {
-            var file = passed[0].TakeFileHandle();
-            long length = RandomAccess.GetLength(file);
-            if (length != 0 && length < size) // a block device reports 0 here
-            {
-                file.Dispose();
-                throw ContractErrors.InvalidArgument($"device {device} was declared with {size} bytes but its file has {length}");
-            }
-            return new FileSnapshotVolume(device, file, size, events);
-        }
-        var sockets = passed.Select(p => p.TakeSocket()).ToList();
-        bool incremental = volume.BitmapMode == BitmapMode.Reuse;
+        string device = volume.Device;
+        long size = volume.SizeBytes;
         NbdSource source;
         try
         {
-            source = await NbdSource.ConnectAsync(sockets, volume.Nbd.ExportName,
-                incremental ? volume.Nbd.BitmapContext : NbdMetaContexts.BaseAllocation, requireContext: incremental,
+            source = await NbdSource.ConnectAsync(sockets, volume.Nbd!.ExportName,
+                volume.IsIncremental ? volume.Nbd.BitmapContext : NbdMetaContexts.BaseAllocation, requireContext: volume.IsIncremental,
                 borg.Options.CopyRequestSize, borg.Options.CopyDepth, cancellationToken);
         }
         catch (NbdHandshakeException e)

@@ -3,7 +3,6 @@ using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
-using Grpc.Backup.Transport;
 using Grpc.Core;
 using Microsoft.Win32.SafeHandles;
 
@@ -28,13 +27,13 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         {
             foreach (ValidatedVmVolume volume in volumes)
             {
-                if (volume.File is { } file)
+                if (volume.File is not null)
                 {
-                    files[volume.Device] = await ClaimFileAsync(volume, file, cancellationToken);
+                    files[volume.Device] = await fds.ClaimSnapshotFileAsync(volume, cancellationToken);
                 }
                 else
                 {
-                    sockets[volume.Device] = await ClaimSocketsAsync(volume, cancellationToken);
+                    sockets[volume.Device] = await fds.ClaimNbdSocketsAsync(volume, cancellationToken);
                 }
             }
             using IDisposable guestLock = await locks.AcquireAsync(session.GuestId, cancellationToken);
@@ -69,28 +68,6 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 file.Dispose();
             }
         }
-    }
-
-    private async Task<SafeFileHandle> ClaimFileAsync(ValidatedVmVolume volume, FileVolumeSource source, CancellationToken cancellationToken)
-    {
-        using PassedFd passed = await fds.ClaimAsync(source.File, cancellationToken);
-        SafeFileHandle file = passed.TakeFileHandle();
-        long length;
-        try
-        {
-            length = RandomAccess.GetLength(file);
-        }
-        catch (IOException e)
-        {
-            file.Dispose();
-            throw SnapshotErrors.Broken(volume.Device, "reading the size of its file", e);
-        }
-        if (length != volume.SizeBytes)
-        {
-            file.Dispose();
-            throw ContractErrors.InvalidArgument($"device {volume.Device} was declared with {volume.SizeBytes} bytes but its file has {length}");
-        }
-        return file;
     }
 
     private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVmVolume volume, SafeFileHandle file,
@@ -136,30 +113,6 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         catch
         {
             await source.DisposeAsync();
-            throw;
-        }
-    }
-
-    private async Task<List<Socket>> ClaimSocketsAsync(ValidatedVmVolume volume, CancellationToken cancellationToken)
-    {
-        var claimed = new List<Socket>();
-        try
-        {
-            FdRef first = volume.Nbd!.Socket;
-            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
-            {
-                var reference = new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind };
-                using PassedFd passed = await fds.ClaimAsync(reference, cancellationToken);
-                claimed.Add(passed.TakeSocket());
-            }
-            return claimed;
-        }
-        catch
-        {
-            foreach (Socket socket in claimed)
-            {
-                socket.Dispose();
-            }
             throw;
         }
     }
