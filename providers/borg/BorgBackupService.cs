@@ -19,7 +19,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
     {
         if (!ProtocolNames.IsValidOperationId(request.JobId))
         {
-            throw BorgErrors.InvalidArgument("job_id must be a UUID in text form");
+            throw ContractErrors.InvalidArgument("job_id must be a UUID in text form");
         }
         IReadOnlySet<string> archives;
         try
@@ -51,7 +51,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         BackupSession session = Find(request.BackupId);
         if (request.GuestType != session.GuestType)
         {
-            throw BorgErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}");
+            throw ContractErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}");
         }
         return Task.FromResult(session.GuestType == GuestType.Vm
             ? new BackupGetMechanismResponse { Vm = options.VmMechanism }
@@ -68,13 +68,13 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (VolumeSize volume in request.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.DeviceName) || !devices.Add(volume.DeviceName))
+            if (!DeviceName.IsValid(volume.DeviceName) || !devices.Add(volume.DeviceName))
             {
-                throw BorgErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
+                throw ContractErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
             }
             if (volume.SizeBytes == 0 || volume.SizeBytes > long.MaxValue)
             {
-                throw BorgErrors.InvalidArgument($"device {volume.DeviceName} has the invalid size {volume.SizeBytes}");
+                throw ContractErrors.InvalidArgument($"device {volume.DeviceName} has the invalid size {volume.SizeBytes}");
             }
             bool usable = false;
             if (state.Devices.TryGetValue(volume.DeviceName, out IncrementalBase? last) && last.SizeBytes == (long)volume.SizeBytes)
@@ -96,7 +96,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
     {
         if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.MessageCase != BackupVmRequest.MessageOneofCase.Start)
         {
-            throw BorgErrors.InvalidArgument("the first BackupVm message must be `start`");
+            throw ContractErrors.InvalidArgument("the first BackupVm message must be `start`");
         }
         BackupVmStart start = requestStream.Current.Start;
         BackupSession session = Find(start.BackupId);
@@ -149,7 +149,7 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
             // The log goes to the catalog: the archive is already written, and a borg archive cannot grow a member.
             await catalog.StoreLogAsync(session.Archive, handle, context.CancellationToken);
         }
-        catch (Exception e) when (BorgErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw BorgErrors.FromState(e, "storing the task log");
         }
@@ -157,5 +157,5 @@ internal sealed class BorgBackupService(BorgRepository repository, BackupSession
     }
 
     private BackupSession Find(string backupId) =>
-        sessions.TryGet(backupId, out BackupSession? session) ? session : throw BorgErrors.UnknownBackup(backupId);
+        sessions.TryGet(backupId, out BackupSession? session) ? session : throw ContractErrors.UnknownBackup(backupId);
 }

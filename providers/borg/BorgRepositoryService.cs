@@ -29,7 +29,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
         if (request.PageToken.Length > 0
             && (!int.TryParse(request.PageToken, NumberStyles.None, CultureInfo.InvariantCulture, out offset) || offset < 0))
         {
-            throw BorgErrors.InvalidArgument("page_token is not one this provider returned");
+            throw ContractErrors.InvalidArgument("page_token is not one this provider returned");
         }
         int pageSize = request.MaxEntries == 0 ? DefaultPageSize : (int)Math.Min(request.MaxEntries, DefaultPageSize);
         List<(BorgArchiveName Archive, CatalogEntry Entry)> archives = await LoadAsync(guest, context.CancellationToken);
@@ -49,7 +49,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
     {
         BorgArchiveName archive = BorgArchiveName.Resolve(request.ArchiveName);
         CatalogEntry entry = await Guard(() => repository.DescribeAsync(archive, null, context.CancellationToken), "reading the archive")
-            ?? throw BorgErrors.ArchiveNotFound(archive.Name);
+            ?? throw ContractErrors.ArchiveNotFound(archive.Name);
         return new StatBackupResponse { Backup = Entry(archive, entry) };
     }
 
@@ -117,11 +117,11 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
         BorgArchiveName archive = BorgArchiveName.Resolve(request.ArchiveName);
         if (request.HasNotes && Encoding.UTF8.GetByteCount(request.Notes) > MaxNotesBytes)
         {
-            throw BorgErrors.InvalidArgument($"notes are limited to {MaxNotesBytes} bytes of UTF-8");
+            throw ContractErrors.InvalidArgument($"notes are limited to {MaxNotesBytes} bytes of UTF-8");
         }
         using IDisposable guestLock = await guestLocks.AcquireOrFailAsync(archive.GuestId, LockTimeout, context.CancellationToken);
         CatalogEntry entry = await Guard(() => repository.DescribeAsync(archive, null, context.CancellationToken), "reading the archive")
-            ?? throw BorgErrors.ArchiveNotFound(archive.Name);
+            ?? throw ContractErrors.ArchiveNotFound(archive.Name);
         if (request.HasNotes)
         {
             entry.Notes = request.Notes;
@@ -160,7 +160,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
         }
         if (restores.IsInUse(archive))
         {
-            throw BorgErrors.Locked($"archive '{archive.Name}' is being restored");
+            throw ContractErrors.RepositoryLocked($"archive '{archive.Name}' is being restored");
         }
     }
 
@@ -203,7 +203,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
         {
             return null;
         }
-        return ProtocolNames.IsValidGuestId(guestId) ? guestId : throw BorgErrors.InvalidArgument($"guest_id '{guestId}' is not valid");
+        return ProtocolNames.IsValidGuestId(guestId) ? guestId : throw ContractErrors.InvalidArgument($"guest_id '{guestId}' is not valid");
     }
 
     private static async Task<T> Guard<T>(Func<Task<T>> action, string what)
@@ -216,7 +216,7 @@ internal sealed class BorgRepositoryService(BorgRepository repository, Repositor
         {
             throw BorgErrors.From(e, what);
         }
-        catch (Exception e) when (BorgErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw BorgErrors.FromState(e, what);
         }

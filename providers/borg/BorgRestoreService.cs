@@ -57,7 +57,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
     {
         RestoreSession session = Find(request.RestoreId, request.ArchiveName);
         VolumeMetadata volume = session.Entry.Metadata.FindVolume(request.DeviceName)
-            ?? throw BorgErrors.InvalidArgument($"archive '{session.Archive.Name}' has no device '{request.DeviceName}'");
+            ?? throw ContractErrors.InvalidArgument($"archive '{session.Archive.Name}' has no device '{request.DeviceName}'");
         await session.Gate.WaitAsync(context.CancellationToken);
         try
         {
@@ -66,7 +66,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
                 previous.Dispose();
             }
             SafeFileHandle image = await ImageExtractor.ExtractAsync(repository, session.Archive, volume, options.ScratchDirectory,
-                new TokenBucket(request.BandwidthLimit?.BytesPerSecond ?? 0), context.CancellationToken);
+                new BandwidthThrottle(request.BandwidthLimit?.BytesPerSecond ?? 0), context.CancellationToken);
             session.Volumes[volume.Device] = image;
             IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(image, Transport.FdKind.File)],
                 context.CancellationToken);
@@ -158,7 +158,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
     {
         if (!ProtocolNames.IsValidOperationId(restoreId))
         {
-            throw BorgErrors.InvalidArgument("restore_id must be a UUID in text form");
+            throw ContractErrors.InvalidArgument("restore_id must be a UUID in text form");
         }
         (BorgArchiveName archive, CatalogEntry entry) = await DescribeAsync(archiveName, cancellationToken);
         if (entry.Metadata.GuestType != guestType)
@@ -168,7 +168,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
         RestoreSession session = restores.GetOrAdd(new RestoreSession(restoreId, archive, entry));
         return session.Archive == archive
             ? session
-            : throw BorgErrors.InvalidArgument($"restore_id '{restoreId}' is already used for archive '{session.Archive.Name}'");
+            : throw ContractErrors.InvalidArgument($"restore_id '{restoreId}' is already used for archive '{session.Archive.Name}'");
     }
 
     private RestoreSession Find(string restoreId, string archiveName)
@@ -176,11 +176,11 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
         BorgArchiveName archive = BorgArchiveName.Resolve(archiveName);
         if (!restores.TryGet(restoreId, out RestoreSession? session))
         {
-            throw BorgErrors.UnknownRestore(restoreId);
+            throw ContractErrors.UnknownRestore(restoreId);
         }
         return session.Archive == archive
             ? session
-            : throw BorgErrors.InvalidArgument($"restore '{restoreId}' is for archive '{session.Archive.Name}'");
+            : throw ContractErrors.InvalidArgument($"restore '{restoreId}' is for archive '{session.Archive.Name}'");
     }
 
     private async Task<(BorgArchiveName, CatalogEntry)> DescribeAsync(string archiveName, CancellationToken cancellationToken)
@@ -188,7 +188,7 @@ internal sealed class BorgRestoreService(BorgRepository repository, RestoreSessi
         BorgArchiveName archive = BorgArchiveName.Resolve(archiveName);
         try
         {
-            CatalogEntry entry = await repository.DescribeAsync(archive, null, cancellationToken) ?? throw BorgErrors.ArchiveNotFound(archive.Name);
+            CatalogEntry entry = await repository.DescribeAsync(archive, null, cancellationToken) ?? throw ContractErrors.ArchiveNotFound(archive.Name);
             return (archive, entry);
         }
         catch (BorgException e)

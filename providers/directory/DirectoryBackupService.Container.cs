@@ -31,7 +31,7 @@ internal sealed partial class DirectoryBackupService
             : request.SourceCase == BackupContainerRequest.SourceOneofCase.TarStream;
         if (!expected)
         {
-            throw DirectoryErrors.InvalidArgument($"this provider answered mechanism {options.ContainerMechanism}; the request carries {request.SourceCase}");
+            throw ContractErrors.InvalidArgument($"this provider answered mechanism {options.ContainerMechanism}; the request carries {request.SourceCase}");
         }
         await BackupDataCall.RunAsync(session, "BackupContainer", token => containerBackup.RunAsync(session, request, responseStream, token),
             context.CancellationToken);

@@ -21,16 +21,16 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
     {
         if (!ProtocolNames.IsValidOperationId(request.JobId))
         {
-            throw DirectoryErrors.InvalidArgument("job_id must be a UUID in text form");
+            throw ContractErrors.InvalidArgument("job_id must be a UUID in text form");
         }
         try
         {
             store.CheckWritable();
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw e.HResult is 28 or 122
-                ? DirectoryErrors.FromStorage(e, "checking the repository")
+                ? ContractErrors.FromStorage(e, "checking the repository")
                 : ProviderErrors.Create(ErrorReason.RepositoryUnreachable,
                     $"the repository {store.Root} is not writable: {e.Message}");
         }
@@ -58,9 +58,9 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
             GuestType.Vm when session.GuestType == GuestType.Vm =>
                 Task.FromResult(new BackupGetMechanismResponse { Vm = options.VmMechanism }),
             GuestType.Vm or GuestType.Container when request.GuestType != session.GuestType =>
-                throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
+                throw ContractErrors.InvalidArgument($"guest_type {request.GuestType} differs from BackupInit's {session.GuestType}"),
             GuestType.Container => Task.FromResult(ContainerMechanism()),
-            _ => throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} is not valid"),
+            _ => throw ContractErrors.InvalidArgument($"guest_type {request.GuestType} is not valid"),
         };
     }
 
@@ -72,13 +72,13 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (VolumeSize volume in request.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.DeviceName) || !devices.Add(volume.DeviceName))
+            if (!DeviceName.IsValid(volume.DeviceName) || !devices.Add(volume.DeviceName))
             {
-                throw DirectoryErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
+                throw ContractErrors.InvalidArgument($"device name '{volume.DeviceName}' is invalid or listed twice");
             }
             if (volume.SizeBytes == 0 || volume.SizeBytes > long.MaxValue)
             {
-                throw DirectoryErrors.InvalidArgument($"device {volume.DeviceName} has the invalid size {volume.SizeBytes}");
+                throw ContractErrors.InvalidArgument($"device {volume.DeviceName} has the invalid size {volume.SizeBytes}");
             }
             bool canStack = store.FindIncrementalBase(session.GuestId, volume.DeviceName, (long)volume.SizeBytes) is not null;
             response.Choices.Add(new BackupVmQueryIncrementalResponse.Types.Choice
@@ -95,7 +95,7 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
     {
         if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.MessageCase != BackupVmRequest.MessageOneofCase.Start)
         {
-            throw DirectoryErrors.InvalidArgument("the first BackupVm message must be `start`");
+            throw ContractErrors.InvalidArgument("the first BackupVm message must be `start`");
         }
         BackupVmStart start = requestStream.Current.Start;
         BackupSession session = Find(start.BackupId);
@@ -130,13 +130,13 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
             await AtomicFile.CopyFromAsync(handle, store.FileIn(session.Archive, ArchiveStore.LogFileName), MaxLogBytes,
                 context.CancellationToken);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "storing the task log");
+            throw ContractErrors.FromStorage(e, "storing the task log");
         }
         return new BackupHandleLogFileResponse();
     }
 
     private BackupSession Find(string backupId) =>
-        sessions.TryGet(backupId, out BackupSession? session) ? session : throw DirectoryErrors.UnknownBackup(backupId);
+        sessions.TryGet(backupId, out BackupSession? session) ? session : throw ContractErrors.UnknownBackup(backupId);
 }

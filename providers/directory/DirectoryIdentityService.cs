@@ -1,6 +1,5 @@
-using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
-using Grpc.Core;
+using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Directory;
 
@@ -10,64 +9,49 @@ namespace Grpc.Backup.Providers.Directory;
 /// <c>--vm-mechanism</c> option), VM restore through qemu-img, container backup through the configured mechanism
 /// (<c>--ct-mechanism</c>), container restore as a tar, every repository operation.
 /// </summary>
-public sealed class DirectoryIdentityService(DirectoryRepositoryOptions options) : Identity.IdentityBase
+public sealed class DirectoryIdentityService : ProviderIdentityService
 {
     public const string ProviderName = "org.grpcbackup.directory";
 
-    private static readonly GetProviderInfoResponse Info = new()
+    private readonly DirectoryRepositoryOptions _options;
+
+    public DirectoryIdentityService(DirectoryRepositoryOptions options)
     {
-        Name = ProviderName,
-        VendorVersion = typeof(DirectoryIdentityService).Assembly.GetName().Version?.ToString() ?? "0.0.0",
-        ProtocolMajors = { ProtocolVersion.CurrentMajor },
-        Capabilities = new Capabilities
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        Info = Describe(ProviderName, typeof(DirectoryIdentityService), new Capabilities
         {
             VmBackupMechanisms = { VmBackupMechanism.Nbd, VmBackupMechanism.FileHandle },
             VmRestoreMechanisms = { VmRestoreMechanism.QemuImg },
+            ContainerBackupMechanisms = { options.ContainerMechanism },
             ContainerRestoreMechanisms = { ContainerRestoreMechanism.Tar },
             IncrementalVmBackup = true,
-            RepositoryOperations =
-            {
-                RepositoryOperation.ListBackups,
-                RepositoryOperation.StatBackup,
-                RepositoryOperation.DeleteBackup,
-                RepositoryOperation.PruneBackups,
-                RepositoryOperation.UpdateBackupAttributes,
-                RepositoryOperation.GetCapacity,
-            },
+            RepositoryOperations = { AllRepositoryOperations },
             Limits = new Limits
             {
                 MaxConcurrentBackups = 4,
                 MaxFdsPerTransfer = 64,
                 PreferredReadSizeBytes = DirectoryRepositoryOptions.DefaultCopyRequestSize,
             },
-        },
-        Manifest = { ["storage"] = "directory", ["layout"] = "raw full + qcow2 incremental overlays" },
-    };
-
-    public override Task<GetProviderInfoResponse> GetProviderInfo(GetProviderInfoRequest request, ServerCallContext context)
-    {
-        GetProviderInfoResponse info = Info.Clone();
-        info.Capabilities.ContainerBackupMechanisms.Add(options.ContainerMechanism);
-        return Task.FromResult(info);
+        }, new Dictionary<string, string> { ["storage"] = "directory", ["layout"] = "raw full + qcow2 incremental overlays" });
     }
 
-    public override Task<ProbeResponse> Probe(ProbeRequest request, ServerCallContext context)
+    protected override GetProviderInfoResponse Info { get; }
+
+    protected override string? FindProblem()
     {
-        string path = options.RepositoryPath;
+        string path = _options.RepositoryPath;
         if (!System.IO.Directory.Exists(path))
         {
-            return Task.FromResult(Unhealthy($"repository directory {path} does not exist"));
+            return $"repository directory {path} does not exist";
         }
-        foreach (string tool in new[] { options.QemuImgPath, options.QemuNbdPath })
+        foreach (string tool in new[] { _options.QemuImgPath, _options.QemuNbdPath })
         {
             if (!File.Exists(tool))
             {
-                return Task.FromResult(Unhealthy($"{tool} is not installed (Debian package qemu-utils)"));
+                return $"{tool} is not installed (Debian package qemu-utils)";
             }
         }
-        return Task.FromResult(new ProbeResponse { State = ProbeResponse.Types.State.Ready });
+        return null;
     }
-
-    private static ProbeResponse Unhealthy(string message) =>
-        new() { State = ProbeResponse.Types.State.Unhealthy, Message = message };
 }

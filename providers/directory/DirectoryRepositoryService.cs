@@ -26,7 +26,7 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
         if (request.PageToken.Length > 0
             && (!int.TryParse(request.PageToken, NumberStyles.None, CultureInfo.InvariantCulture, out offset) || offset < 0))
         {
-            throw DirectoryErrors.InvalidArgument("page_token is not one this provider returned");
+            throw ContractErrors.InvalidArgument("page_token is not one this provider returned");
         }
         int pageSize = request.MaxEntries == 0 ? DefaultPageSize : (int)Math.Min(request.MaxEntries, DefaultPageSize);
         return Guard("listing backups", () =>
@@ -57,7 +57,7 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
         string? problem = Grpc.Backup.Protocol.ArchiveName.Check(request.ArchiveName);
         if (problem is not null)
         {
-            throw DirectoryErrors.InvalidArgument(problem);
+            throw ContractErrors.InvalidArgument(problem);
         }
         if (ArchiveStore.TryParse(request.ArchiveName) is not { } archive)
         {
@@ -135,7 +135,7 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
         ArchiveRef archive = ArchiveStore.Resolve(request.ArchiveName);
         if (request.HasNotes && Encoding.UTF8.GetByteCount(request.Notes) > MaxNotesBytes)
         {
-            throw DirectoryErrors.InvalidArgument($"notes are {Encoding.UTF8.GetByteCount(request.Notes)} bytes; at most {MaxNotesBytes} are allowed");
+            throw ContractErrors.InvalidArgument($"notes are {Encoding.UTF8.GetByteCount(request.Notes)} bytes; at most {MaxNotesBytes} are allowed");
         }
         using IDisposable guestLock = await locks.AcquireOrFailAsync(archive.GuestId, LockTimeout, context.CancellationToken);
         return await Guard("updating the backup's attributes", () =>
@@ -194,7 +194,7 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
         }
         return ProtocolNames.IsValidGuestId(guestId)
             ? guestId
-            : throw DirectoryErrors.InvalidArgument($"guest_id '{guestId}' does not match [A-Za-z0-9._-]{{1,64}}");
+            : throw ContractErrors.InvalidArgument($"guest_id '{guestId}' does not match [A-Za-z0-9._-]{{1,64}}");
     }
 
     /// <summary>Runs a repository operation, turning file system failures into the contract's statuses.</summary>
@@ -204,9 +204,9 @@ internal sealed class DirectoryRepositoryService(ArchiveStore store, GuestLocks 
         {
             return await operation();
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, what);
+            throw ContractErrors.FromStorage(e, what);
         }
     }
 }

@@ -14,7 +14,7 @@ internal sealed partial class DirectoryRestoreService
     {
         if (!ProtocolNames.IsValidOperationId(request.RestoreId))
         {
-            throw DirectoryErrors.InvalidArgument("restore_id must be a UUID in text form");
+            throw ContractErrors.InvalidArgument("restore_id must be a UUID in text form");
         }
         ArchiveRef archive = ArchiveStore.Resolve(request.ArchiveName);
         RestoreSession session;
@@ -29,7 +29,7 @@ internal sealed partial class DirectoryRestoreService
         }
         if (session.Archive != archive)
         {
-            throw DirectoryErrors.InvalidArgument($"restore_id '{request.RestoreId}' is already used for archive '{session.Archive.Name}'");
+            throw ContractErrors.InvalidArgument($"restore_id '{request.RestoreId}' is already used for archive '{session.Archive.Name}'");
         }
         await session.Gate.WaitAsync(context.CancellationToken);
         try
@@ -46,7 +46,7 @@ internal sealed partial class DirectoryRestoreService
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
-                throw DirectoryErrors.ArchiveCorrupt(archive.Name, $"{ContainerBackupRun.TreeFileName} is missing");
+                throw ContractErrors.ArchiveCorrupt(archive.Name, $"{ContainerBackupRun.TreeFileName} is missing");
             }
             export.Keep(handle);
             IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(handle, Transport.FdKind.File)],

@@ -22,7 +22,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         {
             ArchiveManifest.GuestTypeVm => new RestoreGetMechanismResponse { GuestType = GuestType.Vm, Vm = VmRestoreMechanism.QemuImg },
             ArchiveManifest.GuestTypeContainer => new RestoreGetMechanismResponse { GuestType = GuestType.Container, Container = ContainerRestoreMechanism.Tar },
-            _ => throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"it holds a guest of type '{manifest.GuestType}'"),
+            _ => throw ContractErrors.ArchiveCorrupt(request.ArchiveName, $"it holds a guest of type '{manifest.GuestType}'"),
         });
     }
 
@@ -30,7 +30,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
     {
         (ArchiveRef archive, _) = ReadArchive(request.ArchiveName);
         byte[] config = ReadArchiveFile(archive, ArchiveStore.GuestConfigFileName)
-            ?? throw DirectoryErrors.ArchiveCorrupt(archive.Name, "guest.conf is missing");
+            ?? throw ContractErrors.ArchiveCorrupt(archive.Name, "guest.conf is missing");
         return Task.FromResult(new ArchiveGetGuestConfigResponse { GuestConfig = Google.Protobuf.ByteString.CopyFrom(config) });
     }
 
@@ -43,7 +43,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
             return Task.FromResult(new ArchiveGetFirewallConfigResponse { Present = false });
         }
         byte[] config = ReadArchiveFile(archive, ArchiveStore.FirewallConfigFileName)
-            ?? throw DirectoryErrors.ArchiveCorrupt(archive.Name, "firewall.conf is missing");
+            ?? throw ContractErrors.ArchiveCorrupt(archive.Name, "firewall.conf is missing");
         return Task.FromResult(new ArchiveGetFirewallConfigResponse { Present = true, FirewallConfig = Google.Protobuf.ByteString.CopyFrom(config) });
     }
 
@@ -51,7 +51,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
     {
         if (!ProtocolNames.IsValidOperationId(request.RestoreId))
         {
-            throw DirectoryErrors.InvalidArgument("restore_id must be a UUID in text form");
+            throw ContractErrors.InvalidArgument("restore_id must be a UUID in text form");
         }
         ArchiveRef archive = ArchiveStore.Resolve(request.ArchiveName);
         RestoreSession session;
@@ -72,7 +72,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         }
         if (session.Archive != archive)
         {
-            throw DirectoryErrors.InvalidArgument($"restore_id '{request.RestoreId}' is already used for archive '{session.Archive.Name}'");
+            throw ContractErrors.InvalidArgument($"restore_id '{request.RestoreId}' is already used for archive '{session.Archive.Name}'");
         }
         var response = new RestoreVmInitResponse();
         foreach (ManifestVolume volume in session.Manifest.Volumes)
@@ -87,18 +87,18 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         ArchiveRef archive = ArchiveStore.Resolve(request.ArchiveName);
         if (!restores.TryGet(request.RestoreId, out RestoreSession? session))
         {
-            throw DirectoryErrors.UnknownRestore(request.RestoreId);
+            throw ContractErrors.UnknownRestore(request.RestoreId);
         }
         if (session.Archive != archive)
         {
-            throw DirectoryErrors.InvalidArgument($"restore '{request.RestoreId}' is for archive '{session.Archive.Name}'");
+            throw ContractErrors.InvalidArgument($"restore '{request.RestoreId}' is for archive '{session.Archive.Name}'");
         }
         ManifestVolume volume = session.Manifest.FindVolume(request.DeviceName)
-            ?? throw DirectoryErrors.InvalidArgument($"archive '{archive.Name}' has no device '{request.DeviceName}'");
+            ?? throw ContractErrors.InvalidArgument($"archive '{archive.Name}' has no device '{request.DeviceName}'");
         string image = store.FileIn(archive, volume.File);
         if (!File.Exists(image))
         {
-            throw DirectoryErrors.ArchiveNotFound(archive.Name);
+            throw ContractErrors.ArchiveNotFound(archive.Name);
         }
 
         await session.Gate.WaitAsync(context.CancellationToken);
@@ -167,13 +167,13 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         // A plain file only: a symlink planted in a tampered repository would hand the host whatever it points at.
         if (new FileInfo(image).LinkTarget is not null)
         {
-            throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is a symlink, not a plain file");
+            throw ContractErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is a symlink, not a plain file");
         }
         SafeFileHandle handle = File.OpenHandle(image, FileMode.Open, FileAccess.Read);
         export.Keep(handle);
         if (PassedFileInfo.Get(handle).Kind != Transport.FdKind.File)
         {
-            throw DirectoryErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is not a regular file");
+            throw ContractErrors.ArchiveCorrupt(request.ArchiveName, $"{Path.GetFileName(image)} is not a regular file");
         }
         IReadOnlyList<FdRef> refs = await fds.SendToHostAsync(request.FdChannelId, [new FdToSend(handle, Transport.FdKind.File)],
             cancellationToken);
@@ -212,7 +212,7 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         }
         catch (InvalidDataException e)
         {
-            throw DirectoryErrors.ArchiveCorrupt(archive.Name, e.Message);
+            throw ContractErrors.ArchiveCorrupt(archive.Name, e.Message);
         }
     }
 
@@ -223,9 +223,9 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         {
             return (archive, store.ReadComplete(archive));
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"reading archive '{archive.Name}'");
+            throw ContractErrors.FromStorage(e, $"reading archive '{archive.Name}'");
         }
     }
 
@@ -239,9 +239,9 @@ internal sealed partial class DirectoryRestoreService(ArchiveStore store, GuestL
         {
             return null;
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"reading archive '{archive.Name}'");
+            throw ContractErrors.FromStorage(e, $"reading archive '{archive.Name}'");
         }
     }
 }

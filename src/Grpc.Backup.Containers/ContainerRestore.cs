@@ -73,18 +73,15 @@ public static class ContainerRestore
         try
         {
             TarValidationReport report;
-            await using (var throttle = new BandwidthThrottle(bytesPerSecond))
+            try
             {
-                try
-                {
-                    report = await TarArchiveValidator.ValidateAsync(archive, validation, tar.StandardInput.BaseStream, throttle, cancellationToken);
-                    tar.StandardInput.Close();
-                }
-                catch (IOException e) when (tar.WaitForExit(TimeSpan.FromSeconds(5)))
-                {
-                    // tar stopped reading because it failed, and its stderr says why (not the archive's stream failing).
-                    throw new ContainerRestoreException($"tar stopped extracting (exit status {tar.ExitCode}): {(await errors).Trim()}", e);
-                }
+                report = await TarArchiveValidator.ValidateAsync(archive, validation, tar.StandardInput.BaseStream, new BandwidthThrottle(bytesPerSecond), cancellationToken);
+                tar.StandardInput.Close();
+            }
+            catch (IOException e) when (tar.WaitForExit(TimeSpan.FromSeconds(5)))
+            {
+                // tar stopped reading because it failed, and its stderr says why (not the archive's stream failing).
+                throw new ContainerRestoreException($"tar stopped extracting (exit status {tar.ExitCode}): {(await errors).Trim()}", e);
             }
             await tar.WaitForExitAsync(cancellationToken);
             string stderr = await errors;

@@ -124,7 +124,7 @@ public sealed class TarStreamBackup : IAsyncDisposable
             tar.StandardInput.Close();
             // A blocked read of tar's stdout cannot be cancelled; killing tar ends it with EOF.
             await using CancellationTokenRegistration kill = cancellationToken.Register(() => ProcessRunner.KillAndWait(tar));
-            await using var throttle = new BandwidthThrottle(bytesPerSecond);
+            var throttle = new BandwidthThrottle(bytesPerSecond);
             using (var writer = new PipeWriter(writeEnd))
             {
                 byte[] buffer = new byte[throttle.ChunkSize(CopyBufferSize)];

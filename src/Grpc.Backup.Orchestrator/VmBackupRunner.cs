@@ -136,7 +136,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             List<VolumeCompleted> completed;
             // The job's limit, enforced by the host in the NBD guards every snapshot read passes (not by a QEMU throttle
             // node over snapshot-access: reads through one returned data written after the instant, issue 15).
-            using ByteRateLimiter? bandwidth = options.BandwidthLimit > 0 ? new ByteRateLimiter(options.BandwidthLimit) : null;
+            BandwidthThrottle? bandwidth = options.BandwidthLimit > 0 ? new BandwidthThrottle(options.BandwidthLimit) : null;
             // Unmounted before the snapshot is torn down, on every path.
             await using (mounts)
             {
@@ -201,7 +201,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 pending.Add(committed => started.SettleBitmapAsync(committed, CancellationToken.None));
             }
             setup.Dispose();
-            using ByteRateLimiter? bandwidth = options.BandwidthLimit > 0 ? new ByteRateLimiter(options.BandwidthLimit) : null;
+            BandwidthThrottle? bandwidth = options.BandwidthLimit > 0 ? new BandwidthThrottle(options.BandwidthLimit) : null;
             List<VolumeCompleted> completed;
             using (phases.Measure("copy"))
             {
@@ -252,7 +252,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     /// <param name="fleecingDirectory">Watched for free space while the guest runs on copy-before-write; null for a stopped guest.</param>
     private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
         List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, string? fleecingDirectory,
-        ByteRateLimiter? bandwidth, TaskLog log, CancellationToken cancellationToken)
+        BandwidthThrottle? bandwidth, TaskLog log, CancellationToken cancellationToken)
     {
         // Nothing waits forever on the provider, and the fleecing filesystem never fills under the guest.
         using var watchdog = new BackupWatchdog(options.ProviderInactivityTimeout, fleecingDirectory, options.FleecingReserve, cancellationToken);
@@ -267,7 +267,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     private async Task<List<VolumeCompleted>> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
-        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, ByteRateLimiter? bandwidth,
+        List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, BandwidthThrottle? bandwidth,
         TaskLog log, BackupWatchdog watchdog)
     {
         CancellationToken cancellationToken = watchdog.Token;

@@ -176,7 +176,6 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
             }, deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation), cancellationToken: cancellationToken);
             await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, options, cancellationToken);
-            using var limiter = BlockCopier.CreateLimiter(options.BandwidthLimit);
             var stopwatch = Stopwatch.StartNew();
             long written;
             // Every chunk read restarts the watchdog; a source that stops answering cancels the copy (its reads would
@@ -188,8 +187,8 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             {
                 try
                 {
-                    written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, limiter, _ => watchdog.Kick(),
-                        watchdog.Token);
+                    written = await BlockCopier.CopyAsync(source, file, (long)volume.SizeBytes, new BandwidthThrottle(options.BandwidthLimit),
+                        _ => watchdog.Kick(), watchdog.Token);
                 }
                 catch (OperationCanceledException) when (watchdog.Failure is { } failure)
                 {

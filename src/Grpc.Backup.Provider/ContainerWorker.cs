@@ -130,7 +130,7 @@ public sealed class ContainerWorker
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(destination);
-        await using var throttle = new BandwidthThrottle(BytesPerSecond);
+        var throttle = new BandwidthThrottle(BytesPerSecond);
         byte[] buffer = new byte[throttle.ChunkSize(256 * 1024)];
         long total = 0;
         int read;

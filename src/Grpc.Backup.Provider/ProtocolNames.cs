@@ -4,7 +4,7 @@ namespace Grpc.Backup.Provider;
 
 /// <summary>
 /// The identifier rules of the contract. Guest ids and device names become path segments and file names here, so they
-/// are checked before anything touches the file system.
+/// are checked before anything touches the file system. Device names: <see cref="Grpc.Backup.Protocol.DeviceName"/>.
 /// </summary>
 public static partial class ProtocolNames
 {
@@ -15,19 +15,12 @@ public static partial class ProtocolNames
     public static bool IsValidGuestId(string? value) =>
         value is not null && GuestIdPattern().IsMatch(value) && value is not ("." or "..");
 
-    /// <summary>True for a device name matching [A-Za-z0-9._+=-]{1,128} that is not "." or "..".</summary>
-    public static bool IsValidDeviceName(string? value) =>
-        value is not null && DeviceNamePattern().IsMatch(value) && value is not ("." or "..");
-
     /// <summary>True for a non-empty operation id of printable ASCII without path or control characters.</summary>
     public static bool IsValidOperationId(string? value) =>
         value is not null && OperationIdPattern().IsMatch(value);
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$", RegexOptions.CultureInvariant)]
     private static partial Regex GuestIdPattern();
-
-    [GeneratedRegex("^[A-Za-z0-9._+=-]{1,128}$", RegexOptions.CultureInvariant)]
-    private static partial Regex DeviceNamePattern();
 
     [GeneratedRegex("^[A-Za-z0-9._:-]{1,128}$", RegexOptions.CultureInvariant)]
     private static partial Regex OperationIdPattern();

@@ -11,7 +11,7 @@ namespace Grpc.Backup.Provider;
 /// A provider's access to the fd sideband: claim the fds the host passed (backup sources, log files) and pass fds back
 /// to the host (restore sources) on the connection the host named.
 /// </summary>
-public sealed class ProviderFds
+public sealed partial class ProviderFds
 {
     private readonly FdTransferTable _inbox;
     private readonly Internal.SidebandService _sideband;

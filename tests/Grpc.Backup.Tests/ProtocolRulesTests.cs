@@ -31,6 +31,25 @@ public sealed class ProtocolRulesTests
         Assert.Contains(reason, problem, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("drive-scsi0", true)]
+    [InlineData("a.b_c+d=e-f", true)]
+    [InlineData("", false)]
+    [InlineData(".", false)]
+    [InlineData("..", false)]
+    [InlineData("../etc", false)]
+    [InlineData("sda\n", false)]
+    [InlineData("s a", false)]
+    [InlineData("ünicode", false)]
+    public void The_one_device_name_rule(string name, bool valid) => Assert.Equal(valid, DeviceName.IsValid(name));
+
+    [Fact]
+    public void Device_names_are_at_most_128_characters()
+    {
+        Assert.True(DeviceName.IsValid(new string('a', 128)));
+        Assert.False(DeviceName.IsValid(new string('a', 129)));
+    }
+
     [Fact]
     public void Archive_names_longer_than_255_bytes_are_refused()
     {

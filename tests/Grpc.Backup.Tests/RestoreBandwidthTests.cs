@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Grpc.Backup.Orchestrator.Internal;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Tests.Infrastructure;
 
 namespace Grpc.Backup.Tests;
@@ -21,9 +22,8 @@ public sealed class RestoreBandwidthTests
         using var target = File.OpenHandle(work.File("target.raw"), FileMode.CreateNew, FileAccess.ReadWrite);
         RandomAccess.SetLength(target, size);
 
-        using ByteRateLimiter? limiter = BlockCopier.CreateLimiter(limit);
         var clock = Stopwatch.StartNew();
-        await BlockCopier.CopyAsync(new FileBlockSource(source), target, size, limiter, null, CancellationToken.None);
+        await BlockCopier.CopyAsync(new FileBlockSource(source), target, size, new BandwidthThrottle(limit), null, CancellationToken.None);
         double rate = size / clock.Elapsed.TotalSeconds;
 
         // Never above the limit. There is no lower bound: a starved CPU copies slower than any limit, and that is not

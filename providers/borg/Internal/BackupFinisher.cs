@@ -21,15 +21,15 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
     {
         if (!ProtocolNames.IsValidOperationId(request.JobId) || !ProtocolNames.IsValidOperationId(request.BackupId))
         {
-            throw BorgErrors.InvalidArgument("job_id and backup_id must be UUIDs in text form");
+            throw ContractErrors.InvalidArgument("job_id and backup_id must be UUIDs in text form");
         }
         if (!ProtocolNames.IsValidGuestId(request.GuestId))
         {
-            throw BorgErrors.InvalidArgument($"guest_id '{request.GuestId}' does not match [A-Za-z0-9._-]{{1,64}}");
+            throw ContractErrors.InvalidArgument($"guest_id '{request.GuestId}' does not match [A-Za-z0-9._-]{{1,64}}");
         }
         if (request.GuestType is not (GuestType.Vm or GuestType.Container))
         {
-            throw BorgErrors.InvalidArgument($"guest_type {request.GuestType} is not valid");
+            throw ContractErrors.InvalidArgument($"guest_type {request.GuestType} is not valid");
         }
         if (!sessions.HasJob(request.JobId))
         {
@@ -71,7 +71,7 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
             // Lost in a restart: a failure needs nothing more (the partial archive is removed by the next JobCleanup
             // of the guest or stays unlisted); a success cannot be confirmed.
             return request.Success
-                ? throw BorgErrors.UnknownBackup(request.BackupId)
+                ? throw ContractErrors.UnknownBackup(request.BackupId)
                 : new BackupStats();
         }
         if (!request.Success)
@@ -122,7 +122,7 @@ internal sealed partial class BackupFinisher(BorgRepository repository, Reposito
                 catalog.WriteIncremental(session.GuestId, state);
             }
         }
-        catch (Exception e) when (BorgErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw BorgErrors.FromState(e, "recording the finished archive");
         }

@@ -28,12 +28,12 @@ internal sealed record BorgArchiveName(string GuestId, string Timestamp)
     {
         if (ArchiveName.Check(name) is { } problem)
         {
-            throw BorgErrors.InvalidArgument(problem);
+            throw ContractErrors.InvalidArgument(problem);
         }
         string[] parts = name!.Split('/');
         if (parts.Length != 2 || !ProtocolNames.IsValidGuestId(parts[0]) || !ArchiveTimestamp.TryParse(parts[1], out _))
         {
-            throw BorgErrors.ArchiveNotFound(name);
+            throw ContractErrors.ArchiveNotFound(name);
         }
         return new BorgArchiveName(parts[0], parts[1]);
     }

@@ -1,34 +1,16 @@
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 using Grpc.Core;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
 
-/// <summary>Borg's failures as the contract's codes and reasons, keyed by borg's msgid where it gives one.</summary>
+/// <summary>
+/// Borg's failures as the contract's codes and reasons, keyed by borg's msgid where it gives one; the failures every
+/// provider shares are the SDK's <see cref="ContractErrors"/>.
+/// </summary>
 internal static class BorgErrors
 {
-    public static RpcException InvalidArgument(string message) => ProviderErrors.Create(StatusCode.InvalidArgument, message);
-
-    public static RpcException ArchiveNotFound(string name) =>
-        ProviderErrors.Create(ErrorReason.ArchiveNotFound, $"archive '{name}' does not exist");
-
-    public static RpcException UnknownBackup(string backupId) =>
-        ProviderErrors.Create(ErrorReason.UnknownOperation,
-            $"backup_id '{backupId}' is unknown to this provider (never started, or lost in a restart)");
-
-    public static RpcException UnknownRestore(string restoreId) =>
-        ProviderErrors.Create(ErrorReason.UnknownOperation,
-            $"restore_id '{restoreId}' is unknown: call the restore's Init first");
-
-    public static RpcException ArchiveCorrupt(string name, string why) =>
-        ProviderErrors.Create(ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
-
-    public static RpcException Locked(string message) =>
-        ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
-
-    public static RpcException StaleLock(string message) =>
-        ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
-
     /// <summary>The status for a failed borg command, by its msgid; <paramref name="what"/> says what we were doing.</summary>
     public static RpcException From(BorgException e, string what)
     {
@@ -47,7 +29,7 @@ internal static class BorgErrors
                 or "UnsupportedKeyFormatError" or "TAMRequiredError" or "TAMInvalid" =>
                 ProviderErrors.Create(ErrorReason.AuthenticationFailed, message),
             "LockTimeout" or "LockFailed" or "LockError" or "LockErrorT" or "NotLocked" or "NotMyLock" =>
-                Locked(message + " (another borg client holds the repository lock; retry later)"),
+                ContractErrors.RepositoryLocked(message + " (another borg client holds the repository lock; retry later)"),
             "Repository.DoesNotExist" or "Repository.InvalidRepository" or "Repository.InvalidRepositoryConfig"
                 or "ConnectionClosed" or "ConnectionClosedWithHint" or "PathNotAllowed" or "InvalidRPCMethod"
                 or "UnexpectedRPCDataFormatFromServer" or "Repository.ParentPathDoesNotExist" =>
@@ -62,9 +44,6 @@ internal static class BorgErrors
             _ => ProviderErrors.Create(ErrorReason.RepositoryUnreachable, message),
         };
     }
-
-    /// <summary>True for the exceptions that mean the provider's own state directory failed.</summary>
-    public static bool IsStorageFailure(Exception exception) => exception is IOException or UnauthorizedAccessException;
 
     public static RpcException FromState(Exception exception, string what) =>
         ProviderErrors.Create(StatusCode.Unavailable, $"the provider's state directory failed while {what}: {exception.Message}");

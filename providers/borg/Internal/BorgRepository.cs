@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using System.Globalization;
 using System.Text.Json;
 
@@ -69,11 +70,11 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
         }
         catch (JsonException e)
         {
-            throw BorgErrors.ArchiveCorrupt(archive.Name, $"its comment is not this provider's metadata ({e.Message})");
+            throw ContractErrors.ArchiveCorrupt(archive.Name, $"its comment is not this provider's metadata ({e.Message})");
         }
         if (metadata is null || metadata.GuestId != archive.GuestId)
         {
-            throw BorgErrors.ArchiveCorrupt(archive.Name, "its comment does not describe it");
+            throw ContractErrors.ArchiveCorrupt(archive.Name, "its comment does not describe it");
         }
         JsonElement stats = element.GetProperty("stats");
         var entry = new CatalogEntry

@@ -29,7 +29,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
         }
         if (request.GuestConfig.Length > MaxConfigBytes || request.FirewallConfig.Length > MaxConfigBytes)
         {
-            throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
+            throw ContractErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
         using PassedFd passed = await fds.ClaimAsync(request.TarStream, cancellationToken);
         if (passed.Kind != Transport.FdKind.Pipe)
@@ -48,7 +48,7 @@ internal sealed class ContainerBackupRun(BorgRepository repository, RepositoryLo
             GuestConfig = request.GuestConfig.ToByteArray(),
             FirewallConfig = request.HasFirewallConfig ? request.FirewallConfig.ToByteArray() : null,
         };
-        var bandwidth = new TokenBucket(request.BandwidthLimit?.BytesPerSecond ?? 0);
+        var bandwidth = new BandwidthThrottle(request.BandwidthLimit?.BytesPerSecond ?? 0);
         long total = 0;
         JsonElement stats;
         await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))

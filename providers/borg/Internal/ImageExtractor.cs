@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Provider;
 using Microsoft.Win32.SafeHandles;
 
@@ -14,7 +15,7 @@ internal static class ImageExtractor
     private const int BlockSize = 4096;
 
     public static async Task<SafeFileHandle> ExtractAsync(BorgRepository repository, BorgArchiveName archive, VolumeMetadata volume,
-        string scratchDirectory, TokenBucket bandwidth, CancellationToken cancellationToken)
+        string scratchDirectory, BandwidthThrottle bandwidth, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(scratchDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string path = Path.Join(scratchDirectory, $"restore-{Guid.NewGuid():N}.raw");
@@ -30,7 +31,7 @@ internal static class ImageExtractor
             {
                 if (offset + read > volume.SizeBytes)
                 {
-                    throw BorgErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} is longer than {volume.SizeBytes} bytes");
+                    throw ContractErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} is longer than {volume.SizeBytes} bytes");
                 }
                 await bandwidth.WaitAsync(read, cancellationToken);
                 // Blocks of zeros stay holes.
@@ -52,7 +53,7 @@ internal static class ImageExtractor
         }
         if (offset != volume.SizeBytes)
         {
-            throw BorgErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} has {offset} bytes, not {volume.SizeBytes}");
+            throw ContractErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} has {offset} bytes, not {volume.SizeBytes}");
         }
         RandomAccess.SetLength(scratch, volume.SizeBytes);
         // The host gets a handle that cannot write: reopen the unlinked file read-only through /proc.

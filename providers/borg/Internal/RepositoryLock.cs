@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 namespace Grpc.Backup.Providers.Borg.Internal;
 
 /// <summary>
@@ -21,7 +22,7 @@ internal sealed class RepositoryLock : IDisposable
     {
         if (!await _semaphore.WaitAsync(timeout, cancellationToken))
         {
-            throw BorgErrors.Locked("the repository is busy with a backup or another repository operation of this provider");
+            throw ContractErrors.RepositoryLocked("the repository is busy with a backup or another repository operation of this provider");
         }
         return new Releaser(_semaphore);
     }

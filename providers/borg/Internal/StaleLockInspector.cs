@@ -1,3 +1,4 @@
+using Grpc.Backup.Provider;
 using System.Text.Json;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
@@ -56,7 +57,7 @@ internal static class StaleLockInspector
         {
             if (host == BorgCli.HostId && !Directory.Exists("/proc/" + pid))
             {
-                throw BorgErrors.StaleLock(
+                throw ContractErrors.RepositoryLocked(
                     $"the repository {options.Repository} holds a stale lock of borg process {pid} on this host, which no longer runs "
                     + "(killed during an operation). Check the repository (borg check), then remove the lock with `borg break-lock "
                     + "REPOSITORY`, or start the provider with --break-stale-locks true to let borg remove such locks itself");

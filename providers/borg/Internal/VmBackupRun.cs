@@ -4,8 +4,8 @@ using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
-using Grpc.Backup.Transport;
 using Grpc.Core;
+using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
 
@@ -23,33 +23,43 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
     public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
         IServerStreamWriter<BackupVmEvent> responses, CancellationToken cancellationToken)
     {
-        VmVolumeValidation.Validate(start);
+        IReadOnlyList<ValidatedVmVolume> volumes = BackupVmValidation.Validate(start);
         if (start.GuestConfig.Length > MaxConfigBytes || start.FirewallConfig.Length > MaxConfigBytes)
         {
-            throw BorgErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
+            throw ContractErrors.InvalidArgument($"guest and firewall configurations are limited to {MaxConfigBytes} bytes each");
         }
-        var claimed = new Dictionary<string, List<PassedFd>>(StringComparer.Ordinal);
+        var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
+        var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
         var sources = new Dictionary<string, IVolumeSource>(StringComparer.Ordinal);
         try
         {
-            foreach (VmVolume volume in start.Volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
-                claimed[volume.DeviceName] = await ClaimAsync(volume, cancellationToken);
+                if (volume.File is not null)
+                {
+                    files[volume.Device] = await fds.ClaimSnapshotFileAsync(volume, cancellationToken);
+                }
+                else
+                {
+                    sockets[volume.Device] = await fds.ClaimNbdSocketsAsync(volume, cancellationToken);
+                }
             }
             using var events = new BackupEventWriter(responses, timeProvider);
             // Every volume's source is opened now, not when its turn in the stream comes: QEMU drops an NBD connection
             // whose handshake is not done within 10 seconds (the CVE-2024-7409 fix), and the volumes before it can
             // take minutes.
-            foreach (VmVolume volume in start.Volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
-                sources[volume.DeviceName] = await OpenSourceAsync(volume, claimed[volume.DeviceName], events, cancellationToken);
-                claimed.Remove(volume.DeviceName);
+                sources[volume.Device] = files.Remove(volume.Device, out SafeFileHandle? file)
+                    ? new FileSnapshotVolume(volume.Device, file, volume.SizeBytes, events)
+                    : await OpenNbdAsync(volume, sockets[volume.Device], events, cancellationToken);
+                sockets.Remove(volume.Device);
             }
             using IDisposable held = await repositoryLock.AcquireAsync(cancellationToken);
             Dictionary<string, IncrementalBase> bases = await ChooseBasesAsync(session, start, cancellationToken);
-            ArchiveMetadata metadata = MetadataFor(session, start, bases);
+            ArchiveMetadata metadata = MetadataFor(session, start, volumes, bases);
 
-            var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
+            var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
             var sha256 = new Dictionary<string, string>(StringComparer.Ordinal);
             JsonElement stats;
@@ -119,39 +129,18 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
         finally
         {
-            foreach (PassedFd fd in claimed.Values.SelectMany(f => f))
+            foreach (Socket socket in sockets.Values.SelectMany(s => s))
             {
-                fd.Dispose();
+                socket.Dispose();
+            }
+            foreach (SafeFileHandle file in files.Values)
+            {
+                file.Dispose();
             }
             foreach (IVolumeSource source in sources.Values)
             {
                 await source.DisposeAsync();
             }
-        }
-    }
-
-    private async Task<List<PassedFd>> ClaimAsync(VmVolume volume, CancellationToken cancellationToken)
-    {
-        var claimed = new List<PassedFd>();
-        try
-        {
-            if (volume.SourceCase == VmVolume.SourceOneofCase.File)
-            {
-                claimed.Add(await fds.ClaimAsync(volume.File.File, cancellationToken));
-                return claimed;
-            }
-            FdRef first = volume.Nbd.Socket;
-            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
-            {
-                claimed.Add(await fds.ClaimAsync(new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind },
-                    cancellationToken));
-            }
-            return claimed;
-        }
-        catch
-        {
-            claimed.ForEach(c => c.Dispose());
-            throw;
         }
     }
 
@@ -192,7 +181,8 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
     }
 
-    private static ArchiveMetadata MetadataFor(BackupSession session, BackupVmStart start, Dictionary<string, IncrementalBase> bases) => new()
+    private static ArchiveMetadata MetadataFor(BackupSession session, BackupVmStart start, IReadOnlyList<ValidatedVmVolume> volumes,
+        Dictionary<string, IncrementalBase> bases) => new()
     {
         BackupId = session.BackupId,
         GuestId = session.GuestId,
@@ -202,12 +192,12 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         Consistency = start.Consistency.ToString(),
         GuestConfig = start.GuestConfig.ToByteArray(),
         FirewallConfig = start.HasFirewallConfig ? start.FirewallConfig.ToByteArray() : null,
-        Volumes = start.Volumes.Select(v => new VolumeMetadata
+        Volumes = volumes.Select(v => new VolumeMetadata
         {
-            Device = v.DeviceName,
-            SizeBytes = (long)v.SizeBytes,
-            BitmapMode = VmVolumeValidation.ModeName(v.BitmapMode),
-            Base = bases.GetValueOrDefault(v.DeviceName)?.BorgName,
+            Device = v.Device,
+            SizeBytes = v.SizeBytes,
+            BitmapMode = v.ModeName,
+            Base = bases.GetValueOrDefault(v.Device)?.BorgName,
         }).ToList(),
     };
 
@@ -219,7 +209,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
     }
 
     private async Task<(long BytesRead, string ContentSha256)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
-        IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, TokenBucket bandwidth, BackupEventWriter events,
+        IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, BandwidthThrottle bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
         string device = volume.DeviceName;
@@ -227,7 +217,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         bool incremental = volume.BitmapMode == BitmapMode.Reuse;
         List<PlannedExtent> plan = source is NbdSnapshotVolume nbd
             ? await MapAsync(device, nbd.Source, size, incremental, cancellationToken)
-            : await FileExtentPlan.ReadAsync(requests, device, size, incremental, cancellationToken);
+            : await FileExtentPlan.ReadAsync(requests, device, size, incremental, FileExtentPlan.DefaultMaxExtents, cancellationToken);
 
         await tar.WriteAsync(TarHeader.For(device + ".raw", size, time), cancellationToken);
         BorgProcess? baseImage = previous is null ? null : repository.StartExtract(previous.BorgName, device + ".raw");
@@ -246,7 +236,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 {
                     await baseImage.WaitAsync(cancellationToken);
                 }
-                throw BorgErrors.ArchiveCorrupt(previous!.BorgName, e.Message);
+                throw ContractErrors.ArchiveCorrupt(previous!.BorgName, e.Message);
             }
             if (baseImage is not null)
             {
@@ -272,34 +262,21 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
     }
 
-    private async Task<IVolumeSource> OpenSourceAsync(VmVolume volume, List<PassedFd> passed, BackupEventWriter events,
+    private async Task<IVolumeSource> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
-        string device = volume.DeviceName;
-        long size = (long)volume.SizeBytes;
-        if (volume.SourceCase == VmVolume.SourceOneofCase.File)
-        {
-            var file = passed[0].TakeFileHandle();
-            long length = RandomAccess.GetLength(file);
-            if (length != 0 && length < size) // a block device reports 0 here
-            {
-                file.Dispose();
-                throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its file has {length}");
-            }
-            return new FileSnapshotVolume(device, file, size, events);
-        }
-        var sockets = passed.Select(p => p.TakeSocket()).ToList();
-        bool incremental = volume.BitmapMode == BitmapMode.Reuse;
+        string device = volume.Device;
+        long size = volume.SizeBytes;
         NbdSource source;
         try
         {
-            source = await NbdSource.ConnectAsync(sockets, volume.Nbd.ExportName,
-                incremental ? volume.Nbd.BitmapContext : NbdMetaContexts.BaseAllocation, requireContext: incremental,
+            source = await NbdSource.ConnectAsync(sockets, volume.Nbd!.ExportName,
+                volume.IsIncremental ? volume.Nbd.BitmapContext : NbdMetaContexts.BaseAllocation, requireContext: volume.IsIncremental,
                 borg.Options.CopyRequestSize, borg.Options.CopyDepth, cancellationToken);
         }
         catch (NbdHandshakeException e)
         {
-            throw BorgErrors.InvalidArgument($"device {device}: the NBD handshake on the passed socket failed: {e.Message}");
+            throw ContractErrors.InvalidArgument($"device {device}: the NBD handshake on the passed socket failed: {e.Message}");
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
@@ -308,7 +285,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         if (source.Export.Size != size)
         {
             await source.DisposeAsync();
-            throw BorgErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
+            throw ContractErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
         }
         if (!source.CanTrim)
         {

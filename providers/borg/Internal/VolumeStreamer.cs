@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Provider;
 
 namespace Grpc.Backup.Providers.Borg.Internal;
@@ -12,7 +13,7 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// cost no new repository space. Since every byte of the volume passes through here, the SHA-256 of the whole image (as a
 /// restore produces it) comes at no extra read, for full and incremental backups alike.
 /// </summary>
-internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream? baseImage, Stream tar, TokenBucket bandwidth,
+internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream? baseImage, Stream tar, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth)
 {
     private const long TrimBatchSize = 32L * 1024 * 1024;

@@ -1,5 +1,6 @@
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Provider;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
@@ -27,11 +28,11 @@ internal sealed partial class ArchiveDeleter(ArchiveStore store, QemuTools tools
         }
         if (!manifest.Complete && backups.Unfinished().Any(s => s.Archive == archive))
         {
-            throw DirectoryErrors.RepositoryLocked($"backup '{archive.Name}' is still being written");
+            throw ContractErrors.RepositoryLocked($"backup '{archive.Name}' is still being written");
         }
         if (restores.IsInUse(archive))
         {
-            throw DirectoryErrors.RepositoryLocked($"backup '{archive.Name}' is being restored (itself or a backup based on it)");
+            throw ContractErrors.RepositoryLocked($"backup '{archive.Name}' is being restored (itself or a backup based on it)");
         }
     }
 
@@ -60,11 +61,11 @@ internal sealed partial class ArchiveDeleter(ArchiveStore store, QemuTools tools
     {
         if (store.LoadArchives(archive.GuestId, includeIncomplete: true).Any(a => a.Manifest.Volumes.Any(v => v.Parent == archive.Name)))
         {
-            throw DirectoryErrors.ArchiveCorrupt(archive.Name, "its manifest is unreadable and other backups are based on it");
+            throw ContractErrors.ArchiveCorrupt(archive.Name, "its manifest is unreadable and other backups are based on it");
         }
         if (backups.Unfinished().Any(s => s.Archive == archive))
         {
-            throw DirectoryErrors.RepositoryLocked($"backup '{archive.Name}' is still being written");
+            throw ContractErrors.RepositoryLocked($"backup '{archive.Name}' is still being written");
         }
         store.RemoveArchiveDirectory(archive);
     }
@@ -73,7 +74,7 @@ internal sealed partial class ArchiveDeleter(ArchiveStore store, QemuTools tools
         CancellationToken cancellationToken)
     {
         ManifestVolume deletedVolume = deletedManifest.FindVolume(volume.Device)
-            ?? throw DirectoryErrors.ArchiveCorrupt(child.Name, $"its {volume.Device} is based on '{deleted.Name}', which has no such device");
+            ?? throw ContractErrors.ArchiveCorrupt(child.Name, $"its {volume.Device} is based on '{deleted.Name}', which has no such device");
         string directory = store.DirectoryOf(child);
         if (deletedVolume.Parent is { } grandparentName && ArchiveStore.TryParse(grandparentName) is { } grandparent
             && store.TryReadManifest(grandparent)?.FindVolume(volume.Device) is { } grandparentVolume)

@@ -37,9 +37,9 @@ internal sealed class ArchiveStore(DirectoryRepositoryOptions options)
         string? problem = ArchiveName.Check(name);
         if (problem is not null)
         {
-            throw DirectoryErrors.InvalidArgument(problem);
+            throw ContractErrors.InvalidArgument(problem);
         }
-        return TryParse(name!) ?? throw DirectoryErrors.ArchiveNotFound(name!);
+        return TryParse(name!) ?? throw ContractErrors.ArchiveNotFound(name!);
     }
 
     /// <summary>The archive <paramref name="name"/> names, or null when it is not <c>guest_id/yyyyMMddTHHmmssZ</c>.</summary>
@@ -92,7 +92,7 @@ internal sealed class ArchiveStore(DirectoryRepositoryOptions options)
 
     /// <summary>The manifest of a complete archive; NOT_FOUND ARCHIVE_NOT_FOUND for anything else.</summary>
     public ArchiveManifest ReadComplete(ArchiveRef archive) =>
-        TryReadManifest(archive) is { Complete: true } manifest ? manifest : throw DirectoryErrors.ArchiveNotFound(archive.Name);
+        TryReadManifest(archive) is { Complete: true } manifest ? manifest : throw ContractErrors.ArchiveNotFound(archive.Name);
 
     public void WriteManifest(ArchiveRef archive, ArchiveManifest manifest) =>
         AtomicFile.Write(FileIn(archive, ManifestFileName), JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJson.Default.ArchiveManifest));
@@ -282,7 +282,7 @@ internal sealed class ArchiveStore(DirectoryRepositoryOptions options)
         var devices = new HashSet<string>(StringComparer.Ordinal);
         foreach (ManifestVolume volume in manifest.Volumes)
         {
-            if (!ProtocolNames.IsValidDeviceName(volume.Device) || !devices.Add(volume.Device) || volume.SizeBytes <= 0
+            if (!DeviceName.IsValid(volume.Device) || !devices.Add(volume.Device) || volume.SizeBytes <= 0
                 || !(manifest.GuestType == ArchiveManifest.GuestTypeContainer
                     ? volume.Format == ManifestVolume.FormatTarZst
                     : volume.Format is ManifestVolume.FormatRaw or ManifestVolume.FormatQcow2)

@@ -20,15 +20,15 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
     {
         if (!ProtocolNames.IsValidOperationId(request.JobId) || !ProtocolNames.IsValidOperationId(request.BackupId))
         {
-            throw DirectoryErrors.InvalidArgument("job_id and backup_id must be UUIDs in text form");
+            throw ContractErrors.InvalidArgument("job_id and backup_id must be UUIDs in text form");
         }
         if (!ProtocolNames.IsValidGuestId(request.GuestId))
         {
-            throw DirectoryErrors.InvalidArgument($"guest_id '{request.GuestId}' does not match [A-Za-z0-9._-]{{1,64}}");
+            throw ContractErrors.InvalidArgument($"guest_id '{request.GuestId}' does not match [A-Za-z0-9._-]{{1,64}}");
         }
         if (request.GuestType is not (GuestType.Vm or GuestType.Container))
         {
-            throw DirectoryErrors.InvalidArgument($"guest_type {request.GuestType} is not valid");
+            throw ContractErrors.InvalidArgument($"guest_type {request.GuestType} is not valid");
         }
         if (!sessions.HasJob(request.JobId))
         {
@@ -50,9 +50,9 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
             BackupSession session = Adopt(request) ?? Create(request);
             return Repeat(sessions.GetOrAdd(session), request);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "creating the archive");
+            throw ContractErrors.FromStorage(e, "creating the archive");
         }
     }
 
@@ -104,9 +104,9 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
             LogCompleted(logger, session.Archive.Name, stats.ArchiveSizeBytes, stats.RestoredSizeBytes);
             return stats;
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "finishing the archive");
+            throw ContractErrors.FromStorage(e, "finishing the archive");
         }
     }
 
@@ -151,9 +151,9 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
         {
             store.RemoveArchiveDirectory(session.Archive);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "removing the failed backup's archive");
+            throw ContractErrors.FromStorage(e, "removing the failed backup's archive");
         }
         lock (session.Gate)
         {
@@ -271,11 +271,11 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
                 LogDiscarded(logger, archive.Name, "BackupCleanup after a provider restart");
             }
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "looking for the backup's archive");
+            throw ContractErrors.FromStorage(e, "looking for the backup's archive");
         }
-        return request.Success ? throw DirectoryErrors.UnknownBackup(request.BackupId) : new BackupStats();
+        return request.Success ? throw ContractErrors.UnknownBackup(request.BackupId) : new BackupStats();
     }
 
     private static string TruncateUtf8(string text, int maxBytes)

@@ -30,7 +30,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
             BackupContainerRequest.SourceOneofCase.TarStream => request.TarStream,
             BackupContainerRequest.SourceOneofCase.WorkerToken when request.WorkerToken.Length == FdToken.Size =>
                 new FdRef { TransferToken = request.WorkerToken, Index = 0, Kind = Protocol.V1.FdKind.Pipe },
-            _ => throw DirectoryErrors.InvalidArgument("BackupContainer needs tar_stream or a 16-byte worker_token"),
+            _ => throw ContractErrors.InvalidArgument("BackupContainer needs tar_stream or a 16-byte worker_token"),
         };
         bool compressed = request.SourceCase == BackupContainerRequest.SourceOneofCase.WorkerToken;
         using PassedFd passed = await fds.ClaimAsync(source, cancellationToken);
@@ -92,7 +92,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
             await zstd.WaitForExitAsync(cancellationToken);
             if (zstd.ExitCode != 0)
             {
-                throw DirectoryErrors.FromStorage(new IOException((await errors).Trim()), "compressing the container's tree");
+                throw ContractErrors.FromStorage(new IOException((await errors).Trim()), "compressing the container's tree");
             }
             if (!tail.EndsArchive(received))
             {
@@ -137,7 +137,7 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
         }
         catch (IOException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw DirectoryErrors.FromStorage(e, "storing the container's tree");
+            throw ContractErrors.FromStorage(e, "storing the container's tree");
         }
         return total;
     }
@@ -152,16 +152,16 @@ internal sealed class ContainerBackupRun(ArchiveStore store, GuestLocks locks, P
                 AtomicFile.Write(store.FileIn(session.Archive, ArchiveStore.FirewallConfigFileName), request.FirewallConfig.Span);
             }
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "storing the container's configuration");
+            throw ContractErrors.FromStorage(e, "storing the container's configuration");
         }
     }
 
     private void WriteManifest(BackupSession session, BackupContainerRequest request)
     {
         ArchiveManifest manifest = store.TryReadManifest(session.Archive)
-            ?? throw DirectoryErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
+            ?? throw ContractErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
         manifest.HasFirewallConfig = request.HasFirewallConfig;
         manifest.Volumes.Clear();
         manifest.Volumes.AddRange(session.Volumes);

@@ -3,7 +3,6 @@ using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
-using Grpc.Backup.Transport;
 using Grpc.Core;
 using Microsoft.Win32.SafeHandles;
 
@@ -21,29 +20,29 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
     public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
         IServerStreamWriter<BackupVmEvent> stream, CancellationToken cancellationToken)
     {
-        List<ValidatedVolume> volumes = BackupVmValidation.Validate(start);
+        IReadOnlyList<ValidatedVmVolume> volumes = BackupVmValidation.Validate(start);
         var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
         var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
         try
         {
-            foreach (ValidatedVolume volume in volumes)
+            foreach (ValidatedVmVolume volume in volumes)
             {
-                if (volume.File is { } file)
+                if (volume.File is not null)
                 {
-                    files[volume.Device] = await ClaimFileAsync(volume, file, cancellationToken);
+                    files[volume.Device] = await fds.ClaimSnapshotFileAsync(volume, cancellationToken);
                 }
                 else
                 {
-                    sockets[volume.Device] = await ClaimSocketsAsync(volume, cancellationToken);
+                    sockets[volume.Device] = await fds.ClaimNbdSocketsAsync(volume, cancellationToken);
                 }
             }
             using IDisposable guestLock = await locks.AcquireAsync(session.GuestId, cancellationToken);
-            ChooseBases(session, volumes);
+            Dictionary<string, StackedOn> bases = ChooseBases(session, volumes);
             StoreConfigurations(session, start);
 
             using var events = new BackupEventWriter(stream, timeProvider);
-            var bandwidth = new TokenBucket(start.BandwidthLimit?.BytesPerSecond ?? 0);
-            foreach (ValidatedVolume volume in volumes)
+            var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
+            foreach (ValidatedVmVolume volume in volumes)
             {
                 (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
                     ? await OpenFileAsync(volume, file, requests, cancellationToken)
@@ -51,7 +50,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 sockets.Remove(volume.Device);
                 await using (reader)
                 {
-                    ManifestVolume stored = await BackupVolumeAsync(session, volume, reader, plan, bandwidth, events, cancellationToken);
+                    ManifestVolume stored = await BackupVolumeAsync(session, volume, bases.GetValueOrDefault(volume.Device), reader, plan, bandwidth,
+                        events, cancellationToken);
                     session.Volumes.Add(stored);
                 }
             }
@@ -70,29 +70,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<SafeFileHandle> ClaimFileAsync(ValidatedVolume volume, FileVolumeSource source, CancellationToken cancellationToken)
-    {
-        using PassedFd passed = await fds.ClaimAsync(source.File, cancellationToken);
-        SafeFileHandle file = passed.TakeFileHandle();
-        long length;
-        try
-        {
-            length = RandomAccess.GetLength(file);
-        }
-        catch (IOException e)
-        {
-            file.Dispose();
-            throw SnapshotErrors.Broken(volume.Device, "reading the size of its file", e);
-        }
-        if (length != volume.SizeBytes)
-        {
-            file.Dispose();
-            throw DirectoryErrors.InvalidArgument($"device {volume.Device} was declared with {volume.SizeBytes} bytes but its file has {length}");
-        }
-        return file;
-    }
-
-    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVolume volume, SafeFileHandle file,
+    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVmVolume volume, SafeFileHandle file,
         IAsyncStreamReader<BackupVmRequest> requests, CancellationToken cancellationToken)
     {
         var reader = new FileSnapshotReader(file);
@@ -107,7 +85,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVolume volume, List<Socket> sockets,
+    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets,
         CancellationToken cancellationToken)
     {
         string context = volume.IsIncremental ? volume.Nbd!.BitmapContext : NbdMetaContexts.BaseAllocation;
@@ -116,7 +94,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         {
             if (source.Export.Size != volume.SizeBytes)
             {
-                throw DirectoryErrors.InvalidArgument(
+                throw ContractErrors.InvalidArgument(
                     $"device {volume.Device} was declared with {volume.SizeBytes} bytes but its NBD export has {source.Export.Size}");
             }
             List<PlannedExtent> plan;
@@ -139,40 +117,19 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<List<Socket>> ClaimSocketsAsync(ValidatedVolume volume, CancellationToken cancellationToken)
-    {
-        var claimed = new List<Socket>();
-        try
-        {
-            FdRef first = volume.Nbd!.Socket;
-            for (uint i = 0; i <= volume.Nbd.ExtraConnections; i++)
-            {
-                var reference = new FdRef { TransferToken = first.TransferToken, Index = first.Index + i, Kind = first.Kind };
-                using PassedFd passed = await fds.ClaimAsync(reference, cancellationToken);
-                claimed.Add(passed.TakeSocket());
-            }
-            return claimed;
-        }
-        catch
-        {
-            foreach (Socket socket in claimed)
-            {
-                socket.Dispose();
-            }
-            throw;
-        }
-    }
-
     /// <summary>REUSE stacks on the device's last successful backup; without one (or with another size) it cannot.</summary>
-    private void ChooseBases(BackupSession session, List<ValidatedVolume> volumes)
+    private Dictionary<string, StackedOn> ChooseBases(BackupSession session, IReadOnlyList<ValidatedVmVolume> volumes)
     {
-        foreach (ValidatedVolume volume in volumes.Where(v => v.IsIncremental))
+        var bases = new Dictionary<string, StackedOn>(StringComparer.Ordinal);
+        foreach (ValidatedVmVolume volume in volumes.Where(v => v.IsIncremental))
         {
-            volume.Base = store.FindIncrementalBase(session.GuestId, volume.Device, volume.SizeBytes)
+            var (archive, stored) = store.FindIncrementalBase(session.GuestId, volume.Device, volume.SizeBytes)
                 ?? throw ProviderErrors.Create(ErrorReason.SizeMismatch,
                     $"device {volume.Device} is REUSE, but this repository has no previous backup of it with {volume.SizeBytes} bytes; "
                     + "the next backup must be NEW");
+            bases[volume.Device] = new StackedOn(archive, stored);
         }
+        return bases;
     }
 
     private void StoreConfigurations(BackupSession session, BackupVmStart start)
@@ -186,14 +143,14 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             }
             WriteManifest(session, start, complete: false);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, "storing the guest configuration");
+            throw ContractErrors.FromStorage(e, "storing the guest configuration");
         }
     }
 
-    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVolume volume, ISnapshotReader source,
-        List<PlannedExtent> plan, TokenBucket bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
+    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVmVolume volume, StackedOn? stackOn, ISnapshotReader source,
+        List<PlannedExtent> plan, BandwidthThrottle bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
     {
         if (!source.CanDiscard)
         {
@@ -206,8 +163,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string fileName = volume.Device + "." + format;
         VolumeCopyResult result;
         string contentSha256;
-        await using (IVolumeTarget target = await CreateTargetAsync(volume, directory, fileName, cancellationToken))
-        using (RawFileTarget? rawBase = OpenRawBase(volume))
+        await using (IVolumeTarget target = await CreateTargetAsync(volume, stackOn, directory, fileName, cancellationToken))
+        using (RawFileTarget? rawBase = OpenRawBase(volume, stackOn))
         {
             // Clean ranges come from the stored chain: straight from the base's file when it is a raw full image (the
             // overlay would only pass them through qemu-nbd), else through the new overlay, which resolves the chain.
@@ -222,9 +179,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 contentSha256 = hasher is null ? "" : await hasher.FinishAsync(cancellationToken);
                 await target.FinishAsync(cancellationToken);
             }
-            catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
+            catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
             {
-                throw DirectoryErrors.FromStorage(e, $"finishing the image of {volume.Device}");
+                throw ContractErrors.FromStorage(e, $"finishing the image of {volume.Device}");
             }
         }
 
@@ -236,7 +193,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BytesStored = (ulong)result.BytesStored,
             ContentSha256 = contentSha256,
         }, cancellationToken);
-        await events.LogAsync(LogRecord.Types.Level.Info, volume.Base is { } stackedOn
+        await events.LogAsync(LogRecord.Types.Level.Info, stackOn is { } stackedOn
             ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}"
             : $"{volume.Device}: full, read {result.BytesRead} of {volume.SizeBytes} bytes, stored {result.BytesStored}",
             cancellationToken);
@@ -246,7 +203,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             SizeBytes = volume.SizeBytes,
             File = fileName,
             Format = format,
-            Parent = volume.Base?.Archive.Name,
+            Parent = stackOn?.Archive.Name,
             BitmapMode = volume.ModeName,
             BytesRead = result.BytesRead,
             BytesStored = result.BytesStored,
@@ -254,9 +211,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         };
     }
 
-    private RawFileTarget? OpenRawBase(ValidatedVolume volume)
+    private RawFileTarget? OpenRawBase(ValidatedVmVolume volume, StackedOn? stackOn)
     {
-        if (!options.ContentSha256 || volume.Base is not { } stackOn || stackOn.Volume.Format != ManifestVolume.FormatRaw)
+        if (!options.ContentSha256 || stackOn is null || stackOn.Volume.Format != ManifestVolume.FormatRaw)
         {
             return null;
         }
@@ -264,13 +221,13 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         {
             return RawFileTarget.OpenReadOnly(store.FileIn(stackOn.Archive, stackOn.Volume.File), volume.SizeBytes);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
+            throw ContractErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
         }
     }
 
-    private async Task<NbdSource> ConnectAsync(ValidatedVolume volume, List<Socket> sockets, string context,
+    private async Task<NbdSource> ConnectAsync(ValidatedVmVolume volume, List<Socket> sockets, string context,
         CancellationToken cancellationToken)
     {
         try
@@ -280,7 +237,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
         catch (NbdHandshakeException e)
         {
-            throw DirectoryErrors.InvalidArgument($"device {volume.Device}: the NBD handshake on the passed socket failed: {e.Message}");
+            throw ContractErrors.InvalidArgument($"device {volume.Device}: the NBD handshake on the passed socket failed: {e.Message}");
         }
         catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
         {
@@ -288,12 +245,12 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<IVolumeTarget> CreateTargetAsync(ValidatedVolume volume, string directory, string fileName,
+    private async Task<IVolumeTarget> CreateTargetAsync(ValidatedVmVolume volume, StackedOn? stackOn, string directory, string fileName,
         CancellationToken cancellationToken)
     {
         try
         {
-            if (volume.Base is not { } stackOn)
+            if (stackOn is null)
             {
                 return RawFileTarget.Create(Path.Join(directory, fileName), volume.SizeBytes);
             }
@@ -301,16 +258,16 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, store.GuestDirectory(stackOn.Archive.GuestId),
                 cancellationToken);
         }
-        catch (Exception e) when (e is ExternalToolException || DirectoryErrors.IsStorageFailure(e))
+        catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
         {
-            throw DirectoryErrors.FromStorage(e, $"creating the image of {volume.Device}");
+            throw ContractErrors.FromStorage(e, $"creating the image of {volume.Device}");
         }
     }
 
     private void WriteManifest(BackupSession session, BackupVmStart start, bool complete)
     {
         ArchiveManifest manifest = store.TryReadManifest(session.Archive)
-            ?? throw DirectoryErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
+            ?? throw ContractErrors.FromStorage(new IOException("the archive's manifest disappeared"), "updating the manifest");
         manifest.Complete = complete;
         manifest.HasFirewallConfig = start.HasFirewallConfig;
         manifest.Consistency = start.Consistency.ToString();

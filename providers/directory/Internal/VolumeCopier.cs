@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Provider;
 
@@ -10,7 +11,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
 /// and no discarded range is ever read again. A <see cref="ContentHasher"/> sees every chunk once it is stored.
 /// </summary>
-internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, TokenBucket bandwidth,
+internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth, ContentHasher? hasher = null)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
@@ -24,7 +25,7 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
 
     /// <summary>
     /// Copies along <paramref name="plan"/>. Read failures are ABORTED SNAPSHOT_BROKEN; write failures are the
-    /// repository's (<see cref="DirectoryErrors.FromStorage"/>).
+    /// repository's (<see cref="ContractErrors.FromStorage"/>).
     /// </summary>
     public async Task<VolumeCopyResult> CopyAsync(List<PlannedExtent> plan, CancellationToken cancellationToken)
     {
@@ -98,9 +99,9 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
                 }
             }
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
         {
-            throw DirectoryErrors.FromStorage(e, $"storing {device} at offset {offset}");
+            throw ContractErrors.FromStorage(e, $"storing {device} at offset {offset}");
         }
         if (hasher is not null)
         {
@@ -116,11 +117,11 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         {
             await hasher!.AppendAsync(offset, chunk, cancellationToken);
         }
-        catch (Exception e) when ((e is ExternalToolException || DirectoryErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
+        catch (Exception e) when ((e is ExternalToolException || ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
             && !cancellationToken.IsCancellationRequested)
         {
             // Hashing may read an incremental's clean ranges from the stored chain.
-            throw DirectoryErrors.FromStorage(e, $"reading {device}'s stored chain for its content hash");
+            throw ContractErrors.FromStorage(e, $"reading {device}'s stored chain for its content hash");
         }
     }
 
@@ -130,9 +131,9 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         {
             await target.WriteZeroesAsync(extent.Offset, extent.Length, cancellationToken);
         }
-        catch (Exception e) when (DirectoryErrors.IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
         {
-            throw DirectoryErrors.FromStorage(e, $"storing zeros of {device} at offset {extent.Offset}");
+            throw ContractErrors.FromStorage(e, $"storing zeros of {device} at offset {extent.Offset}");
         }
         // A range that reads as zero still carries the host's copy-before-write obligation; trimming releases it.
         await _trims!.AddAsync(extent.Offset, extent.Length, cancellationToken);

@@ -1,19 +1,20 @@
 using System.Buffers;
+using Grpc.Backup.Protocol;
 using Microsoft.Win32.SafeHandles;
 
 namespace Grpc.Backup.Orchestrator.Internal;
 
 /// <summary>
 /// Copies a raw source into a fresh, sparse target file: zero ranges are skipped without reading, chunks that read as
-/// all zeros are not written (the target already reads as zero), several chunks are in flight at once, and an
-/// optional limiter holds the rate to the restore bandwidth limit.
+/// all zeros are not written (the target already reads as zero), several chunks are in flight at once, and a
+/// <see cref="BandwidthThrottle"/> holds the rate to the restore bandwidth limit.
 /// </summary>
 internal static class BlockCopier
 {
     private const int ChunkSize = 4 * 1024 * 1024;
     private const int InFlight = 4;
 
-    public static async Task<long> CopyAsync(IBlockSource source, SafeFileHandle target, long size, ByteRateLimiter? limiter,
+    public static async Task<long> CopyAsync(IBlockSource source, SafeFileHandle target, long size, BandwidthThrottle bandwidth,
         Action<long>? progress, CancellationToken cancellationToken)
     {
         long written = 0;
@@ -46,10 +47,7 @@ internal static class BlockCopier
                     byte[] buffer = ArrayPool<byte>.Shared.Rent(chunkLength);
                     try
                     {
-                        if (limiter is not null)
-                        {
-                            await limiter.AcquireAsync(chunkLength, cancellationToken);
-                        }
+                        await bandwidth.WaitAsync(chunkLength, cancellationToken);
                         Memory<byte> data = buffer.AsMemory(0, chunkLength);
                         await source.ReadAsync(at, data, cancellationToken);
                         if (data.Span.ContainsAnyExcept((byte)0))
@@ -80,7 +78,4 @@ internal static class BlockCopier
         RandomAccess.FlushToDisk(target);
         return written;
     }
-
-    /// <summary>A limiter for <paramref name="bytesPerSecond"/>, or null for unlimited.</summary>
-    public static ByteRateLimiter? CreateLimiter(ulong bytesPerSecond) => bytesPerSecond == 0 ? null : new ByteRateLimiter(bytesPerSecond);
 }

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Grpc.Backup.Nbd;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Qemu;
 using Grpc.Backup.Transport;
 using Microsoft.Win32.SafeHandles;
@@ -23,7 +24,7 @@ internal sealed class PassedVolumeSources : IAsyncDisposable
 
     /// <summary>Guards the export and keeps the client end of the guard's socket pair for passing.</summary>
     /// <param name="bandwidth">The backup's bandwidth limit (every guard of the backup shares it), or null.</param>
-    public async Task ConnectNbdAsync(SnapshotExport export, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
+    public async Task ConnectNbdAsync(SnapshotExport export, BandwidthThrottle? bandwidth, CancellationToken cancellationToken)
     {
         NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: null, bandwidth, cancellationToken);
         _guards.Add(guard);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpc.Backup.Nbd;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Qemu;
 
 namespace Grpc.Backup.Orchestrator.Internal;
@@ -41,7 +42,7 @@ internal sealed class SnapshotFileMounts : IAsyncDisposable
 
     /// <summary>Mounts one export and returns the path of its file once nbdfuse serves it.</summary>
     /// <param name="bandwidth">The backup's bandwidth limit (every guard of the backup shares it), or null.</param>
-    public async Task<string> MountAsync(SnapshotExport export, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
+    public async Task<string> MountAsync(SnapshotExport export, BandwidthThrottle? bandwidth, CancellationToken cancellationToken)
     {
         string exportName = export.ExportName;
         NbdGuard guard = await SnapshotGuards.StartAsync(export, minimumBlockSize: 1, bandwidth, cancellationToken);

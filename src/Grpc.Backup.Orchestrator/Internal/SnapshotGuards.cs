@@ -1,4 +1,5 @@
 using Grpc.Backup.Nbd;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Qemu;
 
 namespace Grpc.Backup.Orchestrator.Internal;
@@ -17,7 +18,7 @@ internal static class SnapshotGuards
     /// guard rounds its TRIMs all the same.
     /// </param>
     /// <param name="bandwidth">The backup's bandwidth limit, shared by all its guards; null for none.</param>
-    public static Task<NbdGuard> StartAsync(SnapshotExport export, int? minimumBlockSize, ByteRateLimiter? bandwidth, CancellationToken cancellationToken)
+    public static Task<NbdGuard> StartAsync(SnapshotExport export, int? minimumBlockSize, BandwidthThrottle? bandwidth, CancellationToken cancellationToken)
     {
         List<string> contexts = [NbdMetaContexts.BaseAllocation];
         if (!string.IsNullOrEmpty(export.BitmapContext))
@@ -31,7 +32,7 @@ internal static class SnapshotGuards
             MetaContexts = contexts,
             DiscardGranularity = export.DiscardGranularity,
             MinimumBlockSize = minimumBlockSize,
-            ReadPacer = bandwidth is null ? null : bandwidth.AcquireAsync,
+            ReadPacer = bandwidth is null ? null : (bytes, cancellationToken) => bandwidth.WaitAsync(bytes, cancellationToken),
         }, cancellationToken);
     }
 }

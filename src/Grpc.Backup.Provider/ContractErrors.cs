@@ -2,10 +2,13 @@ using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
-/// <summary>The failures this provider answers most often, with the contract's codes and reasons.</summary>
-internal static class DirectoryErrors
+/// <summary>
+/// The failures every provider answers, with the contract's codes and reasons (<see cref="ProviderErrors"/> builds
+/// them; this names them once for all C# providers).
+/// </summary>
+public static class ContractErrors
 {
     private const int Enospc = 28;
     private const int Edquot = 122;
@@ -21,7 +24,7 @@ internal static class DirectoryErrors
 
     public static RpcException UnknownRestore(string restoreId) =>
         ProviderErrors.Create(ErrorReason.UnknownOperation,
-            $"restore_id '{restoreId}' is unknown: call RestoreVmInit first");
+            $"restore_id '{restoreId}' is unknown: call the restore's Init first");
 
     public static RpcException ArchiveCorrupt(string name, string why) =>
         ProviderErrors.Create(ErrorReason.ArchiveCorrupt, $"archive '{name}' is damaged: {why}");
@@ -29,9 +32,13 @@ internal static class DirectoryErrors
     public static RpcException RepositoryLocked(string message) =>
         ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
 
+    /// <summary>True for the exceptions that mean a file system the provider stores into failed.</summary>
+    public static bool IsStorageFailure(Exception exception) =>
+        exception is IOException or UnauthorizedAccessException;
+
     /// <summary>
-    /// The status for a failure of the repository's file system: full or over quota is RESOURCE_EXHAUSTED, anything
-    /// else UNAVAILABLE (a mount that went away, permissions changed under us).
+    /// The status for a failure of a repository's file system: full or over quota is QUOTA_EXCEEDED, anything else
+    /// REPOSITORY_UNREACHABLE (a mount that went away, permissions changed under us).
     /// </summary>
     public static RpcException FromStorage(Exception exception, string what)
     {
@@ -44,8 +51,4 @@ internal static class DirectoryErrors
         return ProviderErrors.Create(ErrorReason.RepositoryUnreachable,
             $"the repository failed while {what}: {exception.Message}");
     }
-
-    /// <summary>True for the exceptions that mean the repository's file system failed.</summary>
-    public static bool IsStorageFailure(Exception exception) =>
-        exception is IOException or UnauthorizedAccessException;
 }
