@@ -23,21 +23,15 @@ public sealed class ProviderWatchdogTests
         silent.Backup.BackupVmGoesSilent = true;
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
-        await using (var connection = await ProviderConnection.ConnectAsync(silent.Endpoint))
+        var failure = await BackupFailsAsync(silent, guest, new VmBackupOptions
         {
-            string jobId = Guid.NewGuid().ToString();
-            await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
-            var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
-                guest.Guest, new VmBackupOptions
-                {
-                    FleecingDirectory = work.File("fleece"),
-                    RuntimeDirectory = work.File("run"),
-                    StorageId = "test",
-                    AgentTimeout = TimeSpan.FromSeconds(60),
-                    ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
-                }, CancellationToken.None));
-            Assert.Contains("no progress for 2 s", failure.Message, StringComparison.Ordinal);
-        }
+            FleecingDirectory = work.File("fleece"),
+            RuntimeDirectory = work.File("run"),
+            StorageId = "test",
+            AgentTimeout = TimeSpan.FromSeconds(60),
+            ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
+        });
+        Assert.Contains("no progress for 2 s", failure.Message, StringComparison.Ordinal);
 
         Assert.True(silent.Backup.BackupCleanupCalls >= 1);
         Assert.False(guest.Process.HasExited, "the guest kept running");
@@ -74,22 +68,16 @@ public sealed class ProviderWatchdogTests
         }
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
-        await using (var connection = await ProviderConnection.ConnectAsync(hostile.Endpoint))
+        var failure = await BackupFailsAsync(hostile, guest, new VmBackupOptions
         {
-            string jobId = Guid.NewGuid().ToString();
-            await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
-            var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
-                guest.Guest, new VmBackupOptions
-                {
-                    FleecingDirectory = work.File("fleece"),
-                    RuntimeDirectory = work.File("run"),
-                    StorageId = "test",
-                    AgentTimeout = TimeSpan.FromSeconds(60),
-                    ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
-                }, CancellationToken.None));
-            Assert.Contains(attack == "repeats" ? "no progress for 2 s" : "progress for unknown volume", failure.Message, StringComparison.Ordinal);
-            Assert.DoesNotContain('\u001b', failure.Message);
-        }
+            FleecingDirectory = work.File("fleece"),
+            RuntimeDirectory = work.File("run"),
+            StorageId = "test",
+            AgentTimeout = TimeSpan.FromSeconds(60),
+            ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
+        });
+        Assert.Contains(attack == "repeats" ? "no progress for 2 s" : "progress for unknown volume", failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', failure.Message);
 
         Assert.True(hostile.Backup.BackupCleanupCalls >= 1);
         Assert.False(guest.Process.HasExited, "the guest kept running");
@@ -110,22 +98,16 @@ public sealed class ProviderWatchdogTests
             await using var stalled = await InProcessProvider.StartAsync(identity => identity.Info.Capabilities.VmBackupMechanisms.Add(VmBackupMechanism.Nbd));
             stalled.Backup.BackupVmGoesSilent = true;
             Directory.CreateDirectory(work.File("run"));
-            await using (var connection = await ProviderConnection.ConnectAsync(stalled.Endpoint))
+            var failure = await BackupFailsAsync(stalled, guest, new VmBackupOptions
             {
-                string jobId = Guid.NewGuid().ToString();
-                await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
-                var failure = await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId,
-                    guest.Guest, new VmBackupOptions
-                    {
-                        FleecingDirectory = fleece,
-                        RuntimeDirectory = work.File("run"),
-                        StorageId = "test",
-                        AgentTimeout = TimeSpan.FromSeconds(60),
-                        ProviderInactivityTimeout = TimeSpan.Zero,
-                        FleecingReserve = 48UL << 20,
-                    }, CancellationToken.None));
-                Assert.Contains("below the reserve", failure.Message, StringComparison.Ordinal);
-            }
+                FleecingDirectory = fleece,
+                RuntimeDirectory = work.File("run"),
+                StorageId = "test",
+                AgentTimeout = TimeSpan.FromSeconds(60),
+                ProviderInactivityTimeout = TimeSpan.Zero,
+                FleecingReserve = 48UL << 20,
+            });
+            Assert.Contains("below the reserve", failure.Message, StringComparison.Ordinal);
 
             Assert.True(stalled.Backup.BackupCleanupCalls >= 1);
             Assert.False(guest.Process.HasExited, "the guest kept running: its writes never met ENOSPC");
@@ -140,5 +122,15 @@ public sealed class ProviderWatchdogTests
         {
             await ChildProcess.RunAsync("umount", ["-l", fleece]);
         }
+    }
+
+    /// <summary>One backup through <paramref name="provider"/> that must fail; the job is opened first.</summary>
+    private static async Task<BackupException> BackupFailsAsync(InProcessProvider provider, DemoGuestProcess guest, VmBackupOptions options)
+    {
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        string jobId = Guid.NewGuid().ToString();
+        await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
+        return await Assert.ThrowsAsync<BackupException>(() => new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance)
+            .BackupAsync(jobId, guest.Guest, options, CancellationToken.None));
     }
 }
