@@ -70,13 +70,15 @@ class Store:
                                     "REPOSITORY_UNREACHABLE")
 
     def reap(self, proc: subprocess.Popen):
-        """Stops a restic still running after a failure or cancellation, releasing its repository lock."""
+        """Stops a restic still running after a failure or cancellation, releasing its repository lock. Its stdin is
+        closed only after it stopped: an EOF first would let `restic backup --stdin` commit the partial data as a
+        snapshot (found under load: a truncated tar stream left a snapshot that BackupCleanup never knew of)."""
+        self.restic.stop(proc)
         if proc.stdin is not None and not proc.stdin.closed:
             try:
                 proc.stdin.close()
             except OSError:
                 pass
-        self.restic.stop(proc)
 
     def write_meta(self, manifest: dict, archive_tags: list[str]) -> dict:
         body = json.dumps(manifest, sort_keys=True).encode()
