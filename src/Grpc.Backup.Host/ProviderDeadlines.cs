@@ -12,6 +12,9 @@ public static class ProviderDeadlines
     /// </summary>
     public static readonly TimeSpan Preparation = TimeSpan.FromMinutes(30);
 
+    /// <summary>BackupCleanup (with the log hand-off before it) and JobCleanup: the contract's 2 minutes (backup.proto).</summary>
+    public static readonly TimeSpan Cleanup = TimeSpan.FromMinutes(2);
+
     /// <summary>The absolute deadline for a call started now.</summary>
     public static DateTime FromNow(TimeSpan timeout) => DateTime.UtcNow + timeout;
 }

@@ -13,7 +13,7 @@ namespace Grpc.Backup.Orchestrator;
 public sealed class JobSession : IAsyncDisposable
 {
     /// <summary>JobCleanup's own deadline: it runs after cancellation too, so it cannot borrow the job's token.</summary>
-    public static readonly TimeSpan CleanupTimeout = TimeSpan.FromMinutes(2);
+    public static readonly TimeSpan CleanupTimeout = ProviderDeadlines.Cleanup;
 
     private readonly ProviderConnection _provider;
     private readonly Action<string> _warn;

@@ -15,7 +15,7 @@ namespace Grpc.Backup.Orchestrator.Internal;
 internal sealed class GuestBackupSession(ProviderConnection provider, ILogger logger)
 {
     /// <summary>What backup.proto allows BackupCleanup (and the log hand-off before it), from the host's side.</summary>
-    public static readonly TimeSpan CleanupTimeout = TimeSpan.FromMinutes(2);
+    public static readonly TimeSpan CleanupTimeout = ProviderDeadlines.Cleanup;
 
     /// <summary>
     /// Runs <paramref name="body"/> (given the backup id, the archive name and the task log) inside the frame. The
