@@ -93,7 +93,11 @@ public sealed class NbdGuard : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxRequestSize, "MaxRequestSize must be a multiple of DiscardGranularity.");
         }
 
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBytesInFlight, 1, nameof(options));
+        if (options.MaxBytesInFlight < options.MaxRequestSize)
+        {
+            // One request always fits the budget, so a budget below the largest request would not bound what it says.
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxBytesInFlight, "MaxBytesInFlight must be at least MaxRequestSize.");
+        }
         var first = await GuardUpstream.ConnectAsync(options, cancellationToken);
         return new NbdGuard(options, first);
     }

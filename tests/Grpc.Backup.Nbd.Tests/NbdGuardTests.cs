@@ -52,6 +52,21 @@ public sealed class NbdGuardTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task A_budget_smaller_than_one_request_is_refused_before_connecting()
+    {
+        var refused = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(
+            () => _snapshot!.StartGuardAsync(maxBytesInFlight: 1024 * 1024, maxRequestSize: 4 * 1024 * 1024));
+        Assert.Contains("MaxBytesInFlight must be at least MaxRequestSize", refused.Message, StringComparison.Ordinal);
+
+        // The same request size with a budget of exactly one request is a working guard.
+        await using var guard = await _snapshot!.StartGuardAsync(maxBytesInFlight: 4 * 1024 * 1024, maxRequestSize: 4 * 1024 * 1024);
+        await using var client = await NbdClient.ConnectAsync(await guard.ConnectAsync(), "snap", new NbdClientOptions());
+        var read = new byte[4 * 1024 * 1024];
+        await client.ReadAsync(0, read);
+        Assert.Equal(_data.AsSpan(0, read.Length).ToArray(), read);
+    }
+
+    [Fact]
     public async Task Reads_and_block_status_through_the_guard_match_the_snapshot()
     {
         await using var guard = await StartGuardAsync();

@@ -62,7 +62,7 @@ public sealed class HostileRequestTests : IAsyncLifetime
 
         string jobId = Guid.NewGuid().ToString();
         await _connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
-        foreach (string guest in new[] { "..", "a/b", "", new string('x', 65) })
+        foreach (string guest in new[] { "..", "a/b", "", "100\n", new string('x', 65) })
         {
             var bad = await Assert.ThrowsAsync<RpcException>(() => _connection.Backup.BackupInitAsync(new BackupInitRequest
             {

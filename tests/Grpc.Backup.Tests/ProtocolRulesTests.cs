@@ -43,6 +43,24 @@ public sealed class ProtocolRulesTests
     [InlineData("ünicode", false)]
     public void The_one_device_name_rule(string name, bool valid) => Assert.Equal(valid, DeviceName.IsValid(name));
 
+    [Theory]
+    [InlineData("100", true)]
+    [InlineData("vm.web-1_a", true)]
+    [InlineData("100\n", false)]
+    [InlineData("..", false)]
+    [InlineData("a/b", false)]
+    [InlineData("", false)]
+    public void The_guest_id_rule_admits_no_trailing_newline(string id, bool valid) =>
+        Assert.Equal(valid, Grpc.Backup.Provider.ProtocolNames.IsValidGuestId(id));
+
+    [Theory]
+    [InlineData("6f1c2a6e-2f1b-4c55-9c1e-0c7f5e1c9a10", true)]
+    [InlineData("job:1", true)]
+    [InlineData("6f1c2a6e\n", false)]
+    [InlineData("a/b", false)]
+    public void The_operation_id_rule_admits_no_trailing_newline(string id, bool valid) =>
+        Assert.Equal(valid, Grpc.Backup.Provider.ProtocolNames.IsValidOperationId(id));
+
     [Fact]
     public void Device_names_are_at_most_128_characters()
     {

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from . import errors
 
-GUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-DEVICE = re.compile(r"^[A-Za-z0-9._+=-]{1,128}$")
-ARCHIVE_CHARS = re.compile(r"^[A-Za-z0-9._+=:/-]{1,255}$")
-OUR_ARCHIVE = re.compile(r"^([A-Za-z0-9._-]{1,64})/(\d{8}T\d{6}Z)$")
+GUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+DEVICE = re.compile(r"^[A-Za-z0-9._+=-]{1,128}\Z")
+ARCHIVE_CHARS = re.compile(r"^[A-Za-z0-9._+=:/-]{1,255}\Z")
+OUR_ARCHIVE = re.compile(r"^([A-Za-z0-9._-]{1,64})/(\d{8}T\d{6}Z)\Z")
 MAX_NOTES = 4096
 
 

@@ -9,27 +9,35 @@ namespace Grpc.Backup.Nbd.Internal;
 /// </summary>
 internal sealed partial class NbdGuardSession
 {
-    /// <summary>Room in front of a read's payload for its reply header, so header and data go out in one send.</summary>
+    /// <summary>Room for any reply header: a read's header goes out just before its payload, under the same lock.</summary>
     private const int ReplyPrefix = 32;
 
     private const int ReadChunkHeaderSize = NbdProtocol.StructuredReplySize + 8;
 
-    private Task SendReadReplyAsync(byte[] buffer, ulong cookie, long offset, int length)
+    private async Task SendReadReplyAsync(byte[] data, ulong cookie, long offset, int length)
     {
-        int start;
-        if (_structured)
+        var header = ArrayPool<byte>.Shared.Rent(ReplyPrefix);
+        try
         {
-            start = ReplyPrefix - ReadChunkHeaderSize;
-            WriteChunkHeader(buffer.AsSpan(start), NbdProtocol.ReplyFlagDone, NbdReplyType.OffsetData, cookie, (uint)(8 + length));
-            BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(start + NbdProtocol.StructuredReplySize), (ulong)offset);
-        }
-        else
-        {
-            start = ReplyPrefix - NbdProtocol.SimpleReplySize;
-            WriteSimpleReply(buffer.AsSpan(start), 0, cookie);
-        }
+            int size;
+            if (_structured)
+            {
+                WriteChunkHeader(header, NbdProtocol.ReplyFlagDone, NbdReplyType.OffsetData, cookie, (uint)(8 + length));
+                BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(NbdProtocol.StructuredReplySize), (ulong)offset);
+                size = ReadChunkHeaderSize;
+            }
+            else
+            {
+                WriteSimpleReply(header, 0, cookie);
+                size = NbdProtocol.SimpleReplySize;
+            }
 
-        return SendAsync(buffer.AsMemory(start, ReplyPrefix - start + length));
+            await SendAsync(header.AsMemory(0, size), data.AsMemory(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(header);
+        }
     }
 
     private async Task SendErrorAsync(ulong cookie, int errno)
@@ -122,12 +130,19 @@ internal sealed partial class NbdGuardSession
         }
     }
 
-    private async Task SendAsync(ReadOnlyMemory<byte> reply)
+    private Task SendAsync(ReadOnlyMemory<byte> reply) => SendAsync(reply, ReadOnlyMemory<byte>.Empty);
+
+    /// <summary>Writes one reply whole: its header and then its payload, with no other reply between them.</summary>
+    private async Task SendAsync(ReadOnlyMemory<byte> reply, ReadOnlyMemory<byte> payload)
     {
         await _sendLock.WaitAsync(_stop.Token);
         try
         {
             await _client.SendAllAsync(reply, _stop.Token);
+            if (!payload.IsEmpty)
+            {
+                await _client.SendAllAsync(payload, _stop.Token);
+            }
         }
         finally
         {

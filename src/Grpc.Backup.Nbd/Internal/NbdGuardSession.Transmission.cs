@@ -163,7 +163,7 @@ internal sealed partial class NbdGuardSession
 
     private async Task ReadAsync(ulong cookie, long offset, int length, int units)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(ReplyPrefix + length);
+        var buffer = _readBuffers.Rent(length);
         try
         {
             int error;
@@ -174,7 +174,7 @@ internal sealed partial class NbdGuardSession
                     await _readPacer(length, _stop.Token);
                 }
 
-                await _upstream.Data.ReadAsync(offset, buffer.AsMemory(ReplyPrefix, length), _stop.Token);
+                await _upstream.Data.ReadAsync(offset, buffer.AsMemory(0, length), _stop.Token);
                 error = 0;
             }
             catch (NbdException ex)
@@ -199,7 +199,7 @@ internal sealed partial class NbdGuardSession
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            _readBuffers.Return(buffer);
             _budget.Release(units);
         }
     }

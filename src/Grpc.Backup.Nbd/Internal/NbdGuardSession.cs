@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Buffers;
 using System.Net.Sockets;
 
 namespace Grpc.Backup.Nbd.Internal;
@@ -21,6 +23,14 @@ internal sealed partial class NbdGuardSession : IDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _budget;
     private readonly int _budgetUnits;
+
+    /// <summary>
+    /// READ payload buffers of this connection. Its own pool, not the shared one: the shared pool keeps arrays per
+    /// thread and per core for the life of the process, so a provider's large reads stayed in the host's memory after
+    /// its backup (grpc-backupd's heap grew with every backup in the soak). This one holds at most what the budget lets
+    /// be in flight at once, and goes with the connection.
+    /// </summary>
+    private readonly ArrayPool<byte> _readBuffers;
     private readonly CancellationTokenSource _stop = new();
     private readonly Func<int, CancellationToken, Task>? _readPacer;
     private bool _structured;
@@ -38,6 +48,7 @@ internal sealed partial class NbdGuardSession : IDisposable
         _readPacer = options.ReadPacer;
         _budgetUnits = Math.Max(1, options.MaxBytesInFlight / BudgetUnit);
         _budget = new SemaphoreSlim(_budgetUnits, _budgetUnits);
+        _readBuffers = ArrayPool<byte>.Create((int)BitOperations.RoundUpToPowerOf2((uint)options.MaxRequestSize), _budgetUnits);
     }
 
     /// <summary>Budget held by requests in flight, in bytes.</summary>

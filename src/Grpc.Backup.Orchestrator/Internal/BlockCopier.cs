@@ -23,6 +23,9 @@ internal static class BlockCopier
         // the restored disk would end at its last data (found by grpc-backup-conformance on an incremental restore).
         RandomAccess.SetLength(target, size);
         using var slots = new SemaphoreSlim(InFlight);
+        // This copy's own buffers (at most InFlight chunks), gone with it: the shared pool would keep 4 MiB arrays per
+        // thread and per core in grpc-backupd for the life of the process.
+        var buffers = ArrayPool<byte>.Create(ChunkSize, InFlight);
         var pending = new List<Task>();
         Exception? failure = null;
         await foreach (var (offset, length, zero) in source.GetExtentsAsync(size, cancellationToken))
@@ -44,7 +47,7 @@ internal static class BlockCopier
                 long at = chunk;
                 pending.Add(Task.Run(async () =>
                 {
-                    byte[] buffer = ArrayPool<byte>.Shared.Rent(chunkLength);
+                    byte[] buffer = buffers.Rent(chunkLength);
                     try
                     {
                         await bandwidth.WaitAsync(chunkLength, cancellationToken);
@@ -63,7 +66,7 @@ internal static class BlockCopier
                     }
                     finally
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffers.Return(buffer);
                         slots.Release();
                     }
                 }, cancellationToken));

@@ -187,10 +187,10 @@ public sealed partial class GuestInventory
     private static string NodeName(ConfigLine line, string name) =>
         NodeNamePattern().IsMatch(name) ? name : throw line.Error($"'{name}' is not a valid QEMU node name");
 
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}\\z")]
     private static partial Regex GuestIdPattern();
 
     // QEMU node names: a letter first, then letters, digits, '-', '.', '_'; at most 31 characters.
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9._-]{0,30}$")]
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9._-]{0,30}\\z")]
     private static partial Regex NodeNamePattern();
 }

@@ -144,30 +144,30 @@ public sealed partial class VmSnapshotAccess
         _ => FleeceFileNode(),
     };
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-(exp|snap|cbw|fl|ff|thr|tg)[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-(exp|snap|cbw|fl|ff|thr|tg)[0-9]+\\z")]
     private static partial Regex BackupNodeName();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-exp[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-exp[0-9]+\\z")]
     private static partial Regex ExportName();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-snap[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-snap[0-9]+\\z")]
     private static partial Regex SnapNode();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-cbw[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-cbw[0-9]+\\z")]
     private static partial Regex CbwNode();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-fl[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-fl[0-9]+\\z")]
     private static partial Regex FleeceNode();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-thr[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-thr[0-9]+\\z")]
     private static partial Regex ThrottleNode();
 
-    [GeneratedRegex("-thr(?=[0-9]+$)")]
+    [GeneratedRegex("-thr(?=[0-9]+\\z)")]
     private static partial Regex ThrottleNumber();
 
-    [GeneratedRegex("^gb[0-9a-f]{8}-ff[0-9]+$")]
+    [GeneratedRegex("^gb[0-9a-f]{8}-ff[0-9]+\\z")]
     private static partial Regex FleeceFileNode();
 
-    [GeneratedRegex("^fleece-[0-9a-f]{8}-[0-9]+\\.raw$")]
+    [GeneratedRegex("^fleece-[0-9a-f]{8}-[0-9]+\\.raw\\z")]
     private static partial Regex FleecingFileName();
 }

@@ -18,6 +18,6 @@ internal sealed partial record GuestSelection(bool All, IReadOnlyList<string> Gu
 
     public static bool IsPlainName(string name) => PlainName().IsMatch(name);
 
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}\\z")]
     private static partial Regex PlainName();
 }
