@@ -70,9 +70,10 @@ public sealed class RealGuestTests(ITestOutputHelper output)
 
         Assert.Equal(Consistency.Stopped, result.Consistency);
         // The guest's own poweroff (its shutdown script ran: the manifest "shutdown"), held by QEMU, then powered on again.
+        // (SeaBIOS resets the machine once more itself on a warm start: a RESET may follow the RESUME.)
         List<string> events = guest.DrainEvents();
         Assert.True(events.IndexOf("POWERDOWN") == 0 && events.IndexOf("SHUTDOWN") > 0 && events.IndexOf("RESET") > events.IndexOf("SHUTDOWN")
-            && events[^1] == "RESUME", string.Join(' ', events));
+            && events.IndexOf("RESUME") > events.IndexOf("RESET"), string.Join(' ', events));
         Assert.Equal("running", await guest.StatusAsync());
         Assert.Equal(0, guest.Manifests.FreezeCount); // no agent freeze: the guest was off
         var shutdown = await guest.Manifests.WaitForAsync("shutdown", TimeSpan.FromSeconds(30));
