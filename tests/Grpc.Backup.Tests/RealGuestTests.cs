@@ -1,4 +1,3 @@
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
 using Grpc.Backup.Protocol.V1;
@@ -66,7 +65,7 @@ public sealed class RealGuestTests(ITestOutputHelper output)
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
         guest.DrainEvents();
 
-        VmBackupResult result = await BackupAsync(connection, guest, work, VmBackupMode.Stop);
+        VmBackupResult result = await VmBackupTests.BackupAsync(connection, guest.Guest, work, mode: VmBackupMode.Stop);
 
         Assert.Equal(Consistency.Stopped, result.Consistency);
         // The guest's own poweroff (its shutdown script ran: the manifest "shutdown"), held by QEMU, then powered on again.
@@ -116,7 +115,7 @@ public sealed class RealGuestTests(ITestOutputHelper output)
         // The next backup sees what the guest wrote since: its freeze differs from the killed one's, and restores exactly.
         await provider.RestartAsync();
         await using var again = await ProviderConnection.ConnectAsync(provider.Endpoint);
-        VmBackupResult result = await BackupAsync(again, guest, work, VmBackupMode.Snapshot);
+        VmBackupResult result = await VmBackupTests.BackupAsync(again, guest.Guest, work);
         Assert.Equal(Consistency.Application, result.Consistency);
         var next = await guest.Manifests.WaitForAsync("freeze-2", TimeSpan.FromSeconds(30));
         Assert.NotEqual(killed.OrderBy(e => e.Key, StringComparer.Ordinal), next.OrderBy(e => e.Key, StringComparer.Ordinal));
@@ -129,7 +128,7 @@ public sealed class RealGuestTests(ITestOutputHelper output)
         await using var guest = await RealGuest.StartAsync(work.File("guest"));
         output.WriteLine($"boot: {guest.BootTime.TotalSeconds:F1} s");
 
-        VmBackupResult result = await BackupAsync(connection, guest, work, VmBackupMode.Snapshot);
+        VmBackupResult result = await VmBackupTests.BackupAsync(connection, guest.Guest, work);
 
         Assert.Equal(Consistency.Application, result.Consistency);
         var manifest = await guest.Manifests.WaitForAsync("freeze-1", TimeSpan.FromSeconds(30));
@@ -159,30 +158,6 @@ public sealed class RealGuestTests(ITestOutputHelper output)
         foreach (var (device, image) in restored.Disks)
         {
             await Ext4Image.AssertMatchesAsync(image, RealGuest.LabelOf(device), manifest, $"{target}-files/{device}");
-        }
-    }
-
-    private static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, RealGuest guest, TempDirectory work, VmBackupMode mode)
-    {
-        Directory.CreateDirectory(work.File("fleece"));
-        Directory.CreateDirectory(work.File("run"));
-        string jobId = Guid.NewGuid().ToString();
-        await connection.Backup.JobInitAsync(new JobInitRequest { JobId = jobId, StartTime = Timestamp.FromDateTime(DateTime.UtcNow) });
-        try
-        {
-            return await new VmBackupRunner(connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(jobId, guest.Guest,
-                new VmBackupOptions
-                {
-                    FleecingDirectory = work.File("fleece"), RuntimeDirectory = work.File("run"), StorageId = "test",
-                    LockDirectory = work.File("locks"), Mode = mode,
-                    // TCG on a loaded machine: the hook pauses the writer and hashes every file; a poweroff takes seconds.
-                    AgentTimeout = TimeSpan.FromSeconds(90), ShutdownTimeout = TimeSpan.FromMinutes(3),
-                },
-                CancellationToken.None);
-        }
-        finally
-        {
-            await connection.Backup.JobCleanupAsync(new JobCleanupRequest { JobId = jobId, Success = true });
         }
     }
 

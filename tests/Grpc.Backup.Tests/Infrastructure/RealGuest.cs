@@ -16,12 +16,11 @@ internal sealed partial class RealGuest : IAsyncDisposable
 {
     public const int DiskCount = 2;
 
-    private RealGuest(string directory, ChildProcess process, QmpClient observer, QmpEventSubscription events)
+    private RealGuest(string directory, ChildProcess process, RunStateObserver observer)
     {
         Directory = directory;
         Process = process;
         Observer = observer;
-        Events = events;
     }
 
     public string Directory { get; }
@@ -29,9 +28,7 @@ internal sealed partial class RealGuest : IAsyncDisposable
     public ChildProcess Process { get; }
 
     /// <summary>The test's own monitor (the host's is qmp.sock): it sees POWERDOWN, SHUTDOWN, STOP, RESET, RESUME.</summary>
-    public QmpClient Observer { get; }
-
-    public QmpEventSubscription Events { get; }
+    public RunStateObserver Observer { get; }
 
     /// <summary>From starting QEMU to the guest agent's first answer to guest-ping.</summary>
     public TimeSpan BootTime { get; private set; }
@@ -61,8 +58,7 @@ internal sealed partial class RealGuest : IAsyncDisposable
         try
         {
             await process.WaitForFileAsync(Path.Combine(directory, "observe.sock"), TimeSpan.FromSeconds(60));
-            QmpClient observer = await QmpClient.ConnectAsync(Path.Combine(directory, "observe.sock"));
-            guest = new RealGuest(directory, process, observer, observer.SubscribeEvents());
+            guest = new RealGuest(directory, process, await RunStateObserver.ConnectAsync(Path.Combine(directory, "observe.sock")));
             await guest.WaitForAgentAsync(BootBound);
             guest.BootTime = Stopwatch.GetElapsedTime(started);
             return guest;
@@ -84,7 +80,7 @@ internal sealed partial class RealGuest : IAsyncDisposable
     /// <summary>How long a boot may take on a loaded machine under TCG (it takes 10 to 60 s).</summary>
     public static TimeSpan BootBound => TimeSpan.FromMinutes(4);
 
-    public async Task<string> StatusAsync() => (string)(await Observer.ExecuteAsync("query-status"))!["status"]!;
+    public Task<string> StatusAsync() => Observer.StatusAsync();
 
     /// <summary>Polls guest-ping through the agent socket until the real agent answers (after a boot or a reboot).</summary>
     public async Task WaitForAgentAsync(TimeSpan bound)
@@ -129,26 +125,14 @@ internal sealed partial class RealGuest : IAsyncDisposable
         }
     }
 
-    /// <summary>The run-state events seen so far, in order.</summary>
-    public List<string> DrainEvents()
-    {
-        var names = new List<string>();
-        while (Events.Reader.TryRead(out QmpEvent? e))
-        {
-            if (e.Name is "STOP" or "RESUME" or "SHUTDOWN" or "RESET" or "POWERDOWN")
-            {
-                names.Add(e.Name);
-            }
-        }
-        return names;
-    }
+    /// <summary>The run-state events seen since the last call, in order.</summary>
+    public List<string> DrainEvents() => Observer.DrainEvents();
 
     /// <summary>The guest's serial console so far (for failure messages).</summary>
     public string Console() => File.Exists(ConsoleLog) ? File.ReadAllText(ConsoleLog) : "";
 
     public async ValueTask DisposeAsync()
     {
-        Events.Dispose();
         await Observer.DisposeAsync();
         await Process.DisposeAsync();
     }
