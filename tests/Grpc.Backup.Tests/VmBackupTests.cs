@@ -260,7 +260,8 @@ public sealed class VmBackupTests
         BackupAsync(connection, guest.Guest, work, bandwidthLimit, progress, logger);
 
     internal static async Task<VmBackupResult> BackupAsync(ProviderConnection connection, Orchestrator.Inventory.VmGuest guest,
-        TempDirectory work, ulong bandwidthLimit = 0, IProgress<Progress>? progress = null, Microsoft.Extensions.Logging.ILogger<VmBackupRunner>? logger = null)
+        TempDirectory work, ulong bandwidthLimit = 0, IProgress<Progress>? progress = null, Microsoft.Extensions.Logging.ILogger<VmBackupRunner>? logger = null,
+        VmBackupMode mode = VmBackupMode.Snapshot)
     {
         Directory.CreateDirectory(work.File("fleece"));
         Directory.CreateDirectory(work.File("run"));
@@ -276,6 +277,7 @@ public sealed class VmBackupTests
                     LockDirectory = work.File("locks"),
                     BandwidthLimit = bandwidthLimit,
                     Progress = progress,
+                    Mode = mode,
                     // The test agent hashes every disk while frozen (to record the instant); on a loaded machine that
                     // takes longer than a real agent's freeze, and a fallback would make the recorded instant stale.
                     AgentTimeout = TimeSpan.FromSeconds(60),

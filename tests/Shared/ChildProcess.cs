@@ -85,6 +85,16 @@ internal sealed class ChildProcess : IAsyncDisposable
         return (child._process.ExitCode, child.StandardOutput, child.StandardError);
     }
 
+    /// <summary>Runs a command to completion; a non-zero exit is an <see cref="InvalidOperationException"/> with its stderr.</summary>
+    public static async Task RunCheckedAsync(string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null)
+    {
+        var (exitCode, _, stderr) = await RunAsync(fileName, arguments, timeout: timeout);
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"{fileName} failed ({exitCode}): {stderr}");
+        }
+    }
+
     public async Task WaitForFileAsync(string path, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

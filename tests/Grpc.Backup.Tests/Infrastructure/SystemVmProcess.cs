@@ -1,5 +1,4 @@
 using Grpc.Backup.Orchestrator.Inventory;
-using Grpc.Backup.Qemu;
 
 namespace Grpc.Backup.Tests.Infrastructure;
 
@@ -10,12 +9,11 @@ namespace Grpc.Backup.Tests.Infrastructure;
 /// </summary>
 internal sealed class SystemVmProcess : IAsyncDisposable
 {
-    private SystemVmProcess(string directory, ChildProcess process, QmpClient observer, QmpEventSubscription events)
+    private SystemVmProcess(string directory, ChildProcess process, RunStateObserver observer)
     {
         Directory = directory;
         Process = process;
         Observer = observer;
-        Events = events;
     }
 
     public string Directory { get; }
@@ -23,9 +21,7 @@ internal sealed class SystemVmProcess : IAsyncDisposable
     public ChildProcess Process { get; }
 
     /// <summary>The test's own monitor: it sees STOP, RESUME, SHUTDOWN and RESET as they happen.</summary>
-    public QmpClient Observer { get; }
-
-    public QmpEventSubscription Events { get; }
+    public RunStateObserver Observer { get; }
 
     public string ImagePath => Path.Combine(Directory, "disk0.qcow2");
 
@@ -35,8 +31,8 @@ internal sealed class SystemVmProcess : IAsyncDisposable
     {
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "inventory"));
         string image = Path.Combine(directory, "disk0.qcow2");
-        await RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", image, "32M"]);
-        await RunAsync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 1M 8M", "-c", "write -P 0xa5 20M 3M", image]);
+        await ChildProcess.RunCheckedAsync("qemu-img", ["create", "-q", "-f", "qcow2", image, "32M"]);
+        await ChildProcess.RunCheckedAsync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 1M 8M", "-c", "write -P 0xa5 20M 3M", image]);
         File.WriteAllText(Path.Combine(directory, "inventory", "200.conf"), $"""
             type: vm
             name: tcg-200
@@ -56,39 +52,17 @@ internal sealed class SystemVmProcess : IAsyncDisposable
             "-device", "virtio-blk-pci,drive=top0,id=vda",
         ]);
         await process.WaitForFileAsync(Path.Combine(directory, "observe.sock"), TimeSpan.FromSeconds(30));
-        QmpClient observer = await QmpClient.ConnectAsync(Path.Combine(directory, "observe.sock"));
-        return new SystemVmProcess(directory, process, observer, observer.SubscribeEvents());
+        return new SystemVmProcess(directory, process, await RunStateObserver.ConnectAsync(Path.Combine(directory, "observe.sock")));
     }
 
-    public async Task<string> StatusAsync() => (string)(await Observer.ExecuteAsync("query-status"))!["status"]!;
+    public Task<string> StatusAsync() => Observer.StatusAsync();
 
     /// <summary>The run-state events seen so far, in order.</summary>
-    public List<string> DrainEvents()
-    {
-        var names = new List<string>();
-        while (Events.Reader.TryRead(out QmpEvent? e))
-        {
-            if (e.Name is "STOP" or "RESUME" or "SHUTDOWN" or "RESET" or "POWERDOWN")
-            {
-                names.Add(e.Name);
-            }
-        }
-        return names;
-    }
+    public List<string> DrainEvents() => Observer.DrainEvents();
 
     public async ValueTask DisposeAsync()
     {
-        Events.Dispose();
         await Observer.DisposeAsync();
         await Process.DisposeAsync();
-    }
-
-    private static async Task RunAsync(string file, string[] arguments)
-    {
-        var (exitCode, _, stderr) = await ChildProcess.RunAsync(file, arguments);
-        if (exitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} failed: {stderr}");
-        }
     }
 }
