@@ -66,6 +66,68 @@ public sealed class ClusterTests
         Assert.True(parallel > 0, $"with cluster-max-backups 4 no backups overlapped ({parallel} ms): the measure is blind");
     }
 
+    [Fact]
+    public async Task A_host_killed_while_holding_the_slot_frees_it_with_its_lease_and_recovers_at_its_next_start()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var hostA = ServiceProcess.Create();
+        await using var hostB = ServiceProcess.Create();
+        await using var guest100 = await DemoGuestProcess.StartAsync(hostA.Root.File("g100"));
+        await using var guest200 = await DemoGuestProcess.StartAsync(hostB.Root.File("g200"), "--guest-id", "200");
+        hostA.AddGuest(guest100);
+        hostB.AddGuest(guest200, "200");
+        string endpoints = string.Join(' ', etcd.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
+        string hookLog = hostB.Root.File("hook.log");
+        foreach (var (host, node) in new[] { (hostA, "host-a"), (hostB, "host-b") })
+        {
+            host.WriteConfig("storages/dir.conf", $"endpoint: {provider.Endpoint}\ncluster-max-backups: 1\n");
+            host.WriteConfig("jobs/all.conf", $"storage: dir\nguests: all\nfleecing-dir: {host.FleecingDirectory}\nhook: {HookScript.Create(host.Root.Path, hookLog)}\n");
+            host.WriteConfig("host.conf", $"node: {node}\ncluster-endpoints: {endpoints}\ncluster-lease-ttl: 4\n");
+        }
+        string pause = hostA.Root.File("paused");
+        await hostA.StartAsync(new Dictionary<string, string?>
+        {
+            // Mid-backup: the data is stored, the provider has not committed it.
+            ["GRPC_BACKUPD_TEST_PAUSE_AT"] = "stored; BackupCleanup(success=true) decides",
+            ["GRPC_BACKUPD_TEST_PAUSE_FILE"] = pause,
+        });
+        await hostB.StartAsync();
+        foreach (var host in new[] { hostA, hostB })
+        {
+            await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("joined the cluster", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+                "the host joining the cluster");
+        }
+
+        // host-a takes the storage's only slot and stops in the middle of its backup.
+        var (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all", "--no-wait");
+        Assert.True(exit == 0, stderr + stdout);
+        await Poll.UntilAsync(() => Task.FromResult(File.Exists(pause)), TimeSpan.FromMinutes(2), "host-a holding the slot");
+        // host-b's backup takes its host slot, then waits for the storage slot host-a holds.
+        Task<(int, string, string)> backupB = hostB.CliAsync("backup", "--job", "all");
+        await Poll.UntilAsync(async () => (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/slots/host/host-b/")).Stdout.Contains("/0", StringComparison.Ordinal),
+            TimeSpan.FromMinutes(2), "host-b waiting for the storage slot");
+        Assert.Contains("host-a", (await etcd.CtlAsync("get", "--prefix", "/grpc-backup/slots/storage/dir/")).Stdout, StringComparison.Ordinal);
+
+        long killedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await hostA.KillAsync();
+        File.Delete(pause);
+        (exit, stdout, stderr) = await backupB.WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(exit == 0, stderr + stdout + hostB.Log);
+        HookCall start = HookScript.Read(hookLog).Single(c => c.Phase == "backup-start" && c.Guest == "200");
+        Assert.True(start.TimeMs >= killedMs, $"host-b started its backup {killedMs - start.TimeMs} ms before host-a died: the slot was not held");
+        // Nothing of host-a is left in etcd once its lease has expired.
+        string left = (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/")).Stdout;
+        Assert.DoesNotContain("host-a", left, StringComparison.Ordinal);
+
+        // host-a's next start recovers as a host alone does (BackupCleanup(failure) of the interrupted backup), rejoins
+        // and backs up.
+        await hostA.StartAsync();
+        Assert.Contains("Recovered 1 backup(s)", hostA.Process!.StandardError, StringComparison.Ordinal);
+        (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all");
+        Assert.True(exit == 0, stderr + stdout + hostA.Log);
+    }
+
     /// <summary>The longest time any two guests' backup-start..backup-end intervals overlapped (negative: the smallest gap).</summary>
     private static double MaxOverlapMs(IReadOnlyList<HookCall> calls)
     {
