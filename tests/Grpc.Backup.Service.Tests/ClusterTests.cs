@@ -25,7 +25,6 @@ public sealed class ClusterTests
         hostA.AddGuest(guest101, "101");
         hostB.AddGuest(guest200, "200");
         hostB.AddGuest(guest201, "201");
-        string endpoints = string.Join(' ', etcd.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
 
         async Task<double> RunBothAsync(uint clusterMax)
         {
@@ -36,16 +35,10 @@ public sealed class ClusterTests
                 File.Delete(hookLog);
                 logs.Add(hookLog);
                 // Each host alone would run both its guests at once (2 host slots, 2 storage slots): only the cluster limit serialises.
-                host.WriteConfig("storages/dir.conf", $"endpoint: {provider.Endpoint}\nmax-concurrent: 2\ncluster-max-backups: {clusterMax}\n");
-                host.WriteConfig("jobs/all.conf", $"storage: dir\nguests: all\nfleecing-dir: {host.FleecingDirectory}\nhook: {HookScript.Create(host.Root.Path, hookLog)}\n");
-                host.WriteConfig("host.conf", $"node: {node}\nmax-backups: 2\ncluster-endpoints: {endpoints}\ncluster-lease-ttl: 5\n");
+                Configure(host, node, etcd, provider, hookLog, $"max-concurrent: 2\ncluster-max-backups: {clusterMax}\n", "max-backups: 2\n");
                 await host.StartAsync();
             }
-            foreach (var host in new[] { hostA, hostB })
-            {
-                await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("joined the cluster", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
-                    "the host joining the cluster");
-            }
+            await WaitJoinedAsync(hostA, hostB);
             var runs = await Task.WhenAll(hostA.CliAsync("backup", "--job", "all"), hostB.CliAsync("backup", "--job", "all"));
             foreach (var (exit, stdout, stderr) in runs)
             {
@@ -77,14 +70,9 @@ public sealed class ClusterTests
         await using var guest200 = await DemoGuestProcess.StartAsync(hostB.Root.File("g200"), "--guest-id", "200");
         hostA.AddGuest(guest100);
         hostB.AddGuest(guest200, "200");
-        string endpoints = string.Join(' ', etcd.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
         string hookLog = hostB.Root.File("hook.log");
-        foreach (var (host, node) in new[] { (hostA, "host-a"), (hostB, "host-b") })
-        {
-            host.WriteConfig("storages/dir.conf", $"endpoint: {provider.Endpoint}\ncluster-max-backups: 1\n");
-            host.WriteConfig("jobs/all.conf", $"storage: dir\nguests: all\nfleecing-dir: {host.FleecingDirectory}\nhook: {HookScript.Create(host.Root.Path, hookLog)}\n");
-            host.WriteConfig("host.conf", $"node: {node}\ncluster-endpoints: {endpoints}\ncluster-lease-ttl: 4\n");
-        }
+        Configure(hostA, "host-a", etcd, provider, hookLog, "cluster-max-backups: 1\n", "");
+        Configure(hostB, "host-b", etcd, provider, hookLog, "cluster-max-backups: 1\n", "");
         string pause = hostA.Root.File("paused");
         await hostA.StartAsync(new Dictionary<string, string?>
         {
@@ -93,11 +81,7 @@ public sealed class ClusterTests
             ["GRPC_BACKUPD_TEST_PAUSE_FILE"] = pause,
         });
         await hostB.StartAsync();
-        foreach (var host in new[] { hostA, hostB })
-        {
-            await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("joined the cluster", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
-                "the host joining the cluster");
-        }
+        await WaitJoinedAsync(hostA, hostB);
 
         // host-a takes the storage's only slot and stops in the middle of its backup.
         var (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all", "--no-wait");
@@ -126,6 +110,26 @@ public sealed class ClusterTests
         Assert.Contains("Recovered 1 backup(s)", hostA.Process!.StandardError, StringComparison.Ordinal);
         (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all");
         Assert.True(exit == 0, stderr + stdout + hostA.Log);
+    }
+
+    /// <summary>One host of the cluster: the shared storage, a job over all its guests with the hook, etcd with a 4 s lease.</summary>
+    private static void Configure(ServiceProcess host, string node, EtcdCluster etcd, DirectoryProviderProcess provider, string hookLog,
+        string storageLines, string hostLines)
+    {
+        string endpoints = string.Join(' ', etcd.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
+        host.WriteConfig("storages/dir.conf", $"endpoint: {provider.Endpoint}\n{storageLines}");
+        host.WriteConfig("jobs/all.conf", $"storage: dir\nguests: all\nfleecing-dir: {host.FleecingDirectory}\nhook: {HookScript.Create(host.Root.Path, hookLog)}\n");
+        host.WriteConfig("host.conf", $"node: {node}\n{hostLines}cluster-endpoints: {endpoints}\ncluster-lease-ttl: 4\n");
+    }
+
+    /// <summary>Until each host's current process has joined (its session is live, so backups may take slots).</summary>
+    private static async Task WaitJoinedAsync(params ServiceProcess[] hosts)
+    {
+        foreach (ServiceProcess host in hosts)
+        {
+            await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("joined the cluster", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(60), "the host joining the cluster");
+        }
     }
 
     /// <summary>The longest time any two guests' backup-start..backup-end intervals overlapped (negative: the smallest gap).</summary>

@@ -18,13 +18,7 @@ internal sealed class EtcdKeys(EtcdClient client)
     {
         ByteString keyBytes = ByteString.CopyFromUtf8(key);
         var txn = new TxnRequest();
-        txn.Compare.Add(new Compare
-        {
-            Key = keyBytes,
-            Target = Compare.Types.CompareTarget.Create,
-            Result = Compare.Types.CompareResult.Equal,
-            CreateRevision = 0,
-        });
+        txn.Compare.Add(CreatedAt(keyBytes, 0));
         txn.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = keyBytes, Value = ByteString.CopyFromUtf8(value), Lease = lease } });
         txn.Failure.Add(new RequestOp { RequestRange = new RangeRequest { Key = keyBytes } });
         TxnResponse response = await Client.TransactionAsync(txn, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -42,13 +36,7 @@ internal sealed class EtcdKeys(EtcdClient client)
     {
         ByteString keyBytes = ByteString.CopyFromUtf8(key);
         var txn = new TxnRequest();
-        txn.Compare.Add(new Compare
-        {
-            Key = keyBytes,
-            Target = Compare.Types.CompareTarget.Create,
-            Result = Compare.Types.CompareResult.Equal,
-            CreateRevision = createRevision,
-        });
+        txn.Compare.Add(CreatedAt(keyBytes, createRevision));
         txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = keyBytes } });
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await Client.TransactionAsync(txn, cancellationToken: timeout.Token).ConfigureAwait(false);
@@ -69,6 +57,15 @@ internal sealed class EtcdKeys(EtcdClient client)
         }, cancellationToken: cancellationToken).ConfigureAwait(false);
         return ([.. response.Kvs], response.Header.Revision);
     }
+
+    /// <summary>The comparison "the key was created at <paramref name="revision"/>" (0: the key does not exist).</summary>
+    private static Compare CreatedAt(ByteString key, long revision) => new()
+    {
+        Key = key,
+        Target = Compare.Types.CompareTarget.Create,
+        Result = Compare.Types.CompareResult.Equal,
+        CreateRevision = revision,
+    };
 
     /// <summary>The range end that covers every key starting with <paramref name="prefix"/> (its last byte plus one).</summary>
     public static string RangeEnd(string prefix) => prefix[..^1] + (char)(prefix[^1] + 1);
