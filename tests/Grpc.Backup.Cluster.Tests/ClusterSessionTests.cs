@@ -114,6 +114,27 @@ public sealed class ClusterSessionTests
     }
 
     [Fact]
+    public async Task WorkGoesOnThroughTheOtherMembersWhenOneDies()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync(members: 3);
+        await using ClusterSession a = await JoinAsync(etcd, "host-a", TimeSpan.FromSeconds(6));
+        await using (ClusterSlot before = await a.AcquireSlotAsync("shared", 1, 1))
+        {
+            Assert.True(before.Revision > 0);
+        }
+        // kill -9 of the first member, the one the client's channel was likely using.
+        etcd.Members[0].Process!.Signal("KILL");
+        await etcd.Members[0].Process!.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        await using ClusterSlot after = await a.AcquireSlotAsync("shared", 1, 1).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(after.Revision > 0);
+        // The lease is still renewed through the survivors: two whole TTLs later the session is alive and holds the slot.
+        DateTime until = DateTime.UtcNow + TimeSpan.FromSeconds(12);
+        await Poll.UntilAsync(() => Task.FromResult(DateTime.UtcNow > until || a.Lost.IsCancellationRequested), TimeSpan.FromSeconds(60), "two TTLs passing");
+        Assert.False(a.Lost.IsCancellationRequested, "the session was lost with one of three members down");
+        Assert.Equal(["host-a"], (await a.ListSlotsAsync("storage/shared")).Values);
+    }
+
+    [Fact]
     public async Task TheElectionPicksExactlyOneAndPassesOnWhenTheLeaderGoes()
     {
         await using EtcdCluster etcd = await EtcdCluster.StartAsync();
