@@ -12,12 +12,13 @@ namespace Grpc.Backup.Providers.Directory;
 /// overlays); container trees as zstd-compressed pax tars (<c>DirectoryBackupService.Container.cs</c>).
 /// </summary>
 internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupSessionTable sessions, BackupCoordinator coordinator,
-    VmBackupRun vmBackup, ContainerBackupRun containerBackup, DirectoryRepositoryOptions options, ProviderFds fds) : Protocol.V1.Backup.BackupBase
+    VmBackupRun vmBackup, ContainerBackupRun containerBackup, DirectoryRepositoryOptions options, ProviderFds fds, FencingLedger fencing)
+    : Protocol.V1.Backup.BackupBase
 {
     /// <summary>A task log is text; anything bigger than this is cut rather than filling the repository.</summary>
     private const long MaxLogBytes = 256L * 1024 * 1024;
 
-    public override Task<JobInitResponse> JobInit(JobInitRequest request, ServerCallContext context)
+    public override async Task<JobInitResponse> JobInit(JobInitRequest request, ServerCallContext context)
     {
         if (!ProtocolNames.IsValidOperationId(request.JobId))
         {
@@ -34,13 +35,15 @@ internal sealed partial class DirectoryBackupService(ArchiveStore store, BackupS
                 : ProviderErrors.Create(ErrorReason.RepositoryUnreachable,
                     $"the repository {store.Root} is not writable: {e.Message}");
         }
+        await fencing.AdmitAsync(request.JobId, request.Options, context.CancellationToken);
         sessions.AddJob(request.JobId);
-        return Task.FromResult(new JobInitResponse());
+        return new JobInitResponse();
     }
 
     public override async Task<JobCleanupResponse> JobCleanup(JobCleanupRequest request, ServerCallContext context)
     {
         await coordinator.CleanupJobAsync(request.JobId, context.CancellationToken);
+        fencing.Forget(request.JobId);
         return new JobCleanupResponse();
     }
 

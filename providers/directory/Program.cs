@@ -27,6 +27,7 @@ return await ProviderHost.RunAsync("grpc-backup-provider-directory", async () =>
     builder.Services.AddSingleton<GuestLocks>();
     builder.Services.AddSingleton<QemuTools>();
     builder.Services.AddSingleton<BackupSessionTable>();
+    builder.Services.AddSingleton<FencingLedger>();
     builder.Services.AddSingleton<RestoreSessionTable>();
     builder.Services.AddSingleton<BackupCoordinator>();
     builder.Services.AddSingleton<ArchiveDeleter>();

@@ -74,7 +74,7 @@ public sealed class SshRepositoryTests
     [Fact]
     public async Task An_unreachable_ssh_repository_fails_JobInit_clearly()
     {
-        int closedPort = SshServer.FreePort();
+        int closedPort = LoopbackPorts.Free();
         await using BorgProvider provider = await BorgProvider.StartAsync($"ssh://root@127.0.0.1:{closedPort}/srv/borg", async p =>
         {
             System.IO.Directory.CreateDirectory(p.Private("ssh"));

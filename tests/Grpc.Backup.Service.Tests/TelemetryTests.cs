@@ -20,7 +20,7 @@ public sealed class TelemetryTests
         await using var guest = await DemoGuestProcess.StartAsync(service.Root.File("guest"));
         await using var provider = await DirectoryProviderProcess.StartAsync();
         using var collector = HttpReceiver.Start();
-        int metricsPort = HttpReceiver.FreePort();
+        int metricsPort = LoopbackPorts.Free();
         service.AddGuest(guest);
         service.AddDirectoryStorage("dir", provider);
         service.WriteConfig("host.conf", $"metrics-listen: 127.0.0.1:{metricsPort}\notlp-endpoint: {collector.Url}\n");

@@ -10,7 +10,7 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// The lifecycle of guest backups around the data copy: creating the archive (BackupInit), finishing it durably or
 /// removing it (BackupCleanup), and winding up what a job left behind (JobCleanup).
 /// </summary>
-internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks locks, BackupSessionTable sessions,
+internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks locks, BackupSessionTable sessions, FencingLedger fencing,
     TimeProvider timeProvider, ILogger<BackupCoordinator> logger)
 {
     /// <summary>Notes longer than this are cut (UpdateBackupAttributes has the same limit).</summary>
@@ -40,6 +40,7 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
             return Repeat(known, request);
         }
 
+        await fencing.CheckAsync(request.JobId, cancellationToken);
         using IDisposable guestLock = await locks.AcquireAsync(request.GuestId, cancellationToken);
         if (sessions.TryGet(request.BackupId, out known))
         {
@@ -93,6 +94,17 @@ internal sealed partial class BackupCoordinator(ArchiveStore store, GuestLocks l
                     $"no data was stored for backup '{request.BackupId}'; the archive was removed");
         }
 
+        try
+        {
+            await fencing.CheckAsync(session.JobId, cancellationToken);
+        }
+        catch (RpcException)
+        {
+            // A stale holder's data never becomes a listed backup.
+            guestLock.Dispose();
+            await DiscardAsync(session, "stale fencing token at commit", cancellationToken);
+            throw;
+        }
         try
         {
             BackupStats stats = Finish(session);

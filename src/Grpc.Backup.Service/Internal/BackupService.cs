@@ -76,6 +76,12 @@ internal static class BackupService
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TaskRegistry>();
         builder.Services.AddSingleton<JobEngine>();
+        if (config.Host.Cluster is not null)
+        {
+            // Without cluster-endpoints nothing of the cluster exists: JobEngine gets no membership and runs alone.
+            builder.Services.AddSingleton<Cluster.ClusterMembership>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<Cluster.ClusterMembership>());
+        }
         builder.Services.AddSingleton<StateRetention>();
         builder.Services.AddHostedService(services => services.GetRequiredService<StateRetention>());
         builder.Services.AddSingleton<Notifications.JobNotifier>(_ => new Notifications.JobNotifier());

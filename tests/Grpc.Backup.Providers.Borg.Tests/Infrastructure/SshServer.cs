@@ -47,7 +47,7 @@ internal sealed class SshServer : IAsyncDisposable
             System.IO.Directory.CreateDirectory("/run/sshd");
             await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gbt-host", "-f", directory.File("host_ed25519"));
             string hostKey = (await File.ReadAllTextAsync(directory.File("host_ed25519.pub"))).Trim();
-            int port = FreePort();
+            int port = LoopbackPorts.Free();
             await File.WriteAllTextAsync(directory.File("authorized_keys"), "");
             await File.WriteAllTextAsync(directory.File("sshd_config"), $"""
                 ListenAddress 127.0.0.1
@@ -115,16 +115,6 @@ internal sealed class SshServer : IAsyncDisposable
         ["BORG_PASSCOMMAND"] = "cat " + passphraseFile,
         ["BORG_PASSPHRASE"] = null,
     };
-
-    /// <summary>A TCP port on 127.0.0.1 nothing listens on right now.</summary>
-    public static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
-    }
 
     private async Task WaitUntilListeningAsync()
     {

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 
 namespace Grpc.Backup.Service.Tests.Infrastructure;
 
@@ -26,15 +25,7 @@ internal sealed class HttpReceiver : IDisposable
 
     public ConcurrentQueue<ReceivedRequest> Requests { get; } = new();
 
-    public static HttpReceiver Start() => new(FreePort());
-
-    /// <summary>A loopback port nobody listens on right now.</summary>
-    public static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
+    public static HttpReceiver Start() => new(LoopbackPorts.Free());
 
     public void AnswerNext(params int[] statusCodes)
     {

@@ -18,6 +18,8 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 ///                                         # no data to a restore; 0: no limit
 /// fleecing-reserve: 256M                  # free space the fleecing filesystem keeps; below it the backup aborts; 0: off
 /// agent-timeout: 10                       # seconds the guest agent has to freeze; then the backup is crash-consistent
+/// cluster-endpoints: https://10.0.0.1:2379 # etcd: this host is one of a cluster (ClusterSettings; cluster-ca, -cert,
+///                                         # -key, -lease-ttl); without it the host runs alone
 /// </code>
 /// The history limits are applied after every run and prune; a run still running is never removed. Records of backups
 /// (checksums, verifications, manifests) are not history: they go when the backup goes.
@@ -45,6 +47,9 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     /// <summary>How long the guest agent has to freeze before the backup falls back to crash consistency.</summary>
     public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The cluster this host belongs to (etcd); null: the host runs alone.</summary>
+    public ClusterSettings? Cluster { get; init; }
+
     public static HostSettings Default(string stateDirectory) =>
         new(Environment.MachineName, 1, Path.Combine(stateDirectory, "fleecing"), "/var/tmp");
 
@@ -52,7 +57,10 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
     {
         HostSettings settings = Default(stateDirectory);
         string? node = null, maxBackups = null, fleecing = null, temporary = null, metrics = null, otlp = null, keepDays = null, keepRuns = null,
-            inactivity = null, reserve = null, agent = null;
+            inactivity = null, reserve = null, agent = null, clusterEndpoints = null, clusterCa = null, clusterCert = null, clusterKey = null, clusterTtl = null;
+        ConfigLine? firstClusterLine = null;
+        IReadOnlyList<Uri> endpoints = [];
+        TimeSpan leaseTtl = ClusterSettings.DefaultLeaseTtl;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -107,11 +115,46 @@ internal sealed record HostSettings(string Node, uint MaxBackups, string Fleecin
                     uint seconds = ConfigValues.Count(line, 3600);
                     settings = settings with { AgentTimeout = seconds == 0 ? throw line.Error("agent-timeout must be at least 1 second") : TimeSpan.FromSeconds(seconds) };
                     break;
+                case "cluster-endpoints":
+                    clusterEndpoints = ConfigValues.Single(line, clusterEndpoints);
+                    endpoints = ClusterSettings.ParseEndpoints(line);
+                    break;
+                case "cluster-ca":
+                    firstClusterLine ??= line;
+                    clusterCa = ConfigValues.AbsolutePath(line, ConfigValues.Single(line, clusterCa));
+                    break;
+                case "cluster-cert":
+                    firstClusterLine ??= line;
+                    clusterCert = ConfigValues.AbsolutePath(line, ConfigValues.Single(line, clusterCert));
+                    break;
+                case "cluster-key":
+                    firstClusterLine ??= line;
+                    clusterKey = ConfigValues.TrustedFile(line, ConfigValues.AbsolutePath(line, ConfigValues.Single(line, clusterKey)), executable: false, secret: true);
+                    break;
+                case "cluster-lease-ttl":
+                    firstClusterLine ??= line;
+                    clusterTtl = ConfigValues.Single(line, clusterTtl);
+                    uint ttl = ConfigValues.Count(line, 300);
+                    leaseTtl = ttl < 2 ? throw line.Error("cluster-lease-ttl must be at least 2 seconds") : TimeSpan.FromSeconds(ttl);
+                    break;
                 default:
                     throw line.Error($"unknown key '{line.Key}' (host.conf knows node, max-backups, fleecing-dir, tmp-dir, metrics-listen, otlp-endpoint, "
-                        + "history-keep-days, history-keep-runs, provider-inactivity-timeout, fleecing-reserve, agent-timeout)");
+                        + "history-keep-days, history-keep-runs, provider-inactivity-timeout, fleecing-reserve, agent-timeout, cluster-endpoints, "
+                        + "cluster-ca, cluster-cert, cluster-key, cluster-lease-ttl)");
             }
         }
-        return settings;
+        if (clusterEndpoints is null)
+        {
+            return firstClusterLine is { } stray ? throw stray.Error($"'{stray.Key}' needs cluster-endpoints (without it this host runs alone)") : settings;
+        }
+        if (clusterCert is null != clusterKey is null)
+        {
+            throw new ConfigException(file, 0, "cluster-cert and cluster-key go together");
+        }
+        if (endpoints[0].Scheme == Uri.UriSchemeHttp && (clusterCa ?? clusterCert) is not null)
+        {
+            throw new ConfigException(file, 0, "cluster-ca, cluster-cert and cluster-key need https:// cluster-endpoints");
+        }
+        return settings with { Cluster = new ClusterSettings(endpoints, clusterCa, clusterCert, clusterKey, leaseTtl) };
     }
 }

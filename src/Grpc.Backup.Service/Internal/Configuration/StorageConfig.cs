@@ -9,13 +9,17 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// endpoint: unix:/run/grpc-backup/directory.sock    # or: unit: grpc-backup-provider-directory.socket
 /// option: compression=zstd                         # passed to the provider in JobInit, one per line
 /// secret: password /etc/grpc-backup/secrets/borg   # a root-only file the provider reads; only its path is passed
-/// max-concurrent: 1                                # guest backups at once into this repository
+/// max-concurrent: 1                                # guest backups at once into this repository from this host
+/// cluster-max-backups: 2                           # in a cluster: from all hosts together (default: max-concurrent)
 /// </code>
 /// </summary>
 /// <param name="Name">The file name without <c>.conf</c>; it also names the guests' dirty bitmaps.</param>
 internal sealed record StorageConfig(string Name, ProviderEndpoint Endpoint, IReadOnlyDictionary<string, string> Options,
     uint MaxConcurrent, string File)
 {
+    /// <summary>Guest backups at once into this storage from the whole cluster (etcd slots); unused on a host alone.</summary>
+    public uint ClusterMaxBackups { get; init; } = MaxConcurrent;
+
     public static StorageConfig Parse(string file, string text)
     {
         string name = Path.GetFileNameWithoutExtension(file);
@@ -26,8 +30,8 @@ internal sealed record StorageConfig(string Name, ProviderEndpoint Endpoint, IRe
         ProviderEndpoint? endpoint = null;
         ConfigLine? endpointLine = null;
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        string? maxConcurrent = null;
-        uint max = 1;
+        string? maxConcurrent = null, clusterMax = null;
+        uint max = 1, clusterLimit = 0;
         foreach (ConfigLine line in ConfigLine.Parse(file, text))
         {
             switch (line.Key)
@@ -47,6 +51,10 @@ internal sealed record StorageConfig(string Name, ProviderEndpoint Endpoint, IRe
                         throw line.Error($"expected 'option: key=value', got '{line.Value}'");
                     }
                     string key = line.Value[..eq].Trim();
+                    if (key == Protocol.FencingToken.OptionName)
+                    {
+                        throw line.Error($"option '{key}' is the cluster's: the service sets it from the slot each backup holds");
+                    }
                     if (key.EndsWith("-file", StringComparison.Ordinal) || key.Contains("password", StringComparison.OrdinalIgnoreCase))
                     {
                         throw line.Error($"option '{key}' looks like a secret; secrets go in a root-only file named with 'secret: NAME /path'");
@@ -77,13 +85,21 @@ internal sealed record StorageConfig(string Name, ProviderEndpoint Endpoint, IRe
                         throw line.Error("max-concurrent must be at least 1");
                     }
                     break;
+                case "cluster-max-backups":
+                    clusterMax = ConfigValues.Single(line, clusterMax);
+                    clusterLimit = ConfigValues.Count(line, 1024);
+                    if (clusterLimit == 0)
+                    {
+                        throw line.Error("cluster-max-backups must be at least 1");
+                    }
+                    break;
                 default:
-                    throw line.Error($"unknown key '{line.Key}' (a storage knows endpoint, unit, option, secret, max-concurrent)");
+                    throw line.Error($"unknown key '{line.Key}' (a storage knows endpoint, unit, option, secret, max-concurrent, cluster-max-backups)");
             }
         }
         return endpoint is null
             ? throw new ConfigException(file, 0, "missing 'endpoint: unix:/path/to/provider.sock' (or 'unit: NAME.socket')")
-            : new StorageConfig(name, endpoint, options, max, file);
+            : new StorageConfig(name, endpoint, options, max, file) { ClusterMaxBackups = clusterLimit == 0 ? max : clusterLimit };
     }
 
     private static ProviderEndpoint ParseEndpoint(ConfigLine line)

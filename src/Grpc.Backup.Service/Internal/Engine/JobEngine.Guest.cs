@@ -30,6 +30,8 @@ internal sealed partial class JobEngine
         string logFile = Path.Combine(paths.LogDirectory, $"{task.Id}-{guest.Id}.log");
         using var guestLog = new GuestLogFile(task, guest.Id, logFile);
         var held = new Stack<IDisposable>();
+        Grpc.Backup.Cluster.ClusterSlot? clusterSlot = null;
+        JobSession? guestJob = null;
         DateTime started = DateTime.UtcNow;
         bool success = false;
         try
@@ -38,13 +40,17 @@ internal sealed partial class JobEngine
             held.Push(await _guestLocks.AcquireAsync("guest:" + guest.Id, 1, cancellationToken));
             held.Push(await _storageSlots.AcquireAsync("storage:" + plan.Storage.Name, plan.Storage.MaxConcurrent, cancellationToken));
             held.Push(await Slots.AcquireAsync(plan.Priority, cancellationToken));
+            if (cluster is not null)
+            {
+                (clusterSlot, guestJob) = await StartClusterJobAsync(task, plan, provider, guest, cancellationToken);
+            }
             started = DateTime.UtcNow;
             result.State = TaskState.Running;
             task.SetGuest(result.Clone());
             catalog.GuestStarted(task.Id, guest.Id, backupId, started);
             await hooks.RunAsync(task, "backup-start", jobId, guest.Id, guest.TypeName);
 
-            GuestOutcome backup = await RunJournaledAsync(task, plan, provider, jobId, backupId, guest, cancellationToken);
+            GuestOutcome backup = await RunJournaledAsync(task, plan, provider, guestJob?.JobId ?? jobId, backupId, guest, cancellationToken);
             result.ArchiveName = backup.Archive;
             result.Consistency = backup.Consistency;
             result.BitmapModes.AddRange(backup.BitmapModes);
@@ -79,6 +85,7 @@ internal sealed partial class JobEngine
         }
         finally
         {
+            await EndClusterJobAsync(task, guest, guestJob, clusterSlot, success, result.Error);
             while (held.TryPop(out IDisposable? lease))
             {
                 lease.Dispose();

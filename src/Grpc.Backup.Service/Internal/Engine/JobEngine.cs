@@ -21,8 +21,13 @@ namespace Grpc.Backup.Service.Internal.Engine;
 /// catalog, backup-end (or backup-abort) hook, log-end hook; then JobCleanup (always, even when JobInit failed) and
 /// the job-end (or job-abort) hook.
 /// </summary>
+/// <remarks>
+/// In a cluster (<paramref name="cluster"/> set) each guest also takes a cluster slot (per host and per storage, in
+/// etcd) after its local gates, and runs in a provider job of its own whose JobInit carries that slot's fencing token:
+/// a token belongs to one slot, and a run's guests hold different slots at different times.
+/// </remarks>
 internal sealed partial class JobEngine(ServiceConfiguration config, ServicePaths paths, CatalogDatabase catalog, TaskRegistry tasks,
-    JobNotifier notifier, StateRetention retention, ILoggerFactory loggerFactory)
+    JobNotifier notifier, StateRetention retention, ILoggerFactory loggerFactory, Cluster.ClusterMembership? cluster = null)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<JobEngine>();
     private readonly KeyedGate _guestLocks = new();
@@ -64,7 +69,10 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             task.SetRunning();
             task.Log("INFO", "", $"job {jobId}: {plan.Guests.Count} guest(s) to storage {plan.Storage.Name}: {string.Join(' ', plan.Guests.Select(g => g.Id))}");
             provider = await ProviderConnection.ConnectAsync(plan.Storage.Endpoint, loggerFactory: loggerFactory, cancellationToken: cancellationToken);
-            session = await JobSession.StartAsync(provider, jobId, plan.Storage.Options, m => task.Log("WARN", "", m), cancellationToken);
+            if (cluster is null)
+            {
+                session = await JobSession.StartAsync(provider, jobId, plan.Storage.Options, m => task.Log("WARN", "", m), cancellationToken);
+            }
             jobInitDone = true;
             await hooks.RunAsync(task, "job-start", jobId);
             bool[] results = await Task.WhenAll(plan.Guests.Select(g => BackupGuestAsync(task, plan, provider, hooks, jobId, g)));

@@ -1,0 +1,37 @@
+using Google.Protobuf;
+using V3Electionpb;
+
+namespace Grpc.Backup.Cluster;
+
+/// <summary>Elections (etcd's Election service) with the session's own lease, never a server-chosen one.</summary>
+public sealed partial class ClusterSession
+{
+    /// <summary>Waits until this node leads <paramref name="election"/> (e.g. <c>scheduler</c>).</summary>
+    public async Task<ClusterLeadership> CampaignAsync(string election, CancellationToken cancellationToken = default)
+    {
+        ThrowIfLost();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Lost);
+        CampaignResponse response = await Keys.Client.CampaignAsync(new CampaignRequest
+        {
+            Name = ByteString.CopyFromUtf8(Key("election/" + election)),
+            Lease = LeaseId,
+            Value = ByteString.CopyFromUtf8(Node),
+        }, cancellationToken: linked.Token).ConfigureAwait(false);
+        return new ClusterLeadership(this, response.Leader);
+    }
+
+    /// <summary>The node leading <paramref name="election"/> now, or null when nobody does.</summary>
+    public async Task<string?> LeaderAsync(string election, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            LeaderResponse response = await Keys.Client.LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(Key("election/" + election)) },
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Kv?.Value.ToStringUtf8();
+        }
+        catch (Grpc.Core.RpcException e) when (e.Status.Detail.Contains("no leader", StringComparison.Ordinal))
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using Grpc.Backup.Cluster.Internal;
+
+namespace Grpc.Backup.Cluster;
+
+/// <summary>
+/// Backup slots: <c>slots/storage/STORAGE/I</c> (cluster-wide, I below the storage's limit) and
+/// <c>slots/host/NODE/I</c> (per host), each a key bound to the holder's lease and created only if absent.
+/// </summary>
+public sealed partial class ClusterSession
+{
+    /// <summary>
+    /// Takes a per-host slot (when <paramref name="hostLimit"/> is above 0), then one of the storage's
+    /// <paramref name="storageLimit"/> cluster-wide slots; waits while all are held. Always in that order: a host's own
+    /// slots are contended only by itself, so no two hosts can wait on each other in a cycle. The returned slot's
+    /// revision is the fencing token. Throws <see cref="ClusterSessionLostException"/> once the lease is lost (fail
+    /// safe: no new backup starts without a live session).
+    /// </summary>
+    public async Task<ClusterSlot> AcquireSlotAsync(string storage, uint storageLimit, uint hostLimit, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(storageLimit);
+        ClusterSlot? host = hostLimit == 0 ? null : await AcquireAsync($"host/{Node}", hostLimit, null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await AcquireAsync($"storage/{storage}", storageLimit, host, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (host is not null)
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>The holders of a scope's slots now (<c>storage/NAME</c> or <c>host/NODE</c>): slot name to node.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> ListSlotsAsync(string scope, CancellationToken cancellationToken = default)
+    {
+        string prefix = Key("slots/");
+        var (kvs, _) = await Keys.RangeAsync(Key($"slots/{scope}/"), cancellationToken).ConfigureAwait(false);
+        return kvs.ToDictionary(kv => kv.Key.ToStringUtf8()[prefix.Length..], kv => kv.Value.ToStringUtf8().Split(':')[0], StringComparer.Ordinal);
+    }
+
+    private async Task<ClusterSlot> AcquireAsync(string scope, uint limit, ClusterSlot? hostSlot, CancellationToken cancellationToken)
+    {
+        string prefix = Key($"slots/{scope}/");
+        string holder = $"{Node}:{Guid.NewGuid():N}";
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Lost);
+        while (true)
+        {
+            ThrowIfLost();
+            cancellationToken.ThrowIfCancellationRequested();
+            var (kvs, revision) = await Keys.RangeAsync(prefix, linked.Token).ConfigureAwait(false);
+            var taken = kvs.Select(kv => kv.Key.ToStringUtf8()[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
+            for (uint i = 0; i < limit; i++)
+            {
+                string index = i.ToString(CultureInfo.InvariantCulture);
+                if (taken.Contains(index))
+                {
+                    continue;
+                }
+                long created = await Keys.TryCreateAsync(prefix + index, holder, LeaseId, linked.Token).ConfigureAwait(false);
+                if (created > 0)
+                {
+                    return new ClusterSlot(Keys, prefix + index, $"{scope}/{index}", created, hostSlot);
+                }
+            }
+            // All held: wait for a delete (a release or an expired lease), bounded so a missed event costs one TTL.
+            await DeleteWatch.WaitAsync(Keys.Client.GetConnection().WatchClient, prefix, revision, Options.LeaseTtl, linked.Token).ConfigureAwait(false);
+        }
+    }
+
+    private void ThrowIfLost()
+    {
+        if (Lost.IsCancellationRequested)
+        {
+            throw new ClusterSessionLostException(Node);
+        }
+    }
+}

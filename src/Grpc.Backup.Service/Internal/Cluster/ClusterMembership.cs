@@ -1,0 +1,94 @@
+using Grpc.Backup.Cluster;
+using Grpc.Backup.Service.Internal.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Grpc.Backup.Service.Internal.Cluster;
+
+/// <summary>
+/// This host's place in the cluster (host.conf <c>cluster-endpoints</c>): keeps one live <see cref="ClusterSession"/>,
+/// registering the configured guests on it, and starts a new one when it is lost (etcd back after an outage, or a
+/// lease that expired while the host was cut off). Backups take their slots through it. Fail safe: without a live
+/// session no slot is granted, so no new backup starts; a backup already running finishes, and the provider's fencing
+/// refuses it if another host took its slot meanwhile.
+/// </summary>
+internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<ClusterMembership> logger) : BackgroundService
+{
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+    private readonly ClusterSettings _settings = config.Host.Cluster ?? throw new InvalidOperationException("no cluster is configured");
+    private volatile ClusterSession? _session;
+
+    /// <summary>
+    /// Takes a per-host slot (host.conf <c>max-backups</c>) and one of the storage's cluster-wide slots
+    /// (<c>cluster-max-backups</c>). Waits up to one lease TTL for a live session; then fails: no backup starts
+    /// without etcd.
+    /// </summary>
+    public async Task<ClusterSlot> AcquireSlotAsync(StorageConfig storage, CancellationToken cancellationToken)
+    {
+        DateTime deadline = DateTime.UtcNow + _settings.LeaseTtl;
+        while (true)
+        {
+            ClusterSession? session = _session;
+            if (session is not null && !session.Lost.IsCancellationRequested)
+            {
+                try
+                {
+                    return await session.AcquireSlotAsync(storage.Name, storage.ClusterMaxBackups, config.Host.MaxBackups, cancellationToken);
+                }
+                catch (ClusterSessionLostException) when (DateTime.UtcNow < deadline)
+                {
+                    // A new session is on its way; take the slot under it.
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && session.Lost.IsCancellationRequested)
+                {
+                    // Lost while waiting for a slot: the slot must come from the next session.
+                }
+            }
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)}): no new backup starts without it");
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            ClusterSession? session = null;
+            try
+            {
+                session = await ClusterSession.ConnectAsync(_settings.ToOptions(config.Host.Node), logger, stoppingToken);
+                await session.RegisterGuestsAsync(config.Guests.Keys, stoppingToken);
+                _session = session;
+                logger.LogInformation("joined the cluster as {Node} (lease {Lease:x})", session.Node, session.LeaseId);
+                using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, session.Lost);
+                await Task.Delay(Timeout.Infinite, lost.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                if (!stoppingToken.IsCancellationRequested)
+                {
+                    logger.LogWarning("cluster session lost: no new backup starts until etcd answers again");
+                }
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning("joining the cluster failed: {Error}", e.Message);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                _session = null;
+                if (session is not null)
+                {
+                    await session.DisposeAsync();
+                }
+            }
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                await Task.Delay(RetryDelay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using Grpc.Backup.Cluster.Tests.Infrastructure;
+using Grpc.Backup.Service.Tests.Infrastructure;
+
+namespace Grpc.Backup.Service.Tests;
+
+/// <summary>
+/// Two grpc-backupd "hosts", each with its own configuration, state, sockets and demo guests, in one cluster over a
+/// real etcd 3.4, backing up into one shared directory provider: the storage's cluster-wide limit is measured from the
+/// hooks' backup-start/backup-end times of both hosts together.
+/// </summary>
+public sealed class ClusterTests
+{
+    [Fact]
+    public async Task A_storages_cluster_limit_holds_across_two_hosts_and_each_backup_carries_its_fencing_token()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var hostA = ServiceProcess.Create();
+        await using var hostB = ServiceProcess.Create();
+        await using var guest100 = await DemoGuestProcess.StartAsync(hostA.Root.File("g100"));
+        await using var guest101 = await DemoGuestProcess.StartAsync(hostA.Root.File("g101"), "--guest-id", "101");
+        await using var guest200 = await DemoGuestProcess.StartAsync(hostB.Root.File("g200"), "--guest-id", "200");
+        await using var guest201 = await DemoGuestProcess.StartAsync(hostB.Root.File("g201"), "--guest-id", "201");
+        hostA.AddGuest(guest100);
+        hostA.AddGuest(guest101, "101");
+        hostB.AddGuest(guest200, "200");
+        hostB.AddGuest(guest201, "201");
+
+        async Task<double> RunBothAsync(uint clusterMax)
+        {
+            var logs = new List<string>();
+            foreach (var (host, node) in new[] { (hostA, "host-a"), (hostB, "host-b") })
+            {
+                string hookLog = host.Root.File("hook.log");
+                File.Delete(hookLog);
+                logs.Add(hookLog);
+                // Each host alone would run both its guests at once (2 host slots, 2 storage slots): only the cluster limit serialises.
+                Configure(host, node, etcd, provider, hookLog, $"max-concurrent: 2\ncluster-max-backups: {clusterMax}\n", "max-backups: 2\n");
+                await host.StartAsync();
+            }
+            await WaitJoinedAsync(hostA, hostB);
+            var runs = await Task.WhenAll(hostA.CliAsync("backup", "--job", "all"), hostB.CliAsync("backup", "--job", "all"));
+            foreach (var (exit, stdout, stderr) in runs)
+            {
+                Assert.True(exit == 0, stderr + stdout);
+            }
+            await hostA.StopAsync();
+            await hostB.StopAsync();
+            return MaxOverlapMs([.. logs.SelectMany(HookScript.Read)]);
+        }
+
+        double serial = await RunBothAsync(1);
+        // Every backup's JobInit carried its slot's token, and the repository kept the newest.
+        string fence = Path.Combine(provider.RepositoryPath, "@fencing", "storage", "dir", "0");
+        Assert.True(long.Parse(await File.ReadAllTextAsync(fence), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        double parallel = await RunBothAsync(4);
+
+        Assert.True(serial <= 0, $"with cluster-max-backups 1 two backups overlapped by {serial} ms");
+        Assert.True(parallel > 0, $"with cluster-max-backups 4 no backups overlapped ({parallel} ms): the measure is blind");
+    }
+
+    [Fact]
+    public async Task A_host_killed_while_holding_the_slot_frees_it_with_its_lease_and_recovers_at_its_next_start()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var hostA = ServiceProcess.Create();
+        await using var hostB = ServiceProcess.Create();
+        await using var guest100 = await DemoGuestProcess.StartAsync(hostA.Root.File("g100"));
+        await using var guest200 = await DemoGuestProcess.StartAsync(hostB.Root.File("g200"), "--guest-id", "200");
+        hostA.AddGuest(guest100);
+        hostB.AddGuest(guest200, "200");
+        string hookLog = hostB.Root.File("hook.log");
+        Configure(hostA, "host-a", etcd, provider, hookLog, "cluster-max-backups: 1\n", "");
+        Configure(hostB, "host-b", etcd, provider, hookLog, "cluster-max-backups: 1\n", "");
+        string pause = hostA.Root.File("paused");
+        await hostA.StartAsync(new Dictionary<string, string?>
+        {
+            // Mid-backup: the data is stored, the provider has not committed it.
+            ["GRPC_BACKUPD_TEST_PAUSE_AT"] = "stored; BackupCleanup(success=true) decides",
+            ["GRPC_BACKUPD_TEST_PAUSE_FILE"] = pause,
+        });
+        await hostB.StartAsync();
+        await WaitJoinedAsync(hostA, hostB);
+
+        // host-a takes the storage's only slot and stops in the middle of its backup.
+        var (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all", "--no-wait");
+        Assert.True(exit == 0, stderr + stdout);
+        await Poll.UntilAsync(() => Task.FromResult(File.Exists(pause)), TimeSpan.FromMinutes(2), "host-a holding the slot");
+        // host-b's backup takes its host slot, then waits for the storage slot host-a holds.
+        Task<(int, string, string)> backupB = hostB.CliAsync("backup", "--job", "all");
+        await Poll.UntilAsync(async () => (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/slots/host/host-b/")).Stdout.Contains("/0", StringComparison.Ordinal),
+            TimeSpan.FromMinutes(2), "host-b waiting for the storage slot");
+        Assert.Contains("host-a", (await etcd.CtlAsync("get", "--prefix", "/grpc-backup/slots/storage/dir/")).Stdout, StringComparison.Ordinal);
+
+        long killedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await hostA.KillAsync();
+        File.Delete(pause);
+        (exit, stdout, stderr) = await backupB.WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(exit == 0, stderr + stdout + hostB.Log);
+        HookCall start = HookScript.Read(hookLog).Single(c => c.Phase == "backup-start" && c.Guest == "200");
+        Assert.True(start.TimeMs >= killedMs, $"host-b started its backup {killedMs - start.TimeMs} ms before host-a died: the slot was not held");
+        // Nothing of host-a is left in etcd once its lease has expired.
+        string left = (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/")).Stdout;
+        Assert.DoesNotContain("host-a", left, StringComparison.Ordinal);
+
+        // host-a's next start recovers as a host alone does (BackupCleanup(failure) of the interrupted backup), rejoins
+        // and backs up.
+        await hostA.StartAsync();
+        Assert.Contains("Recovered 1 backup(s)", hostA.Process!.StandardError, StringComparison.Ordinal);
+        (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all");
+        Assert.True(exit == 0, stderr + stdout + hostA.Log);
+    }
+
+    /// <summary>One host of the cluster: the shared storage, a job over all its guests with the hook, etcd with a 4 s lease.</summary>
+    private static void Configure(ServiceProcess host, string node, EtcdCluster etcd, DirectoryProviderProcess provider, string hookLog,
+        string storageLines, string hostLines)
+    {
+        string endpoints = string.Join(' ', etcd.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
+        host.WriteConfig("storages/dir.conf", $"endpoint: {provider.Endpoint}\n{storageLines}");
+        host.WriteConfig("jobs/all.conf", $"storage: dir\nguests: all\nfleecing-dir: {host.FleecingDirectory}\nhook: {HookScript.Create(host.Root.Path, hookLog)}\n");
+        host.WriteConfig("host.conf", $"node: {node}\n{hostLines}cluster-endpoints: {endpoints}\ncluster-lease-ttl: 4\n");
+    }
+
+    /// <summary>Until each host's current process has joined (its session is live, so backups may take slots).</summary>
+    private static async Task WaitJoinedAsync(params ServiceProcess[] hosts)
+    {
+        foreach (ServiceProcess host in hosts)
+        {
+            await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("joined the cluster", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(60), "the host joining the cluster");
+        }
+    }
+
+    /// <summary>The longest time any two guests' backup-start..backup-end intervals overlapped (negative: the smallest gap).</summary>
+    private static double MaxOverlapMs(IReadOnlyList<HookCall> calls)
+    {
+        var intervals = calls.Where(c => c.Phase == "backup-start")
+            .Select(s => (Start: s.TimeMs, End: calls.First(e => e.Phase == "backup-end" && e.Guest == s.Guest && e.TimeMs >= s.TimeMs).TimeMs))
+            .ToList();
+        Assert.Equal(4, intervals.Count);
+        return intervals.SelectMany((a, i) => intervals.Skip(i + 1).Select(b => (double)(Math.Min(a.End, b.End) - Math.Max(a.Start, b.Start)))).Max();
+    }
+}
