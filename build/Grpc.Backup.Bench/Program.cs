@@ -37,6 +37,10 @@ if (work is not null && Argument("--dense-guest") is { } denseGuest && Argument(
     results.Add(await BorgBench.RunAsync(Path.Combine(work, "borg"), borgEndpoint, denseGuest, Argument("--borg-peer-repo")!,
         Argument("--borg-passphrase-file")!));
 }
+if (work is not null && Argument("--multi-guest") is { } multi)
+{
+    results.Add(await MultiDiskBench.RunAsync(Path.Combine(work, "multi"), endpointText, multi));
+}
 if (work is not null && Argument("--sparse-guest") is { } sparse)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));

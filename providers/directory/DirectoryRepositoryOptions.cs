@@ -33,6 +33,16 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
 
     public int CopyDepth { get; init; } = DefaultCopyDepth;
 
+    /// <summary>
+    /// Volumes of one BackupVm copied at once (<c>--parallel-volumes</c>, 1-16): a multi-disk guest's backup window is
+    /// then set by its largest disk, not the sum of its disks, as long as the disks and CPUs keep up. Each volume in
+    /// flight holds its own <see cref="CopyDepth"/> requests.
+    /// </summary>
+    public int ParallelVolumes { get; init; } = DefaultParallelVolumes;
+
+    /// <summary>Default for <see cref="ParallelVolumes"/>.</summary>
+    public const int DefaultParallelVolumes = 4;
+
     /// <summary>What BackupGetMechanism answers for VMs (<c>--vm-mechanism nbd|file-handle</c>); both are advertised.</summary>
     public VmBackupMechanism VmMechanism { get; init; } = VmBackupMechanism.Nbd;
 
@@ -65,6 +75,7 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
             RuntimeDirectory = configuration["runtime-directory"] ?? options.RuntimeDirectory,
             CopyRequestSize = ReadInt(configuration, "copy-request-size", options.CopyRequestSize, 64 * 1024, 32 * 1024 * 1024),
             CopyDepth = ReadInt(configuration, "copy-depth", options.CopyDepth, 1, 64),
+            ParallelVolumes = ReadInt(configuration, "parallel-volumes", options.ParallelVolumes, 1, 16),
             VmMechanism = configuration["vm-mechanism"] switch
             {
                 null or "nbd" => VmBackupMechanism.Nbd,

@@ -83,6 +83,40 @@ public sealed class FullBackupTests
     }
 
     [Fact]
+    public async Task Volumes_copy_at_once_so_a_small_disk_is_stored_while_a_large_one_still_streams()
+    {
+        await using var provider = await DirectoryProvider.StartAsync();
+        var host = new SimulatedHost(provider.Connection);
+        string large = provider.Work("large.raw");
+        string small = provider.Work("small.raw");
+        CreateSparse(large, 32 * MiB);
+        WriteRandom(large, 0, 32 * MiB, seed: 31);
+        CreateSparse(small, 1 * MiB);
+        WriteRandom(small, 0, 1 * MiB, seed: 32);
+        string expectedLarge = await Sha256OfFileAsync(large);
+        string expectedSmall = await Sha256OfFileAsync(small);
+        await using var exportLarge = await QemuNbdExport.ReadOnlyRawAsync(large, provider.Work("l.sock"), "drive-scsi0");
+        await using var exportSmall = await QemuNbdExport.ReadOnlyRawAsync(small, provider.Work("s.sock"), "drive-scsi1");
+        string job = await host.JobInitAsync();
+        string backupId = Guid.NewGuid().ToString();
+        await host.BackupInitAsync(job, backupId, "104", Time);
+
+        // The large disk comes first and, at 8 MiB/s shared by both, needs about four seconds; copied one after the
+        // other, the small disk could only be stored after it.
+        List<BackupVmEvent> events = await host.BackupVmAsync(backupId,
+            [new VolumeSpec("drive-scsi0", 32 * MiB, BitmapMode.New, exportLarge), new VolumeSpec("drive-scsi1", 1 * MiB, BitmapMode.New, exportSmall)],
+            "cfg"u8.ToArray(), bandwidth: 8 * MiB);
+        await host.BackupCleanupAsync(job, backupId, success: true);
+
+        int Completed(string device) => events.FindIndex(e => e.EventCase == BackupVmEvent.EventOneofCase.VolumeCompleted
+            && e.VolumeCompleted.DeviceName == device);
+        Assert.True(Completed("drive-scsi1") >= 0 && Completed("drive-scsi1") < Completed("drive-scsi0"),
+            "the small volume was not stored before the large one finished");
+        Assert.Equal(expectedLarge, events[Completed("drive-scsi0")].VolumeCompleted.ContentSha256);
+        Assert.Equal(expectedSmall, events[Completed("drive-scsi1")].VolumeCompleted.ContentSha256);
+    }
+
+    [Fact]
     public async Task The_task_log_is_stored_with_the_archive()
     {
         await using var provider = await DirectoryProvider.StartAsync();

@@ -10,9 +10,10 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 
 /// <summary>
 /// One BackupVm call: validates the start message, claims every passed fd at once (claims expire): NBD sockets or
-/// snapshot files; then under the guest's lock chooses incremental bases, stores the configurations and copies the
-/// volumes one after the other (a FILE_HANDLE volume's extents are read from the request stream just before it):
-/// full ones into sparse raw files, incremental ones into qcow2 overlays on the previous image.
+/// snapshot files; then under the guest's lock chooses incremental bases, stores the configurations, opens and plans
+/// every volume (FILE_HANDLE extents are read from the request stream in the volumes' order) and copies up to
+/// <see cref="DirectoryRepositoryOptions.ParallelVolumes"/> volumes at once: full ones into sparse raw files,
+/// incremental ones into qcow2 overlays on the previous image.
 /// </summary>
 internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTools tools, ProviderFds fds,
     DirectoryRepositoryOptions options, TimeProvider timeProvider)
@@ -42,17 +43,43 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
 
             using var events = new BackupEventWriter(stream, timeProvider);
             var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
-            foreach (ValidatedVmVolume volume in volumes)
+            // Every volume is opened and planned first, in the request's order (a FILE_HANDLE volume's extents arrive on
+            // the request stream in that order); then up to ParallelVolumes copy at once, sharing the one bandwidth
+            // limit. The first failure cancels the others.
+            var opened = new List<(ValidatedVmVolume Volume, ISnapshotReader Reader, List<PlannedExtent> Plan)>();
+            var closed = new bool[volumes.Count];
+            try
             {
-                (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
-                    ? await OpenFileAsync(volume, file, requests, cancellationToken)
-                    : await OpenNbdAsync(volume, sockets[volume.Device], cancellationToken);
-                sockets.Remove(volume.Device);
-                await using (reader)
+                foreach (ValidatedVmVolume volume in volumes)
                 {
-                    ManifestVolume stored = await BackupVolumeAsync(session, volume, bases.GetValueOrDefault(volume.Device), reader, plan, bandwidth,
-                        events, cancellationToken);
-                    session.Volumes.Add(stored);
+                    (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
+                        ? await OpenFileAsync(volume, file, requests, cancellationToken)
+                        : await OpenNbdAsync(volume, sockets[volume.Device], cancellationToken);
+                    sockets.Remove(volume.Device);
+                    opened.Add((volume, reader, plan));
+                }
+                var stored = new ManifestVolume[opened.Count];
+                await Parallel.ForEachAsync(Enumerable.Range(0, opened.Count),
+                    new ParallelOptions { MaxDegreeOfParallelism = options.ParallelVolumes, CancellationToken = cancellationToken },
+                    async (i, token) =>
+                    {
+                        var (volume, reader, plan) = opened[i];
+                        stored[i] = await BackupVolumeAsync(session, volume, bases.GetValueOrDefault(volume.Device), reader, plan, bandwidth,
+                            events, token);
+                        // Each volume's connections close as soon as it is stored, not when the last volume is.
+                        closed[i] = true;
+                        await reader.DisposeAsync();
+                    });
+                session.Volumes.AddRange(stored);
+            }
+            finally
+            {
+                for (int i = 0; i < opened.Count; i++)
+                {
+                    if (!closed[i])
+                    {
+                        await opened[i].Reader.DisposeAsync();
+                    }
                 }
             }
             WriteManifest(session, start, complete: false);

@@ -34,18 +34,31 @@ internal sealed class QemuNbdExport : IAsyncDisposable
         StartAsync(socketPath, exportName,
             ["-r", "-f", "qcow2", .. bitmap is null ? Array.Empty<string>() : ["-B", bitmap], "--persistent", "--shared=4", image]);
 
+    /// <summary>
+    /// Connects to the export. qemu-nbd's socket file appears at bind(), just before listen(): a refused connect in
+    /// that window took no connection from it and is retried (for up to 20 s of the process's start-up).
+    /// </summary>
     public async Task<Socket> ConnectAsync()
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath));
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath));
+                return socket;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused && DateTime.UtcNow < deadline)
+            {
+                socket.Dispose();
+                await Task.Delay(20);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
         }
     }
 
