@@ -1,8 +1,8 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
-using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Protocol;
+using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Borg.Tests.Infrastructure;
 using Grpc.Backup.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
