@@ -110,15 +110,15 @@ internal static class VmBench
             new VmRestoreOptions { TargetDirectory = restoreTarget }, CancellationToken.None);
         double oursRestore = Stopwatch.GetElapsedTime(restoreStart).TotalSeconds;
 
-        // Verification as the service runs it (restore to scratch, then hash) against sha256sum of the same restored data.
+        // Verification as the service runs it (restore to scratch, then chunk digests) against sha256sum of the same restored data.
         string restoredDisk = restored.Disks[disk.DeviceName];
         var hashStart = Stopwatch.GetTimestamp();
-        string hash = await VolumeChecksum.OfFileAsync(restoredDisk, CancellationToken.None);
+        string hash = (await ChunkDigestList.OfFileAsync(restoredDisk, CancellationToken.None)).Value;
         double oursHash = Stopwatch.GetElapsedTime(hashStart).TotalSeconds;
         double peerHash = await Tool.TimeAsync("sha256sum", restoredDisk);
-        string recorded = full.Volumes.Single(v => v.DeviceName == disk.DeviceName).ContentSha256;
+        string? recorded = full.Volumes.Single(v => v.DeviceName == disk.DeviceName).Digest?.Value;
         results.Add(new BenchResult("vm-verify-hash", oursHash, "sha256sum (restored raw)", peerHash,
-            $"{size >> 20} MiB; {size / oursHash / (1 << 20):0} MiB/s; matches recorded content_sha256: {hash == recorded}"));
+            $"{size >> 20} MiB; {size / oursHash / (1 << 20):0} MiB/s; matches recorded digest: {hash == recorded}"));
         results.Add(new BenchResult("vm-verify", oursRestore + oursHash, "sha256sum (restored raw)", peerHash,
             $"restore {oursRestore:0.00} s + hash {oursHash:0.00} s; {size / (oursRestore + oursHash) / (1 << 20):0} MiB/s"));
         string converted = Path.Combine(work, "converted.raw");

@@ -53,10 +53,11 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
     public ContainerBackupMechanism ContainerMechanism { get; init; } = ContainerBackupMechanism.Directory;
 
     /// <summary>
-    /// Whether BackupVm reports each volume's content_sha256 (<c>--content-sha256 no</c> turns it off): one SHA-256 pass
-    /// over the whole volume while it is stored, plus, for an incremental, reading its clean ranges from the chain.
+    /// Whether BackupVm reports each volume's chunk digest (<c>VolumeCompleted.digest</c>) and keeps its chunk list
+    /// (<c>--volume-digest no</c>, or the older <c>--content-sha256 no</c>, turns it off): a full hashes what it stores
+    /// (holes cost nothing), an incremental only the chunks its dirty ranges touch.
     /// </summary>
-    public bool ContentSha256 { get; init; } = true;
+    public bool VolumeDigest { get; init; } = true;
 
     public static DirectoryRepositoryOptions FromConfiguration(IConfiguration configuration)
     {
@@ -82,11 +83,11 @@ public sealed record DirectoryRepositoryOptions(string RepositoryPath)
                 "file-handle" => VmBackupMechanism.FileHandle,
                 string other => throw new ProviderOptionsException($"--vm-mechanism must be nbd or file-handle, not '{other}'"),
             },
-            ContentSha256 = configuration["content-sha256"] switch
+            VolumeDigest = (configuration["volume-digest"] ?? configuration["content-sha256"]) switch
             {
                 null or "yes" => true,
                 "no" => false,
-                string other => throw new ProviderOptionsException($"--content-sha256 must be yes or no, not '{other}'"),
+                string other => throw new ProviderOptionsException($"--volume-digest must be yes or no, not '{other}'"),
             },
             ContainerMechanism = configuration["ct-mechanism"] switch
             {

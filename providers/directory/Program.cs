@@ -13,7 +13,7 @@ if (ProviderHost.TryWriteHelp(args, "grpc-backup-provider-directory --repository
      "--vm-mechanism nbd|file-handle, --ct-mechanism directory|tar-stream",
      "--runtime-directory DIR  private qemu-nbd sockets (default: systemd's RuntimeDirectory=, else the temp directory)",
      "--qemu-img PATH, --qemu-nbd PATH, --copy-request-size BYTES, --copy-depth N",
-     "--content-sha256 yes|no  report each volume's SHA-256 for verification (default yes)"]))
+     "--volume-digest yes|no   report each volume's chunk digest for verification (default yes; older name --content-sha256)"]))
 {
     return 0;
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Grpc.Backup.Conformance.Internal;
 using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -126,6 +127,7 @@ public sealed partial class ConformanceSuite
     private async Task<BackedUpInstant> BackUpAsync(int index, CancellationToken cancellationToken)
     {
         IReadOnlyDictionary<string, string> expected = _guest!.Checksums();
+        IReadOnlyDictionary<string, ChunkDigestList> expectedChunks = _guest.ChunkDigests();
         string backupId = Guid.NewGuid().ToString();
         VmBackupResult result = await new VmBackupRunner(Connection, NullLogger<VmBackupRunner>.Instance).BackupAsync(_jobId, _guest.Guest, VmOptions(backupId, 0, null),
             cancellationToken);
@@ -136,6 +138,15 @@ public sealed partial class ConformanceSuite
         {
             Expect.That(volume.ContentSha256 == expected[volume.DeviceName],
                 $"backup {index}, {volume.DeviceName}: VolumeCompleted.content_sha256 {volume.ContentSha256} differs from the disk at the instant ({expected[volume.DeviceName]})");
+        }
+        // The runner already refused a digest of another algorithm or a chunk list that does not combine to it.
+        foreach (VolumeCompleted volume in result.Volumes.Where(v => v.Digest is not null))
+        {
+            ChunkDigestList instant = expectedChunks[volume.DeviceName];
+            long? bad = result.ChunkDigests.TryGetValue(volume.DeviceName, out ChunkDigestList? streamed) ? streamed.FirstDifference(instant) : null;
+            Expect.That(volume.Digest.Value == instant.Value && bad is null,
+                $"backup {index}, {volume.DeviceName}: VolumeCompleted.digest {volume.Digest.Value} differs from the disk at the instant ({instant.Value})"
+                + (bad is { } offset ? $"; the streamed chunk list first differs at offset {offset}" : ""));
         }
         return new BackedUpInstant(backupId, result, expected);
     }

@@ -133,7 +133,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 }
                 mounts = SnapshotFileMounts.Create(Path.Combine(options.RuntimeDirectory, $"files-{backupId[..8]}"));
             }
-            List<VolumeCompleted> completed;
+            ReceivedVolumes completed;
             // The job's limit, enforced by the host in the NBD guards every snapshot read passes (not by a QEMU throttle
             // node over snapshot-access: reads through one returned data written after the instant, issue 15).
             BandwidthThrottle? bandwidth = options.BandwidthLimit > 0 ? new BandwidthThrottle(options.BandwidthLimit) : null;
@@ -156,7 +156,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 }
             }
             stored = true;
-            return new VmBackupResult(archiveName, completed, new BackupStats(), consistency);
+            return new VmBackupResult(archiveName, completed.Volumes, new BackupStats(), consistency) { ChunkDigests = completed.ChunkDigests };
         }
         finally
         {
@@ -202,14 +202,14 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
             }
             setup.Dispose();
             BandwidthThrottle? bandwidth = options.BandwidthLimit > 0 ? new BandwidthThrottle(options.BandwidthLimit) : null;
-            List<VolumeCompleted> completed;
+            ReceivedVolumes completed;
             using (phases.Measure("copy"))
             {
                 completed = await StreamAsync(backupId, guest, exports.Select(e => e.Export).ToList(), null, null, Consistency.Stopped, options,
                     fleecingDirectory: null, bandwidth, log, cancellationToken);
             }
             stored = true;
-            return new VmBackupResult(archiveName, completed, new BackupStats(), Consistency.Stopped);
+            return new VmBackupResult(archiveName, completed.Volumes, new BackupStats(), Consistency.Stopped) { ChunkDigests = completed.ChunkDigests };
         }
         finally
         {
@@ -250,7 +250,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
     }
 
     /// <param name="fleecingDirectory">Watched for free space while the guest runs on copy-before-write; null for a stopped guest.</param>
-    private async Task<List<VolumeCompleted>> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
+    private async Task<ReceivedVolumes> StreamAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
         List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, string? fleecingDirectory,
         BandwidthThrottle? bandwidth, TaskLog log, CancellationToken cancellationToken)
     {
@@ -266,7 +266,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         }
     }
 
-    private async Task<List<VolumeCompleted>> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
+    private async Task<ReceivedVolumes> StreamCoreAsync(string backupId, VmGuest guest, IReadOnlyList<SnapshotExport> exports,
         List<List<Extent>>? extents, IReadOnlyList<string>? files, Consistency consistency, VmBackupOptions options, BandwidthThrottle? bandwidth,
         TaskLog log, BackupWatchdog watchdog)
     {
@@ -343,10 +343,11 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         await requests.CompleteAsync();
     }
 
-    private static async Task<List<VolumeCompleted>> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
+    private static async Task<ReceivedVolumes> ReceiveEventsAsync(IAsyncStreamReader<BackupVmEvent> events,
         IReadOnlyList<SnapshotExport> exports, IProgress<Progress>? progress, TaskLog log, BackupWatchdog watchdog, CancellationToken cancellationToken)
     {
         var completed = new List<VolumeCompleted>();
+        var digests = new ChunkDigestCollector(exports);
         // Keyed by the request's devices only: a provider cannot grow the map with names of its own choosing.
         var volumes = exports.ToDictionary(x => x.DeviceName, x => new VolumeProgress(x.SizeBytes), StringComparer.Ordinal);
         while (await events.MoveNext(cancellationToken))
@@ -381,6 +382,10 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                 case BackupVmEvent.EventOneofCase.Log:
                     log.Info($"provider: {e.Log.Message}");
                     break;
+                case BackupVmEvent.EventOneofCase.ChunkDigests:
+                    digests.Add(e.ChunkDigests);
+                    watchdog.Kick();
+                    break;
                 case BackupVmEvent.EventOneofCase.VolumeCompleted:
                     VolumeCompleted done = e.VolumeCompleted;
                     if (exports.All(x => x.DeviceName != done.DeviceName) || completed.Any(c => c.DeviceName == done.DeviceName))
@@ -391,6 +396,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
                     {
                         throw new BackupException($"provider reported a malformed content_sha256 for {done.DeviceName}: it must be 64 lowercase hex digits or empty");
                     }
+                    digests.Complete(done);
                     watchdog.Kick();
                     completed.Add(done);
                     log.Info($"{done.DeviceName}: stored, read {done.BytesRead} bytes, added {done.BytesStored} bytes, mode {done.BitmapMode}");
@@ -401,7 +407,7 @@ public sealed class VmBackupRunner(ProviderConnection provider, ILogger<VmBackup
         {
             throw new BackupException($"provider ended BackupVm after {completed.Count} of {exports.Count} volumes");
         }
-        return completed;
+        return new ReceivedVolumes(completed, digests.Completed);
     }
 
     /// <summary>What the provider has reported of one volume.</summary>

@@ -1,4 +1,6 @@
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Core;
 
@@ -37,6 +39,24 @@ public sealed class BackupEventWriter(IServerStreamWriter<BackupVmEvent> stream,
 
     public Task CompletedAsync(VolumeCompleted completed, CancellationToken cancellationToken) =>
         WriteAsync(new BackupVmEvent { VolumeCompleted = completed }, cancellationToken);
+
+    /// <summary>Streams a volume's chunk list (<c>VolumeChunkDigests</c>) in runs of at most 1 MiB, before its VolumeCompleted.</summary>
+    public async Task ChunkDigestsAsync(string device, ChunkDigestList list, CancellationToken cancellationToken)
+    {
+        for (int first = 0; first < list.ChunkCount; first += ChunkDigestList.DigestsPerMessage)
+        {
+            int count = Math.Min(ChunkDigestList.DigestsPerMessage, list.ChunkCount - first);
+            await WriteAsync(new BackupVmEvent
+            {
+                ChunkDigests = new VolumeChunkDigests
+                {
+                    DeviceName = device,
+                    FirstChunk = (ulong)first,
+                    Digests = ByteString.CopyFrom(list.Digests.Slice(first * ChunkDigestList.DigestSize, count * ChunkDigestList.DigestSize)),
+                },
+            }, cancellationToken);
+        }
+    }
 
     public void Dispose() => _lock.Dispose();
 

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Borg.Tests.Infrastructure;
 using Grpc.Backup.Transport;
@@ -25,6 +26,7 @@ public sealed class FileHandleTests
         WriteRandom(disk, 0, 8 * MiB, seed: 21);
         WriteRandom(disk, 20 * MiB, 4 * MiB, seed: 22);
         string expectedFull = await Sha256OfFileAsync(disk);
+        string digestFull = (await ChunkDigestList.OfFileAsync(disk, CancellationToken.None)).Value;
 
         // Full: the data regions; the rest is known to be holes.
         (string fullArchive, VolumeCompleted full, string fullView) = await BackupAsync(host, provider, disk, "view0.raw", BitmapMode.New,
@@ -35,13 +37,14 @@ public sealed class FileHandleTests
         WriteRandom(disk, 1 * MiB, 256 * 1024, seed: 23);
         WriteRandom(disk, 30 * MiB, 512 * 1024, seed: 24);
         string expectedIncremental = await Sha256OfFileAsync(disk);
+        string digestIncremental = (await ChunkDigestList.OfFileAsync(disk, CancellationToken.None)).Value;
         (string incrementalArchive, VolumeCompleted incremental, _) = await BackupAsync(host, provider, disk, "view1.raw", BitmapMode.Reuse,
             [new Extent { Offset = 1 * MiB, Length = 256 * 1024 }, new Extent { Offset = 30 * MiB, Length = 512 * 1024 }]);
         Assert.Equal((ulong)(768 * 1024), incremental.BytesRead);
         Assert.Equal(BitmapMode.Reuse, incremental.BitmapMode);
 
-        Assert.Equal(expectedFull, full.ContentSha256);
-        Assert.Equal(expectedIncremental, incremental.ContentSha256);
+        Assert.Equal(digestFull, full.Digest.Value);
+        Assert.Equal(digestIncremental, incremental.Digest.Value);
         Assert.Equal(expectedFull, (await host.RestoreAsync(fullArchive, Device)).Sha256);
         Assert.Equal(expectedIncremental, (await host.RestoreAsync(incrementalArchive, Device)).Sha256);
     }

@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Borg.Tests.Infrastructure;
 using static Grpc.Backup.Providers.Directory.Tests.Infrastructure.Images;
@@ -17,9 +18,11 @@ public sealed class NbdBackupTests
         var host = new SimulatedHost(provider.Connection);
         Qcow2Disk disk = await Qcow2Disk.CreateAsync(provider.Work("disk.qcow2"), 32 * MiB, seed: 3);
         string[] expected = new string[3];
+        ChunkDigestList[] digests = new ChunkDigestList[3];
         var backups = new BackupOutcome[3];
 
         expected[0] = await disk.Sha256Async();
+        digests[0] = await disk.ChunkDigestsAsync();
         // While the first backup runs, look at every borg the provider starts.
         using var watching = new CancellationTokenSource();
         Task<List<string>> seen = WatchBorgChildrenAsync(provider, watching.Token);
@@ -32,12 +35,14 @@ public sealed class NbdBackupTests
         await disk.WriteAsync(0xcd, 14 * MiB, 192 * 1024);
         await disk.ZeroAsync(25 * MiB, 64 * 1024);
         expected[1] = await disk.Sha256Async();
+        digests[1] = await disk.ChunkDigestsAsync();
         backups[1] = await BackupAsync(host, provider, disk, 1, BitmapMode.Reuse);
         await disk.ClearBitmapAsync();
 
         await disk.WriteAsync(0xef, 2 * MiB, 64 * 1024);
         await disk.WriteAsync(0x5a, 30 * MiB, 1 * MiB);
         expected[2] = await disk.Sha256Async();
+        digests[2] = await disk.ChunkDigestsAsync();
         backups[2] = await BackupAsync(host, provider, disk, 2, BitmapMode.Reuse);
 
         Assert.Equal(IncrementalChoice.New, backups[0].Choices[Device]);
@@ -56,7 +61,8 @@ public sealed class NbdBackupTests
         for (int i = 0; i < 3; i++)
         {
             // The hash the provider reports is the source's at the backup's instant, incrementals included.
-            Assert.Equal(expected[i], backups[i].Completed(Device).ContentSha256);
+            Assert.Equal(digests[i].Value, backups[i].Completed(Device).Digest.Value);
+            Assert.Equal(digests[i].Digests.ToArray(), backups[i].ChunkDigests(Device, digests[i].VolumeSize).Digests.ToArray());
             RestoredVolume restored = await host.RestoreAsync(backups[i].ArchiveName, Device);
             Assert.Equal(expected[i], restored.Sha256);
             Assert.Equal(Transport.FdKind.File, restored.SourceKind);
@@ -85,6 +91,8 @@ public sealed class NbdBackupTests
         WriteRandom(image, 0, 192 * MiB, seed: 5);
         WriteRandom(image, 700 * MiB, 64 * MiB, seed: 6);
         string expected = await Sha256OfFileAsync(image);
+        // Before the backups: the writable export is trimmed as it is stored.
+        string digest = (await ChunkDigestList.OfFileAsync(image, CancellationToken.None)).Value;
 
         BackupOutcome first = await FullAsync(host, provider, image, 0);
         BackupOutcome second = await FullAsync(host, provider, image, 1);
@@ -93,8 +101,8 @@ public sealed class NbdBackupTests
         Assert.True(second.Stats.ArchiveSizeBytes < first.Stats.ArchiveSizeBytes / 20,
             $"the second full added {second.Stats.ArchiveSizeBytes} of {first.Stats.ArchiveSizeBytes}");
         Assert.Equal((ulong)(1024 * MiB), second.Stats.RestoredSizeBytes);
-        Assert.Equal(expected, first.Completed(Device).ContentSha256);
-        Assert.Equal(expected, second.Completed(Device).ContentSha256);
+        Assert.Equal(digest, first.Completed(Device).Digest.Value);
+        Assert.Equal(digest, second.Completed(Device).Digest.Value);
         Assert.Equal(expected, (await host.RestoreAsync(second.ArchiveName, Device)).Sha256);
         // The export was writable: everything stored was trimmed, so the source is all holes now.
         long allocated = await AllocatedBytesAsync(provider.Work("copy1.raw"));

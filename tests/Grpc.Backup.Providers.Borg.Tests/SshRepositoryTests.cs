@@ -37,19 +37,21 @@ public sealed class SshRepositoryTests
         using var watching = new CancellationTokenSource();
         Task<List<string>> seen = WatchNobodyProcessesAsync(watching.Token);
         string expectedFull = await disk.Sha256Async();
+        string digestFull = (await disk.ChunkDigestsAsync()).Value;
         BackupOutcome full = await BackupAsync(host, provider, disk, 0, BitmapMode.New);
         await disk.ClearBitmapAsync();
         await disk.WriteAsync(0x3c, 5 * Images.MiB, 128 * 1024);
         await disk.WriteAsync(0x7e, 13 * Images.MiB, 64 * 1024);
         string expectedIncremental = await disk.Sha256Async();
+        string digestIncremental = (await disk.ChunkDigestsAsync()).Value;
         BackupOutcome incremental = await BackupAsync(host, provider, disk, 1, BitmapMode.Reuse);
         await watching.CancelAsync();
         List<string> processes = await seen;
 
         Assert.Equal(IncrementalChoice.Use, incremental.Choices[Device]);
         Assert.Equal((ulong)(192 * 1024), incremental.Completed(Device).BytesRead);
-        Assert.Equal(expectedFull, full.Completed(Device).ContentSha256);
-        Assert.Equal(expectedIncremental, incremental.Completed(Device).ContentSha256);
+        Assert.Equal(digestFull, full.Completed(Device).Digest.Value);
+        Assert.Equal(digestIncremental, incremental.Completed(Device).Digest.Value);
         Assert.Equal(expectedFull, (await host.RestoreAsync(full.ArchiveName, Device)).Sha256);
         Assert.Equal(expectedIncremental, (await host.RestoreAsync(incremental.ArchiveName, Device)).Sha256);
         ListBackupsResponse listed = await provider.Connection.Repository.ListBackupsAsync(new ListBackupsRequest { GuestId = "500" });

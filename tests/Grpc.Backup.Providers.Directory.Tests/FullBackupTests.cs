@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Directory.Tests.Infrastructure;
 using static Grpc.Backup.Providers.Directory.Tests.Infrastructure.Images;
@@ -17,6 +18,7 @@ public sealed class FullBackupTests
         string source = provider.Work("source.raw");
         CreateMixedRaw(source, size, seed: 1);
         string expected = await Sha256OfFileAsync(source);
+        ChunkDigestList expectedDigests = await ChunkDigestList.OfFileAsync(source, CancellationToken.None);
         long sourceAllocatedBefore = await AllocatedBytesAsync(source);
         await using var export = await QemuNbdExport.WritableRawAsync(source, provider.Work("src.sock"));
 
@@ -46,8 +48,9 @@ public sealed class FullBackupTests
         Assert.Equal(Transport.FdKind.File, restored.SourceKind);
         Assert.Equal(size, restored.Size);
         Assert.Equal(expected, restored.Sha256);
-        // The provider hashed the volume as it stored it (holes included): verification compares restores with this.
-        Assert.Equal(expected, backup.Completed("drive-scsi0").ContentSha256);
+        // The provider digested the volume as it stored it (holes included): verification compares restores with this.
+        Assert.Equal(expectedDigests.Value, backup.Completed("drive-scsi0").Digest.Value);
+        Assert.Equal(expectedDigests.Digests.ToArray(), backup.ChunkDigests("drive-scsi0", size).Digests.ToArray());
     }
 
     [Fact]
@@ -62,6 +65,9 @@ public sealed class FullBackupTests
         WriteRandom(second, 3 * MiB, 1 * MiB + 4096, seed: 8);
         string expectedFirst = await Sha256OfFileAsync(first);
         string expectedSecond = await Sha256OfFileAsync(second);
+        // Before the backup: the writable export is trimmed as it is stored.
+        string digestFirst = (await ChunkDigestList.OfFileAsync(first, CancellationToken.None)).Value;
+        string digestSecond = (await ChunkDigestList.OfFileAsync(second, CancellationToken.None)).Value;
         await using var exportFirst = await QemuNbdExport.WritableRawAsync(first, provider.Work("a.sock"), "drive-scsi0");
         await using var exportSecond = await QemuNbdExport.ReadOnlyRawAsync(second, provider.Work("b.sock"), "drive-virtio1");
 
@@ -78,8 +84,8 @@ public sealed class FullBackupTests
         Assert.Equal((ulong)(MiB + 4096), backup.Completed("drive-virtio1").BytesStored);
         Assert.Equal(expectedFirst, (await host.RestoreAsync(backup.ArchiveName, "drive-scsi0")).Sha256);
         Assert.Equal(expectedSecond, (await host.RestoreAsync(backup.ArchiveName, "drive-virtio1")).Sha256);
-        Assert.Equal(expectedFirst, backup.Completed("drive-scsi0").ContentSha256);
-        Assert.Equal(expectedSecond, backup.Completed("drive-virtio1").ContentSha256);
+        Assert.Equal(digestFirst, backup.Completed("drive-scsi0").Digest.Value);
+        Assert.Equal(digestSecond, backup.Completed("drive-virtio1").Digest.Value);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Providers.Directory.Tests.Infrastructure;
 using static Grpc.Backup.Providers.Directory.Tests.Infrastructure.Images;
@@ -16,9 +17,11 @@ public sealed class IncrementalBackupTests
         var host = new SimulatedHost(provider.Connection);
         Qcow2Disk disk = await Qcow2Disk.CreateAsync(provider.Work("disk.qcow2"), 32 * MiB, seed: 3);
         string[] expected = new string[3];
+        ChunkDigestList[] digests = new ChunkDigestList[3];
         BackupOutcome[] backups = new BackupOutcome[3];
 
         expected[0] = await disk.Sha256Async();
+        digests[0] = await disk.ChunkDigestsAsync();
         backups[0] = await BackupAsync(host, provider, disk, 0, BitmapMode.New);
         await disk.ClearBitmapAsync();
 
@@ -26,12 +29,14 @@ public sealed class IncrementalBackupTests
         await disk.WriteAsync(0xcd, 14 * MiB, 192 * 1024);     // into the hole
         await disk.ZeroAsync(25 * MiB, 64 * 1024);             // data becomes zeros
         expected[1] = await disk.Sha256Async();
+        digests[1] = await disk.ChunkDigestsAsync();
         backups[1] = await BackupAsync(host, provider, disk, 1, BitmapMode.Reuse);
         await disk.ClearBitmapAsync();
 
         await disk.WriteAsync(0xef, 2 * MiB, 64 * 1024);
         await disk.WriteAsync(0x5a, 30 * MiB, 1 * MiB);
         expected[2] = await disk.Sha256Async();
+        digests[2] = await disk.ChunkDigestsAsync();
         backups[2] = await BackupAsync(host, provider, disk, 2, BitmapMode.Reuse);
 
         Assert.Equal(IncrementalChoice.New, backups[0].Choices[Device]);
@@ -43,19 +48,32 @@ public sealed class IncrementalBackupTests
         Assert.Equal((ulong)(MiB + 64 * 1024), backups[2].Completed(Device).BytesRead);
         Assert.Equal(BitmapMode.Reuse, backups[2].Completed(Device).BitmapMode);
         Assert.True(backups[1].Stats.ArchiveSizeBytes < 2 * MiB, $"an incremental took {backups[1].Stats.ArchiveSizeBytes} bytes");
+        // Only the chunks the dirty ranges touch were completed from the stored chain (chunks 0, 3 and 6 of 8, less
+        // their dirty bytes; then chunks 0 and 7): the clean chunks' digests came from the base's list.
+        AssertStoredRead(backups[1], 3 * ChunkDigestList.ChunkSize - 320 * 1024);
+        AssertStoredRead(backups[2], 2 * ChunkDigestList.ChunkSize - MiB - 64 * 1024);
 
         for (int i = 0; i < 3; i++)
         {
             RestoredVolume restored = await host.RestoreAsync(backups[i].ArchiveName, Device);
             Assert.Equal(expected[i], restored.Sha256);
-            // An incremental's hash covers the whole volume: its dirty ranges and the clean ones read from the chain.
-            Assert.Equal(expected[i], backups[i].Completed(Device).ContentSha256);
+            // An incremental's digest covers the whole volume: its dirty chunks hashed, the clean ones from its base's list.
+            VolumeCompleted completed = backups[i].Completed(Device);
+            Assert.Equal(ChunkDigestList.Algorithm, completed.Digest.Algorithm);
+            Assert.Equal((uint)ChunkDigestList.ChunkSize, completed.Digest.ChunkSize);
+            Assert.Equal(digests[i].Value, completed.Digest.Value);
+            Assert.Equal(digests[i].Digests.ToArray(), backups[i].ChunkDigests(Device, 32 * MiB).Digests.ToArray());
+            Assert.Equal("", completed.ContentSha256);
             Assert.Equal(i == 0 ? Transport.FdKind.File : Transport.FdKind.NbdSocket, restored.SourceKind);
         }
         StatBackupResponse stat = await provider.Connection.Repository.StatBackupAsync(new StatBackupRequest { ArchiveName = backups[2].ArchiveName });
         Assert.True(stat.Backup.Incremental);
         Assert.Equal((ulong)(32 * MiB), stat.Backup.RestoredSizeBytes);
     }
+
+    private static void AssertStoredRead(BackupOutcome backup, long bytes) =>
+        Assert.Contains(backup.Events, e => e.EventCase == BackupVmEvent.EventOneofCase.Log
+            && e.Log.Message.Contains($"read {bytes} bytes of the stored chain for its chunk digests", StringComparison.Ordinal));
 
     [Fact]
     public async Task QueryIncremental_answers_new_first_then_use_and_new_after_a_size_change()

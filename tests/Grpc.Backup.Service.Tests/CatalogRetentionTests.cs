@@ -1,4 +1,5 @@
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Service.Internal.Catalog;
 using Grpc.Backup.Tests.Infrastructure;
@@ -22,6 +23,7 @@ public sealed class CatalogRetentionTests : IDisposable
         foreach (string archive in (string[])["100/a", "100/b", "101/c"])
         {
             catalog.RecordChecksums("dir", archive, new Dictionary<string, string> { ["drive-scsi0"] = new string('a', 64) });
+            catalog.RecordDigests("dir", archive, new Dictionary<string, RecordedDigest> { ["drive-scsi0"] = new(new string('b', 64), new ChunkDigestList(9 << 20)) });
             catalog.RecordContainerManifest("dir", archive, _dir.File(archive.Replace('/', '@') + ".json"));
             catalog.SetVerification(new VerificationRecord("dir", archive, "verified", "", Now, "t1"));
         }
@@ -34,6 +36,8 @@ public sealed class CatalogRetentionTests : IDisposable
 
         Assert.Equal([_dir.File("100@a.json")], manifests);
         Assert.Empty(catalog.Checksums("dir", "100/a"));
+        Assert.Empty(catalog.Digests("dir", "100/a"));
+        Assert.Equal(3, catalog.Digests("dir", "100/b")["drive-scsi0"].Chunks!.ChunkCount);
         Assert.Null(catalog.ContainerManifest("dir", "100/a"));
         Assert.False(catalog.Verifications("dir").ContainsKey("dir/100/a"));
         Assert.NotEmpty(catalog.Checksums("dir", "100/b"));

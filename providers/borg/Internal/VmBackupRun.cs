@@ -61,7 +61,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
 
             var bandwidth = new BandwidthThrottle(start.BandwidthLimit?.BytesPerSecond ?? 0);
             var bytesRead = new Dictionary<string, long>(StringComparer.Ordinal);
-            var sha256 = new Dictionary<string, string>(StringComparer.Ordinal);
+            var digests = new Dictionary<string, ChunkDigestList>(StringComparer.Ordinal);
             JsonElement stats;
             await using (BorgProcess import = repository.StartImportTar(session.Archive.PartialBorgName, metadata))
             {
@@ -75,7 +75,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                     }
                     foreach (VmVolume volume in start.Volumes)
                     {
-                        (bytesRead[volume.DeviceName], sha256[volume.DeviceName]) = await StreamVolumeAsync(volume, sources[volume.DeviceName],
+                        (bytesRead[volume.DeviceName], digests[volume.DeviceName]) = await StreamVolumeAsync(volume, sources[volume.DeviceName],
                             bases.GetValueOrDefault(volume.DeviceName), requests, tar, metadata.BackupTime, bandwidth, events, cancellationToken);
                     }
                     await tar.WriteAsync(TarHeader.EndOfArchive(), cancellationToken);
@@ -103,13 +103,14 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 : await StoredPerMemberAsync(session.Archive.PartialBorgName, cancellationToken);
             foreach (VolumeMetadata volume in metadata.Volumes)
             {
+                await events.ChunkDigestsAsync(volume.Device, digests[volume.Device], cancellationToken);
                 await events.CompletedAsync(new VolumeCompleted
                 {
                     DeviceName = volume.Device,
                     BitmapMode = start.Volumes.Single(v => v.DeviceName == volume.Device).BitmapMode,
                     BytesRead = (ulong)bytesRead[volume.Device],
                     BytesStored = (ulong)storedPerMember.GetValueOrDefault(volume.MemberName),
-                    ContentSha256 = sha256[volume.Device],
+                    Digest = digests[volume.Device].ToMessage(),
                 }, cancellationToken);
             }
             var entry = new CatalogEntry
@@ -208,7 +209,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         await tar.WriteAsync(new byte[TarHeader.PaddingFor(content.Length)], cancellationToken);
     }
 
-    private async Task<(long BytesRead, string ContentSha256)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
+    private async Task<(long BytesRead, ChunkDigestList ChunkDigests)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
         IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, BandwidthThrottle bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
@@ -247,7 +248,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
                 ? $"{device}: full, read {streamer.BytesRead} of {size} bytes"
                 : $"{device}: incremental on {previous.BorgName}, read {streamer.BytesRead} dirty bytes, {streamer.BytesFromBase} from the previous archive",
                 cancellationToken);
-            return (streamer.BytesRead, streamer.ContentSha256);
+            return (streamer.BytesRead, streamer.ChunkDigests!);
         }
         catch (BorgException e)
         {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Provider;
 
@@ -10,8 +9,9 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// as zeros without reading; ranges the plan skips (clean in an incremental) come from the previous archive's image,
 /// which is read alongside from start to end. Whatever came from the snapshot is released (TRIM, hole punch) once
 /// borg has taken it, in large batches. Borg dedupes the result with its fixed 4 MiB chunker, so the unchanged blocks
-/// cost no new repository space. Since every byte of the volume passes through here, the SHA-256 of the whole image (as a
-/// restore produces it) comes at no extra read, for full and incremental backups alike.
+/// cost no new repository space. Since every byte of the volume passes through here, its chunk digests
+/// (<see cref="ChunkDigestList"/>, as a restore produces the image) come at no extra read, for full and incremental
+/// backups alike.
 /// </summary>
 internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream? baseImage, Stream tar, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth)
@@ -23,8 +23,8 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
 
     public long BytesFromBase { get; private set; }
 
-    /// <summary>Lowercase hex SHA-256 of the whole image written, once <see cref="StreamAsync"/> returned.</summary>
-    public string ContentSha256 { get; private set; } = "";
+    /// <summary>The chunk digests of the whole image written, once <see cref="StreamAsync"/> returned.</summary>
+    public ChunkDigestList? ChunkDigests { get; private set; }
 
     public async Task StreamAsync(IReadOnlyList<PlannedExtent> plan, CancellationToken cancellationToken)
     {
@@ -34,7 +34,10 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
         var inFlight = new Queue<(long Offset, int Length, byte[] Buffer, Task Read)>();
         byte[] scratch = GC.AllocateUninitializedArray<byte>(requestSize);
         long done = 0;
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long written = 0;
+        // Every byte arrives in offset order: one Copy range of the whole volume to the digester.
+        using var digester = new ChunkDigester([new PlannedExtent(0, size, ExtentAction.Copy)], size, incremental: false, baseList: null,
+            readStored: null, readSize: requestSize, readDepth: 1);
         await events.ProgressAsync(device, 0, size, force: true, cancellationToken);
         try
         {
@@ -90,7 +93,7 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
         {
             throw new InvalidDataException($"the previous image of {device} is longer than {size} bytes");
         }
-        ContentSha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
+        ChunkDigests = await digester.FinishAsync(cancellationToken);
         await events.ProgressAsync(device, size, size, force: true, cancellationToken);
 
         async Task WriteNextAsync()
@@ -139,7 +142,8 @@ internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream
         async Task WriteAsync(ReadOnlyMemory<byte> data)
         {
             ValueTask write = tar.WriteAsync(data, cancellationToken);
-            hash.AppendData(data.Span);
+            await digester.AppendAsync(written, data, cancellationToken);
+            written += data.Length;
             await write;
         }
 

@@ -29,6 +29,12 @@ internal sealed class ManifestVolume
 
     public long BytesStored { get; init; }
 
-    /// <summary>The lowercase hex SHA-256 of the whole volume as a restore produces it; null in older manifests.</summary>
+    /// <summary>The lowercase hex SHA-256 of the whole volume as a restore produces it; null unless an older provider wrote it.</summary>
     public string? ContentSha256 { get; init; }
+
+    /// <summary>The volume's digest (<c>VolumeDigest.value</c>, <see cref="Protocol.ChunkDigestList"/>); null in older manifests.</summary>
+    public string? Digest { get; init; }
+
+    /// <summary>The chunk list beside the image (e.g. <c>drive-scsi0.chunks</c>), which the next incremental starts from; null in older manifests.</summary>
+    public string? ChunkDigestsFile { get; init; }
 }

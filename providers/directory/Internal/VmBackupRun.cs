@@ -18,6 +18,9 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTools tools, ProviderFds fds,
     DirectoryRepositoryOptions options, TimeProvider timeProvider)
 {
+    /// <summary>A volume's chunk list beside its image: <c>DEVICE.chunks</c> (format: <see cref="ChunkDigestList"/>).</summary>
+    public const string ChunkDigestsSuffix = ".chunks";
+
     public async Task RunAsync(BackupSession session, BackupVmStart start, IAsyncStreamReader<BackupVmRequest> requests,
         IServerStreamWriter<BackupVmEvent> stream, CancellationToken cancellationToken)
     {
@@ -189,21 +192,31 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         string format = volume.IsIncremental ? ManifestVolume.FormatQcow2 : ManifestVolume.FormatRaw;
         string fileName = volume.Device + "." + format;
         VolumeCopyResult result;
-        string contentSha256;
+        ChunkDigestList? digests = null;
+        long storedRead = 0;
+        ChunkDigestList? baseDigests = options.VolumeDigest ? LoadBaseDigests(volume, stackOn) : null;
         await using (IVolumeTarget target = await CreateTargetAsync(volume, stackOn, directory, fileName, cancellationToken))
         using (RawFileTarget? rawBase = OpenRawBase(volume, stackOn))
         {
-            // Clean ranges come from the stored chain: straight from the base's file when it is a raw full image (the
-            // overlay would only pass them through qemu-nbd), else through the new overlay, which resolves the chain.
-            using ContentHasher? hasher = options.ContentSha256
-                ? new ContentHasher(plan, volume.SizeBytes, volume.IsIncremental, rawBase is null ? target.ReadAsync : rawBase.ReadAsync,
+            // The clean parts of dirty chunks come from the stored chain: straight from the base's file when it is a raw
+            // full image (the overlay would only pass them through qemu-nbd), else through the new overlay, which
+            // resolves the chain.
+            using ChunkDigester? digester = options.VolumeDigest
+                ? new ChunkDigester(plan, volume.SizeBytes, volume.IsIncremental, baseDigests, rawBase is null ? target.ReadAsync : rawBase.ReadAsync,
                     options.CopyRequestSize, options.CopyDepth)
                 : null;
-            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth, hasher);
+            var copier = new VolumeCopier(volume.Device, source, target, bandwidth, events, options.CopyRequestSize, options.CopyDepth, digester);
             result = await copier.CopyAsync(plan, cancellationToken);
             try
             {
-                contentSha256 = hasher is null ? "" : await hasher.FinishAsync(cancellationToken);
+                if (digester is not null)
+                {
+                    digests = await digester.FinishAsync(cancellationToken);
+                    storedRead = digester.StoredBytesRead;
+                    using var file = new MemoryStream();
+                    digests.WriteTo(file);
+                    AtomicFile.Write(Path.Join(directory, volume.Device + ChunkDigestsSuffix), file.GetBuffer().AsSpan(0, (int)file.Length));
+                }
                 await target.FinishAsync(cancellationToken);
             }
             catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
@@ -212,16 +225,21 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             }
         }
 
+        if (digests is not null)
+        {
+            await events.ChunkDigestsAsync(volume.Device, digests, cancellationToken);
+        }
         await events.CompletedAsync(new VolumeCompleted
         {
             DeviceName = volume.Device,
             BitmapMode = volume.BitmapMode,
             BytesRead = (ulong)result.BytesRead,
             BytesStored = (ulong)result.BytesStored,
-            ContentSha256 = contentSha256,
+            Digest = digests?.ToMessage(),
         }, cancellationToken);
+        string digestNote = digests is null ? "" : $", read {storedRead} bytes of the stored chain for its chunk digests";
         await events.LogAsync(LogRecord.Types.Level.Info, stackOn is { } stackedOn
-            ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}"
+            ? $"{volume.Device}: incremental on {stackedOn.Archive.Name}, read {result.BytesRead} bytes, stored {result.BytesStored}{digestNote}"
             : $"{volume.Device}: full, read {result.BytesRead} of {volume.SizeBytes} bytes, stored {result.BytesStored}",
             cancellationToken);
         return new ManifestVolume
@@ -234,13 +252,35 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             BitmapMode = volume.ModeName,
             BytesRead = result.BytesRead,
             BytesStored = result.BytesStored,
-            ContentSha256 = contentSha256,
+            Digest = digests?.Value,
+            ChunkDigestsFile = digests is null ? null : volume.Device + ChunkDigestsSuffix,
         };
+    }
+
+    /// <summary>
+    /// The base's chunk list, so the incremental hashes only the chunks it touches; null (clean chunks are then read
+    /// from the chain) when the base predates chunk lists or its list is unreadable or of another size.
+    /// </summary>
+    private ChunkDigestList? LoadBaseDigests(ValidatedVmVolume volume, StackedOn? stackOn)
+    {
+        if (stackOn?.Volume.ChunkDigestsFile is not { } name)
+        {
+            return null;
+        }
+        try
+        {
+            ChunkDigestList list = ChunkDigestList.ReadFile(store.FileIn(stackOn.Archive, name));
+            return list.VolumeSize == volume.SizeBytes ? list : null;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException || ContractErrors.IsStorageFailure(e))
+        {
+            return null;
+        }
     }
 
     private RawFileTarget? OpenRawBase(ValidatedVmVolume volume, StackedOn? stackOn)
     {
-        if (!options.ContentSha256 || stackOn is null || stackOn.Volume.Format != ManifestVolume.FormatRaw)
+        if (!options.VolumeDigest || stackOn is null || stackOn.Volume.Format != ManifestVolume.FormatRaw)
         {
             return null;
         }
@@ -250,7 +290,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
         catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
-            throw ContractErrors.FromStorage(e, $"opening the base image of {volume.Device} for its content hash");
+            throw ContractErrors.FromStorage(e, $"opening the base image of {volume.Device} for its chunk digests");
         }
     }
 

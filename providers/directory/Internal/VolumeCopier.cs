@@ -9,10 +9,10 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// anything is read (<see cref="ExtentMap"/> for NBD, <see cref="FileExtentPlan"/> for streamed extents): reads the
 /// ranges to copy in chunks of the request size with several chunks in flight, stores each chunk (zero blocks as
 /// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
-/// and no discarded range is ever read again. A <see cref="ContentHasher"/> sees every chunk once it is stored.
+/// and no discarded range is ever read again. A <see cref="ChunkDigester"/> sees every chunk once it is stored.
 /// </summary>
 internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, BandwidthThrottle bandwidth,
-    BackupEventWriter events, int requestSize, int depth, ContentHasher? hasher = null)
+    BackupEventWriter events, int requestSize, int depth, ChunkDigester? hasher = null)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
     private const long TrimBatchSize = 32L * 1024 * 1024;
@@ -120,8 +120,8 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         catch (Exception e) when ((e is ExternalToolException || ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
             && !cancellationToken.IsCancellationRequested)
         {
-            // Hashing may read an incremental's clean ranges from the stored chain.
-            throw ContractErrors.FromStorage(e, $"reading {device}'s stored chain for its content hash");
+            // Digesting may read the clean part of an incremental's dirty chunks from the stored chain.
+            throw ContractErrors.FromStorage(e, $"reading {device}'s stored chain for its chunk digests");
         }
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Grpc.Backup.Orchestrator.Inventory;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Qemu;
 using Microsoft.Win32.SafeHandles;
 
@@ -108,19 +109,47 @@ internal sealed class ScratchGuest : IAsyncDisposable
         {
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             byte[] buffer = new byte[1 << 20];
-            for (long offset = 0; offset < disk.SizeBytes;)
+            for (long offset = 0; offset < disk.SizeBytes; offset += buffer.Length)
             {
-                int read = RandomAccess.Read(_views[disk.DeviceName], buffer, offset);
-                if (read == 0)
-                {
-                    throw new IOException($"{disk.DeviceName}: short read at {offset}");
-                }
-                sha.AppendData(buffer, 0, read);
-                offset += read;
+                int length = (int)Math.Min(buffer.Length, disk.SizeBytes - offset);
+                ReadView(disk.DeviceName, buffer.AsSpan(0, length), offset);
+                sha.AppendData(buffer, 0, length);
             }
             sums[disk.DeviceName] = Convert.ToHexStringLower(sha.GetHashAndReset());
         }
         return sums;
+    }
+
+    /// <summary>Each disk's chunk digests (<c>VolumeDigest</c>) as the guest sees it now.</summary>
+    public IReadOnlyDictionary<string, ChunkDigestList> ChunkDigests()
+    {
+        var lists = new Dictionary<string, ChunkDigestList>(StringComparer.Ordinal);
+        byte[] buffer = new byte[ChunkDigestList.ChunkSize];
+        foreach (ScratchDisk disk in _disks)
+        {
+            var list = new ChunkDigestList(disk.SizeBytes);
+            for (int i = 0; i < list.ChunkCount; i++)
+            {
+                Span<byte> chunk = buffer.AsSpan(0, list.LengthOf(i));
+                ReadView(disk.DeviceName, chunk, (long)i * ChunkDigestList.ChunkSize);
+                list.Set(i, SHA256.HashData(chunk));
+            }
+            lists[disk.DeviceName] = list;
+        }
+        return lists;
+    }
+
+    private void ReadView(string device, Span<byte> buffer, long offset)
+    {
+        for (int done = 0; done < buffer.Length;)
+        {
+            int read = RandomAccess.Read(_views[device], buffer[done..], offset + done);
+            if (read == 0)
+            {
+                throw new IOException($"{device}: short read at {offset + done}");
+            }
+            done += read;
+        }
     }
 
     public long SizeOf(string device) => _disks.Single(d => d.DeviceName == device).SizeBytes;

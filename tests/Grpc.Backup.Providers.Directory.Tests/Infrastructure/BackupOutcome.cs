@@ -1,3 +1,4 @@
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 
 namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
@@ -10,4 +11,17 @@ internal sealed record BackupOutcome(string ArchiveName, IReadOnlyDictionary<str
         Events.Where(e => e.EventCase == BackupVmEvent.EventOneofCase.VolumeCompleted)
             .Select(e => e.VolumeCompleted)
             .Single(v => v.DeviceName == device);
+
+    /// <summary>The chunk list streamed before the volume's VolumeCompleted (VolumeChunkDigests, in order).</summary>
+    public ChunkDigestList ChunkDigests(string device, long size)
+    {
+        var runs = Events.Where(e => e.EventCase == BackupVmEvent.EventOneofCase.ChunkDigests && e.ChunkDigests.DeviceName == device)
+            .Select(e => e.ChunkDigests).ToList();
+        var list = new ChunkDigestList(size);
+        foreach (VolumeChunkDigests run in runs)
+        {
+            list.SetRange((int)run.FirstChunk, run.Digests.Span);
+        }
+        return list;
+    }
 }

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Grpc.Backup.Protocol;
 
 namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
 
@@ -65,6 +66,21 @@ internal static class Images
         try
         {
             return await Sha256OfFileAsync(raw);
+        }
+        finally
+        {
+            File.Delete(raw);
+        }
+    }
+
+    /// <summary>The chunk list (VolumeDigest, sha256-chunks-v1) of what a qcow2 image reads as, backing chain included.</summary>
+    public static async Task<ChunkDigestList> ChunkDigestsOfQcow2Async(string path, string scratch)
+    {
+        string raw = scratch + ".raw";
+        await RunAsync("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", path, raw);
+        try
+        {
+            return await ChunkDigestList.OfFileAsync(raw, CancellationToken.None);
         }
         finally
         {

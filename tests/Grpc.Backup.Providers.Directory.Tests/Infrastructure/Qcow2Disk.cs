@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Backup.Protocol;
 
 namespace Grpc.Backup.Providers.Directory.Tests.Infrastructure;
 
@@ -39,6 +40,8 @@ internal sealed class Qcow2Disk(string path, long size)
     public Task ClearBitmapAsync() => Images.RunAsync("qemu-img", "bitmap", "--clear", Path, Bitmap);
 
     public Task<string> Sha256Async() => Images.Sha256OfQcow2Async(Path, Path + ".check");
+
+    public Task<ChunkDigestList> ChunkDigestsAsync() => Images.ChunkDigestsOfQcow2Async(Path, Path + ".check");
 
     /// <summary>A read-only export, with the bitmap as a meta context for an incremental backup.</summary>
     public Task<QemuNbdExport> ExportAsync(string socketPath, bool withBitmap) =>

@@ -74,7 +74,7 @@ internal static class SlowFirstDisk
             VolumeCompleted volume = backup.Volumes.Single(v => v.DeviceName == device);
             if (actual != sha)
             {
-                mismatches.Add($"{device}: restored {actual}, instant {sha}, provider's content_sha256 {volume.ContentSha256} "
+                mismatches.Add($"{device}: restored {actual}, instant {sha}, provider's digest {volume.Digest?.Value} "
                     + $"({volume.BitmapMode}, read {volume.BytesRead} bytes); differing MiBs: "
                     + string.Join(' ', Checksums.DifferingMebibytes(restored.Disks[device], mebibytes[device])));
             }

@@ -111,6 +111,7 @@ internal sealed partial class CatalogDatabase
             }
             foreach (string sql in (string[])[
                 "DELETE FROM volume_checksums WHERE storage = $s AND archive = $a",
+                "DELETE FROM volume_digests WHERE storage = $s AND archive = $a",
                 "DELETE FROM container_manifests WHERE storage = $s AND archive = $a",
                 "DELETE FROM verifications WHERE storage = $s AND archive = $a"])
             {

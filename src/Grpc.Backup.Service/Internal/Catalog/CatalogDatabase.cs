@@ -31,6 +31,9 @@ internal sealed partial class CatalogDatabase : IDisposable
         CREATE TABLE IF NOT EXISTS volume_checksums(
             storage TEXT NOT NULL, archive TEXT NOT NULL, device TEXT NOT NULL, sha256 TEXT NOT NULL,
             PRIMARY KEY(storage, archive, device));
+        CREATE TABLE IF NOT EXISTS volume_digests(
+            storage TEXT NOT NULL, archive TEXT NOT NULL, device TEXT NOT NULL, algorithm TEXT NOT NULL, chunk_size INTEGER NOT NULL,
+            value TEXT NOT NULL, chunks BLOB, PRIMARY KEY(storage, archive, device));
         CREATE TABLE IF NOT EXISTS container_manifests(
             storage TEXT NOT NULL, archive TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(storage, archive));
         CREATE TABLE IF NOT EXISTS verifications(

@@ -60,6 +60,10 @@ internal sealed partial class JobEngine
             {
                 catalog.RecordChecksums(plan.Storage.Name, backup.Archive, checksums);
             }
+            if (backup.Digests is { Count: > 0 } digests)
+            {
+                catalog.RecordDigests(plan.Storage.Name, backup.Archive, digests);
+            }
             if (backup.Manifest is { } manifest)
             {
                 string manifestPath = paths.ManifestPath(plan.Storage.Name, backup.Archive);
@@ -144,7 +148,9 @@ internal sealed partial class JobEngine
                 }, cancellationToken).ConfigureAwait(false);
                 return new GuestOutcome(backup.ArchiveName, backup.Consistency.ToString().ToLowerInvariant(),
                     [.. backup.Volumes.Select(v => $"{v.DeviceName}:{ModeName(v.BitmapMode)}")], (ulong)backup.Volumes.Sum(v => (decimal)v.BytesRead),
-                    backup.Stats.ArchiveSizeBytes, backup.Volumes.ToDictionary(v => v.DeviceName, v => v.ContentSha256, StringComparer.Ordinal));
+                    backup.Stats.ArchiveSizeBytes, backup.Volumes.ToDictionary(v => v.DeviceName, v => v.ContentSha256, StringComparer.Ordinal),
+                    Digests: backup.Volumes.Where(v => v.Digest is not null).ToDictionary(v => v.DeviceName,
+                        v => new RecordedDigest(v.Digest.Value, backup.ChunkDigests.GetValueOrDefault(v.DeviceName)), StringComparer.Ordinal));
             }
             Directory.CreateDirectory(containerTemp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                 | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);

@@ -1,46 +1,57 @@
 using System.Security.Cryptography;
-using Grpc.Backup.Provider;
+using Grpc.Backup.Protocol;
 
-namespace Grpc.Backup.Providers.Directory.Internal;
+namespace Grpc.Backup.Provider;
 
 /// <summary>
-/// The SHA-256 of a whole volume as a restore will produce it (<c>VolumeCompleted.content_sha256</c>), computed while
-/// the volume is stored: the copied chunks are hashed as they pass (in offset order: a chunk that finishes early waits
-/// for its turn), and every range the copy does not read is filled in between: zero ranges (and a full backup's
-/// unplanned ranges) as zeros, an incremental's clean ranges from the stored chain (<paramref name="readStored"/>: the
-/// new overlay, which reads through to its base). So a full costs one extra pass of SHA-256 over the volume (holes
-/// included) and no extra I/O; an incremental additionally reads its clean ranges from the repository.
+/// A volume's <see cref="ChunkDigestList"/> (<c>VolumeCompleted.digest</c>), computed while the volume is stored along
+/// its copy plan: copied pieces are hashed as they pass (in offset order: a piece that finishes early waits for its
+/// turn), and what the copy does not read is filled in. A chunk the copy does not touch costs no hashing and no read:
+/// zeros (a full backup's holes and Zero ranges) take the precomputed zero digest, an incremental's clean chunk takes
+/// its base's digest (<c>baseList</c>). Only a chunk the copy touches in part is completed from zeros or, for its clean
+/// parts, from the stored chain (<c>readStored</c>), so an incremental reads at most its dirty data rounded out to
+/// chunks. Without a base list (a base made before chunk digests) clean chunks are read from the chain as well.
 /// </summary>
-internal sealed class ContentHasher : IDisposable
+public sealed class ChunkDigester : IDisposable
 {
-    private const int FillChunk = 1024 * 1024;
-    private static readonly byte[] Zeros = new byte[FillChunk];
+    private const int ZeroFill = 1024 * 1024;
+    private static readonly byte[] Zeros = new byte[ZeroFill];
 
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly SemaphoreSlim _turn = new(1, 1);
-    private readonly List<(long Offset, long Length, bool Stored)> _fills;
+    private readonly List<(long Offset, long Length, bool Stored)> _fills = [];
     private readonly Func<long, Memory<byte>, CancellationToken, ValueTask>? _readStored;
+    private readonly ChunkDigestList? _base;
+    private readonly ChunkDigestList _list;
     private readonly long _size;
     private readonly int _readSize;
     private readonly int _readDepth;
     private byte[][]? _readBuffers;
     private int _nextFill;
     private long _position;
+    private long _storedBytesRead;
     private TaskCompletionSource _advanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <param name="plan">The copy plan, ascending; Copy ranges are fed through <see cref="AppendAsync"/>.</param>
+    /// <param name="size">The volume's size.</param>
     /// <param name="incremental">Skipped (clean) ranges hold the base's data rather than zeros.</param>
-    /// <param name="readStored">Reads what the archive already holds at a range (needed when <paramref name="incremental"/>).</param>
-    /// <param name="readSize">Request size for reading stored ranges (qemu-nbd is fastest at 256-512 KiB).</param>
-    /// <param name="readDepth">Stored-range reads in flight: one at a time leaves qemu-nbd idle between requests.</param>
-    public ContentHasher(IReadOnlyList<PlannedExtent> plan, long size, bool incremental,
+    /// <param name="baseList">The base's chunk list (incremental), or null when the base has none.</param>
+    /// <param name="readStored">Reads what the stored chain holds at a range (needed when <paramref name="incremental"/>).</param>
+    /// <param name="readSize">Request size for reading stored ranges.</param>
+    /// <param name="readDepth">Stored-range reads in flight.</param>
+    public ChunkDigester(IReadOnlyList<PlannedExtent> plan, long size, bool incremental, ChunkDigestList? baseList,
         Func<long, Memory<byte>, CancellationToken, ValueTask>? readStored, int readSize, int readDepth)
     {
+        if (baseList is not null && baseList.VolumeSize != size)
+        {
+            throw new ArgumentException($"the base's chunk list covers {baseList.VolumeSize} bytes, the volume has {size}", nameof(baseList));
+        }
         _size = size;
+        _list = new ChunkDigestList(size);
+        _base = incremental ? baseList : null;
         _readSize = readSize;
         _readDepth = Math.Max(1, readDepth);
         _readStored = readStored;
-        _fills = [];
         long next = 0;
         foreach (PlannedExtent extent in plan.Where(e => e.Action == ExtentAction.Copy))
         {
@@ -50,10 +61,13 @@ internal sealed class ContentHasher : IDisposable
         AddFills(next, size, plan, incremental);
     }
 
-    /// <summary>Bytes of the volume hashed so far.</summary>
+    /// <summary>Bytes of the volume digested so far.</summary>
     public long Position => Volatile.Read(ref _position);
 
-    /// <summary>Hashes a copied chunk once every byte before it is hashed; chunks of one plan never overlap.</summary>
+    /// <summary>Bytes read from the stored chain to complete partly dirty chunks (or clean ones without a base list).</summary>
+    public long StoredBytesRead => Volatile.Read(ref _storedBytesRead);
+
+    /// <summary>Hashes a copied piece once every byte before it is digested; pieces of one plan never overlap.</summary>
     public async ValueTask AppendAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (true)
@@ -65,13 +79,12 @@ internal sealed class ContentHasher : IDisposable
                 await FillUntilAsync(offset, cancellationToken);
                 if (_position == offset)
                 {
-                    _hash.AppendData(data.Span);
-                    Advance(data.Length);
+                    Hash(data.Span);
                     return;
                 }
                 if (_position > offset)
                 {
-                    throw new InvalidOperationException($"chunk at {offset} arrived after the hash passed {_position}");
+                    throw new InvalidOperationException($"a piece at {offset} arrived after the digest passed {_position}");
                 }
                 advanced = _advanced.Task;
             }
@@ -83,8 +96,8 @@ internal sealed class ContentHasher : IDisposable
         }
     }
 
-    /// <summary>Fills the rest of the volume and returns the lowercase hex digest.</summary>
-    public async Task<string> FinishAsync(CancellationToken cancellationToken)
+    /// <summary>Fills the rest of the volume and returns its chunk list.</summary>
+    public async Task<ChunkDigestList> FinishAsync(CancellationToken cancellationToken)
     {
         await _turn.WaitAsync(cancellationToken);
         try
@@ -92,9 +105,9 @@ internal sealed class ContentHasher : IDisposable
             await FillUntilAsync(_size, cancellationToken);
             if (_position != _size)
             {
-                throw new InvalidOperationException($"the volume's hash stopped at {_position} of {_size} bytes: a copied chunk is missing");
+                throw new InvalidOperationException($"the volume's digest stopped at {_position} of {_size} bytes: a copied piece is missing");
             }
-            return Convert.ToHexStringLower(_hash.GetHashAndReset());
+            return _list;
         }
         finally
         {
@@ -144,23 +157,45 @@ internal sealed class ContentHasher : IDisposable
         _fills.Add((offset, length, stored));
     }
 
-    /// <summary>Hashes the fill ranges that start where the hash is, up to <paramref name="limit"/>.</summary>
+    /// <summary>Digests the fill ranges that start where the digest is, up to <paramref name="limit"/>.</summary>
     private async Task FillUntilAsync(long limit, CancellationToken cancellationToken)
     {
         while (_position < limit && _nextFill < _fills.Count && _fills[_nextFill].Offset == _position)
         {
             var (offset, length, stored) = _fills[_nextFill];
-            if (stored)
+            long end = offset + length;
+            while (_position < end)
             {
-                await HashStoredAsync(offset, length, cancellationToken);
-            }
-            else
-            {
-                for (long done = 0; done < length; done += FillChunk)
+                int chunk = (int)(_position / ChunkDigestList.ChunkSize);
+                long chunkStart = (long)chunk * ChunkDigestList.ChunkSize;
+                long chunkEnd = chunkStart + _list.LengthOf(chunk);
+                if (_position == chunkStart && end >= chunkEnd && (!stored || _base is not null))
                 {
-                    int part = (int)Math.Min(FillChunk, length - done);
-                    _hash.AppendData(Zeros, 0, part);
-                    Advance(part);
+                    // A whole chunk this backup did not touch.
+                    if (stored)
+                    {
+                        _list.Set(chunk, _base![chunk]);
+                    }
+                    else
+                    {
+                        _list.SetZero(chunk);
+                    }
+                    Advance(chunkEnd - chunkStart);
+                    continue;
+                }
+                // Up to the chunk's end, so the next chunk may be a whole one; a clean range without a base list is
+                // read in one run.
+                long part = Math.Min(end, stored && _base is null ? end : chunkEnd) - _position;
+                if (stored)
+                {
+                    await HashStoredAsync(_position, part, cancellationToken);
+                }
+                else
+                {
+                    for (long done = 0; done < part; done += ZeroFill)
+                    {
+                        Hash(Zeros.AsSpan(0, (int)Math.Min(ZeroFill, part - done)));
+                    }
                 }
             }
             _nextFill++;
@@ -188,8 +223,8 @@ internal sealed class ContentHasher : IDisposable
                 }
                 var (read, filled, filledLength) = pending.Dequeue();
                 await read;
-                _hash.AppendData(filled, 0, filledLength);
-                Advance(filledLength);
+                Interlocked.Add(ref _storedBytesRead, filledLength);
+                Hash(filled.AsSpan(0, filledLength));
             }
         }
         catch
@@ -200,6 +235,26 @@ internal sealed class ContentHasher : IDisposable
                 await read.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
             throw;
+        }
+    }
+
+    /// <summary>Hashes bytes at the digest's position, closing each chunk it completes.</summary>
+    private void Hash(ReadOnlySpan<byte> data)
+    {
+        Span<byte> digest = stackalloc byte[ChunkDigestList.DigestSize];
+        while (!data.IsEmpty)
+        {
+            int chunk = (int)(_position / ChunkDigestList.ChunkSize);
+            long chunkEnd = (long)chunk * ChunkDigestList.ChunkSize + _list.LengthOf(chunk);
+            int part = (int)Math.Min(data.Length, chunkEnd - _position);
+            _hash.AppendData(data[..part]);
+            data = data[part..];
+            if (_position + part == chunkEnd)
+            {
+                _hash.GetHashAndReset(digest);
+                _list.Set(chunk, digest);
+            }
+            Advance(part);
         }
     }
 
