@@ -99,8 +99,8 @@ public sealed class FullBackupTests
         WriteRandom(large, 0, 32 * MiB, seed: 31);
         CreateSparse(small, 1 * MiB);
         WriteRandom(small, 0, 1 * MiB, seed: 32);
-        string expectedLarge = await Sha256OfFileAsync(large);
-        string expectedSmall = await Sha256OfFileAsync(small);
+        string expectedLarge = (await ChunkDigestList.OfFileAsync(large, CancellationToken.None)).Value;
+        string expectedSmall = (await ChunkDigestList.OfFileAsync(small, CancellationToken.None)).Value;
         await using var exportLarge = await QemuNbdExport.ReadOnlyRawAsync(large, provider.Work("l.sock"), "drive-scsi0");
         await using var exportSmall = await QemuNbdExport.ReadOnlyRawAsync(small, provider.Work("s.sock"), "drive-scsi1");
         string job = await host.JobInitAsync();
@@ -118,8 +118,8 @@ public sealed class FullBackupTests
             && e.VolumeCompleted.DeviceName == device);
         Assert.True(Completed("drive-scsi1") >= 0 && Completed("drive-scsi1") < Completed("drive-scsi0"),
             "the small volume was not stored before the large one finished");
-        Assert.Equal(expectedLarge, events[Completed("drive-scsi0")].VolumeCompleted.ContentSha256);
-        Assert.Equal(expectedSmall, events[Completed("drive-scsi1")].VolumeCompleted.ContentSha256);
+        Assert.Equal(expectedLarge, events[Completed("drive-scsi0")].VolumeCompleted.Digest.Value);
+        Assert.Equal(expectedSmall, events[Completed("drive-scsi1")].VolumeCompleted.Digest.Value);
     }
 
     [Fact]

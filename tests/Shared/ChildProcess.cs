@@ -79,8 +79,17 @@ internal sealed class ChildProcess : IAsyncDisposable
         IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
     {
         await using ChildProcess child = Start(fileName, arguments, environment);
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
-        await child._process.WaitForExitAsync(cts.Token);
+        TimeSpan bound = timeout ?? TimeSpan.FromSeconds(60);
+        using var cts = new CancellationTokenSource(bound);
+        try
+        {
+            await child._process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // A hang bound, not a timing assertion: say what the command had done when it was given up on.
+            throw new TimeoutException($"{fileName} did not finish within {bound}; its output so far:\n{Tail(child.StandardOutput)}\n{Tail(child.StandardError)}");
+        }
         child._process.WaitForExit(); // drains the asynchronous output readers
         return (child._process.ExitCode, child.StandardOutput, child.StandardError);
     }
@@ -159,4 +168,6 @@ internal sealed class ChildProcess : IAsyncDisposable
             buffer.AppendLine(line);
         }
     }
+
+    private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
 }
