@@ -22,10 +22,7 @@ internal static class BorgBench
         VmGuest guest = GuestInventory.Load(Path.Combine(guestDir, "inventory")).Vms["100"];
         VmDisk disk = guest.Disks[0];
         long size = new FileInfo(disk.ImagePath).Length;
-        string fleece = Path.Combine(work, "fleece");
-        string runtime = Path.Combine(work, "run");
-        Directory.CreateDirectory(fleece);
-        Directory.CreateDirectory(runtime);
+        var (fleece, runtime) = BenchDirectories.Create(work);
 
         await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(providerEndpoint),
             new ProviderConnectionOptions { UnaryDeadline = TimeSpan.FromMinutes(10) });

@@ -18,10 +18,7 @@ internal static class FileHandleBench
         VmGuest guest = GuestInventory.Load(Path.Combine(guestDir, "inventory")).Vms["100"];
         VmDisk disk = guest.Disks[0];
         long size = new FileInfo(disk.ImagePath).Length;
-        string fleece = Path.Combine(work, "fleece");
-        string runtime = Path.Combine(work, "run");
-        Directory.CreateDirectory(fleece);
-        Directory.CreateDirectory(runtime);
+        var (fleece, runtime) = BenchDirectories.Create(work);
 
         double peer = double.MaxValue;
         for (int round = 0; round < 2; round++)

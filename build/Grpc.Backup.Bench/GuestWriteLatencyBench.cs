@@ -20,10 +20,7 @@ internal static class GuestWriteLatencyBench
         VmDisk disk = guest.Disks[0];
         string view = Path.Combine(guestDir, "guest", disk.DeviceName);
         long size = new FileInfo(disk.ImagePath).Length;
-        string fleece = Path.Combine(work, "fleece");
-        string runtime = Path.Combine(work, "run");
-        Directory.CreateDirectory(fleece);
-        Directory.CreateDirectory(runtime);
+        var (fleece, runtime) = BenchDirectories.Create(work);
 
         List<double> without = await WriteAsync(view, size, count: 3000, until: null);
         await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(providerEndpoint));

@@ -17,10 +17,7 @@ internal static class MultiDiskBench
         VmGuest guest = GuestInventory.Load(Path.Combine(guestDir, "inventory")).Vms["100"];
         VmGuest oneDisk = guest with { Disks = [guest.Disks[0]] };
         await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(providerEndpoint));
-        string fleece = Path.Combine(work, "fleece");
-        string runtime = Path.Combine(work, "run");
-        Directory.CreateDirectory(fleece);
-        Directory.CreateDirectory(runtime);
+        var (fleece, runtime) = BenchDirectories.Create(work);
 
         double one = double.MaxValue;
         double all = double.MaxValue;

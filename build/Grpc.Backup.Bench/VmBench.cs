@@ -26,10 +26,7 @@ internal static class VmBench
         VmDisk disk = guest.Disks[0];
         long size = new FileInfo(disk.ImagePath).Length;
         await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(providerEndpoint));
-        string fleece = Path.Combine(work, "fleece");
-        string runtime = Path.Combine(work, "run");
-        Directory.CreateDirectory(fleece);
-        Directory.CreateDirectory(runtime);
+        var (fleece, runtime) = BenchDirectories.Create(work);
 
         // Peer: nbdcopy from the same kind of snapshot export (set up the same way) into a file on the same filesystem.
         double peerFull = double.MaxValue;
