@@ -28,7 +28,8 @@ public sealed class ClusterLeadership : IAsyncDisposable
         if (Interlocked.Exchange(ref _resigned, 1) == 0 && !_session.Lost.IsCancellationRequested)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _session.Keys.Client.ResignAsync(new ResignRequest { Leader = _leader }, cancellationToken: timeout.Token).ConfigureAwait(false);
+            await Internal.EtcdRetry.RunAsync(token => _session.Keys.Client.ResignAsync(new ResignRequest { Leader = _leader }, cancellationToken: token), timeout.Token)
+                .ConfigureAwait(false);
         }
     }
 }

@@ -11,12 +11,15 @@ public sealed partial class ClusterSession
     {
         ThrowIfLost();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Lost);
-        CampaignResponse response = await Keys.Client.CampaignAsync(new CampaignRequest
+        var request = new CampaignRequest
         {
             Name = ByteString.CopyFromUtf8(Key("election/" + election)),
             Lease = LeaseId,
             Value = ByteString.CopyFromUtf8(Node),
-        }, cancellationToken: linked.Token).ConfigureAwait(false);
+        };
+        // A campaign with the same lease is idempotent in etcd: a retry finds the key the first attempt made.
+        CampaignResponse response = await Internal.EtcdRetry.RunAsync(token => Keys.Client.CampaignAsync(request, cancellationToken: token), linked.Token)
+            .ConfigureAwait(false);
         return new ClusterLeadership(this, response.Leader);
     }
 
@@ -25,8 +28,9 @@ public sealed partial class ClusterSession
     {
         try
         {
-            LeaderResponse response = await Keys.Client.LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(Key("election/" + election)) },
-                cancellationToken: cancellationToken).ConfigureAwait(false);
+            var request = new LeaderRequest { Name = ByteString.CopyFromUtf8(Key("election/" + election)) };
+            LeaderResponse response = await Internal.EtcdRetry.RunAsync(token => Keys.Client.LeaderAsync(request, cancellationToken: token), cancellationToken)
+                .ConfigureAwait(false);
             return response.Kv?.Value.ToStringUtf8();
         }
         catch (Grpc.Core.RpcException e) when (e.Status.Detail.Contains("no leader", StringComparison.Ordinal))

@@ -18,7 +18,7 @@ public sealed partial class ClusterSession
             string key = kv.Key.ToStringUtf8();
             if (!wanted.Contains(key[prefix.Length..]))
             {
-                await Keys.Client.DeleteAsync(key, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await Keys.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
             }
         }
         foreach (string guest in wanted)

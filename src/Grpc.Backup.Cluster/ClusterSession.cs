@@ -47,8 +47,8 @@ public sealed partial class ClusterSession : IAsyncDisposable
         EtcdClient client = EtcdClientFactory.Create(options);
         try
         {
-            LeaseGrantResponse grant = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(options.LeaseTtl.TotalSeconds) },
-                cancellationToken: cancellationToken).ConfigureAwait(false);
+            LeaseGrantResponse grant = await EtcdRetry.RunAsync(token => client.LeaseGrantAsync(
+                new LeaseGrantRequest { TTL = (long)Math.Ceiling(options.LeaseTtl.TotalSeconds) }, cancellationToken: token), cancellationToken).ConfigureAwait(false);
             if (!string.IsNullOrEmpty(grant.Error))
             {
                 throw new InvalidOperationException($"etcd refused a lease: {grant.Error}");
@@ -91,7 +91,7 @@ public sealed partial class ClusterSession : IAsyncDisposable
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _keys.Client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = LeaseId }, cancellationToken: timeout.Token).ConfigureAwait(false);
+            await EtcdRetry.RunAsync(token => _keys.Client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = LeaseId }, cancellationToken: token), timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException)
         {

@@ -4,7 +4,10 @@ using Google.Protobuf;
 
 namespace Grpc.Backup.Cluster.Internal;
 
-/// <summary>The few KV operations the cluster needs, each one transaction or one range.</summary>
+/// <summary>
+/// The few KV operations the cluster needs, each one transaction or one range. Every one is idempotent, so each is
+/// retried through <see cref="EtcdRetry"/> while a dead member refuses it.
+/// </summary>
 internal sealed class EtcdKeys(EtcdClient client)
 {
     public EtcdClient Client { get; } = client;
@@ -21,7 +24,7 @@ internal sealed class EtcdKeys(EtcdClient client)
         txn.Compare.Add(CreatedAt(keyBytes, 0));
         txn.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = keyBytes, Value = ByteString.CopyFromUtf8(value), Lease = lease } });
         txn.Failure.Add(new RequestOp { RequestRange = new RangeRequest { Key = keyBytes } });
-        TxnResponse response = await Client.TransactionAsync(txn, cancellationToken: cancellationToken).ConfigureAwait(false);
+        TxnResponse response = await EtcdRetry.RunAsync(token => Client.TransactionAsync(txn, cancellationToken: token), cancellationToken).ConfigureAwait(false);
         if (response.Succeeded)
         {
             // The put is the transaction's only write, so the revision it created is the header's.
@@ -39,22 +42,27 @@ internal sealed class EtcdKeys(EtcdClient client)
         txn.Compare.Add(CreatedAt(keyBytes, createRevision));
         txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = keyBytes } });
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await Client.TransactionAsync(txn, cancellationToken: timeout.Token).ConfigureAwait(false);
+        await EtcdRetry.RunAsync(token => Client.TransactionAsync(txn, cancellationToken: token), timeout.Token).ConfigureAwait(false);
     }
 
     /// <summary>Puts <paramref name="key"/> bound to <paramref name="lease"/>.</summary>
     public Task PutAsync(string key, string value, long lease, CancellationToken cancellationToken) =>
-        Client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease },
-            cancellationToken: cancellationToken);
+        EtcdRetry.RunAsync(token => Client.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8(value), Lease = lease },
+            cancellationToken: token), cancellationToken);
+
+    /// <summary>Deletes <paramref name="key"/>.</summary>
+    public Task DeleteAsync(string key, CancellationToken cancellationToken) =>
+        EtcdRetry.RunAsync(token => Client.DeleteAsync(key, cancellationToken: token), cancellationToken);
 
     /// <summary>Every key under <paramref name="prefix"/>, and the revision the range was read at.</summary>
     public async Task<(IReadOnlyList<Mvccpb.KeyValue> Kvs, long Revision)> RangeAsync(string prefix, CancellationToken cancellationToken)
     {
-        RangeResponse response = await Client.GetAsync(new RangeRequest
+        var request = new RangeRequest
         {
             Key = ByteString.CopyFromUtf8(prefix),
             RangeEnd = ByteString.CopyFromUtf8(RangeEnd(prefix)),
-        }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        };
+        RangeResponse response = await EtcdRetry.RunAsync(token => Client.GetAsync(request, cancellationToken: token), cancellationToken).ConfigureAwait(false);
         return ([.. response.Kvs], response.Header.Revision);
     }
 
