@@ -24,6 +24,7 @@ var root = new RootCommand("""
     ServiceCommands.Status(),
     ServiceCommands.Cancel(),
     ServiceCommands.Watch(),
+    ClusterCommand.Create(),
 };
 ParseResult parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -45,6 +45,7 @@ public sealed partial class ClusterSession : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         EtcdClient client = EtcdClientFactory.Create(options);
+        ClusterSession? session = null;
         try
         {
             LeaseGrantResponse grant = await EtcdRetry.RunAsync(token => client.LeaseGrantAsync(
@@ -53,14 +54,23 @@ public sealed partial class ClusterSession : IAsyncDisposable
             {
                 throw new InvalidOperationException($"etcd refused a lease: {grant.Error}");
             }
-            var session = new ClusterSession(options, client, grant.ID, logger ?? NullLogger.Instance);
+            session = new ClusterSession(options, client, grant.ID, logger ?? NullLogger.Instance);
             await session._keys.PutAsync(session.Key("nodes/" + options.Node), session.LeaseId.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
                 session.LeaseId, cancellationToken).ConfigureAwait(false);
             return session;
         }
         catch
         {
-            client.Dispose();
+            if (session is not null)
+            {
+                // Refused (e.g. etcd's auth: this certificate's user is not that node): the lease is revoked at once
+                // and the client disposed with the session.
+                await session.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                client.Dispose();
+            }
             throw;
         }
     }

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using Grpc.Backup.Cluster;
+using Grpc.Core;
+
+namespace Grpc.Backup.Cli;
+
+/// <summary>
+/// <c>grpc-backup cluster add-host NODE</c> and <c>grpc-backup cluster enable-auth</c>: the administrator's side of a
+/// cluster's etcd authorisation (<see cref="ClusterAccess"/>), run with the certificate whose CN is <c>root</c>. They
+/// speak to etcd directly, not to the service. Both are idempotent; an etcd refusal exits 1 with etcd's reason.
+/// </summary>
+internal static class ClusterCommand
+{
+    public static Command Create()
+    {
+        var node = new Argument<string>("node") { Description = "The host's node name: its host.conf 'node' and its client certificate's CN" };
+        var addHost = new Command("add-host", "Create a host's etcd user and role: it may write only its own keys and the shared slots and elections")
+        {
+            node,
+        };
+        var enable = new Command("enable-auth", "Create etcd's root user (its certificate's CN) and turn etcd's authorisation on");
+        Option<string>[] connection = [.. ConnectionOptions()];
+        foreach (Option<string> option in connection)
+        {
+            addHost.Options.Add(option);
+            enable.Options.Add(option);
+        }
+        addHost.SetAction((result, cancellationToken) =>
+            RunAsync(() => ClusterAccess.AddHostAsync(Admin(result, connection), result.GetValue(node)!, cancellationToken)));
+        enable.SetAction((result, cancellationToken) =>
+            RunAsync(() => ClusterAccess.EnableAsync(Admin(result, connection), cancellationToken)));
+        return new Command("cluster", "Administer the etcd cluster the hosts share (issue 19)") { addHost, enable };
+    }
+
+    private static IEnumerable<Option<string>> ConnectionOptions()
+    {
+        yield return new Option<string>("--endpoints") { Description = "etcd members, https://host:port separated by commas", Required = true };
+        yield return new Option<string>("--ca") { Description = "The CA that signed the members' certificates (PEM)", Required = true };
+        yield return new Option<string>("--cert") { Description = "The administrator's client certificate, CN root (PEM)", Required = true };
+        yield return new Option<string>("--key") { Description = "Its key (PEM); a file, never the key itself", Required = true };
+    }
+
+    private static ClusterOptions Admin(ParseResult result, Option<string>[] connection)
+    {
+        var endpoints = new List<Uri>();
+        foreach (string word in result.GetValue(connection[0])!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(word, UriKind.Absolute, out Uri? url) || url.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new ArgumentException($"--endpoints: '{word}' is not an etcd member's https://host:port");
+            }
+            endpoints.Add(url);
+        }
+        return new ClusterOptions
+        {
+            Endpoints = endpoints, Node = "root",
+            CaFile = result.GetValue(connection[1]), CertFile = result.GetValue(connection[2]), KeyFile = result.GetValue(connection[3]),
+        };
+    }
+
+    private static async Task<int> RunAsync(Func<Task> call)
+    {
+        try
+        {
+            await call();
+            return ExitCodes.Success;
+        }
+        catch (RpcException e)
+        {
+            // Not a provider: CliFailure's wording for RpcException would blame one.
+            await Console.Error.WriteLineAsync($"grpc-backup: etcd refused: {e.Status.StatusCode}: {e.Status.Detail}");
+            return ExitCodes.Failure;
+        }
+    }
+}
