@@ -143,15 +143,17 @@ internal static class ServiceCommands
         var limit = new Option<uint>("--limit") { Description = "At most this many runs", DefaultValueFactory = _ => 20 };
         var runsSocket = ServiceOptions.Socket();
         var runsJson = CommonOptions.Json();
-        var runs = new Command("runs", "Past runs with per-guest results (sizes, durations, bitmap modes, consistency)") { limit, runsSocket, runsJson };
+        var clusterRuns = new Option<bool>("--cluster") { Description = "Every host's runs, from the cluster's run records in etcd" };
+        var runs = new Command("runs", "Past runs with per-guest results (sizes, durations, bitmap modes, consistency)") { limit, clusterRuns, runsSocket, runsJson };
         runs.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(runsSocket)!, async client =>
         {
-            var reply = await client.Management.ListRunsAsync(new ListRunsRequest { Limit = result.GetValue(limit) }, cancellationToken: cancellationToken);
+            var reply = await client.Management.ListRunsAsync(new ListRunsRequest { Limit = result.GetValue(limit), Cluster = result.GetValue(clusterRuns) },
+                cancellationToken: cancellationToken);
             Print(reply, result.GetValue(runsJson), () =>
             {
                 foreach (var r in reply.Runs)
                 {
-                    Console.WriteLine($"{Time(r.Created)} {r.Kind,-7} {r.Job,-16} {Names.Of(r.State),-9} {r.TaskId} {r.Error}");
+                    Console.WriteLine($"{Time(r.Created)} {(r.Node.Length > 0 ? r.Node + " " : "")}{r.Kind,-7} {r.Job,-16} {Names.Of(r.State),-9} {r.TaskId} {r.Error}");
                     foreach (var g in r.Guests)
                     {
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -26,6 +26,9 @@ public sealed record ClusterOptions
     /// </summary>
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How many run records (<c>runs/NODE/…</c>) this host keeps in etcd; its catalog keeps the rest.</summary>
+    public int RunRecordsKept { get; init; } = 100;
+
     /// <summary>Every key this project writes lives under this prefix.</summary>
     public string KeyPrefix { get; init; } = "/grpc-backup/";
 }

@@ -100,9 +100,23 @@ public sealed class ClusterTests
         Assert.True(exit == 0, stderr + stdout + hostB.Log);
         HookCall start = HookScript.Read(hookLog).Single(c => c.Phase == "backup-start" && c.Guest == "200");
         Assert.True(start.TimeMs >= killedMs, $"host-b started its backup {killedMs - start.TimeMs} ms before host-a died: the slot was not held");
-        // Nothing of host-a is left in etcd once its lease has expired.
+        // Nothing of host-a's is left in etcd once its lease has expired, but its run record.
         string left = (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/")).Stdout;
-        Assert.DoesNotContain("host-a", left, StringComparison.Ordinal);
+        Assert.Equal(["/grpc-backup/runs/host-a/"], left.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(k => k.Contains("host-a", StringComparison.Ordinal)).Select(k => k[..(k.LastIndexOf('/') + 1)]).Distinct());
+
+        // One view of both hosts' runs, from either host: host-b's succeeded; host-a's, left running when it died, is
+        // failed with the reason, and so is its guest.
+        await Poll.UntilAsync(async () => RunsOf(await hostB.CliJsonAsync("jobs", "runs", "--cluster")).Any(r => r.Node == "host-b" && r.State == "SUCCEEDED"),
+            TimeSpan.FromMinutes(1), "host-b's finished run in the cluster's records");
+        var view = RunsOf(await hostB.CliJsonAsync("jobs", "runs", "--cluster"));
+        var lost = Assert.Single(view, r => r.Node == "host-a");
+        Assert.Equal("FAILED", lost.State);
+        Assert.Contains("host host-a left the cluster during the run", lost.Error, StringComparison.Ordinal);
+        Assert.Equal([("100", "FAILED")], lost.Guests);
+        Assert.Equal([("200", "SUCCEEDED")], Assert.Single(view, r => r.Node == "host-b").Guests);
+        // Without --cluster, this host's own catalog only.
+        Assert.All(RunsOf(await hostB.CliJsonAsync("jobs", "runs")), r => Assert.Equal("", r.Node));
 
         // host-a's next start recovers as a host alone does (BackupCleanup(failure) of the interrupted backup), rejoins
         // and backs up.
@@ -111,6 +125,15 @@ public sealed class ClusterTests
         (exit, stdout, stderr) = await hostA.CliAsync("backup", "--job", "all");
         Assert.True(exit == 0, stderr + stdout + hostA.Log);
     }
+
+    private static List<(string Node, string State, string Error, List<(string Guest, string State)> Guests)> RunsOf(System.Text.Json.JsonElement reply) =>
+        reply.TryGetProperty("runs", out var runs)
+            ? [.. runs.EnumerateArray().Select(r => (
+                r.TryGetProperty("node", out var n) ? n.GetString()! : "",
+                r.GetProperty("state").GetString()!.Replace("TASK_STATE_", "", StringComparison.Ordinal),
+                r.TryGetProperty("error", out var e) ? e.GetString()! : "",
+                r.TryGetProperty("guests", out var g) ? g.EnumerateArray().Select(x => (x.GetProperty("guestId").GetString()!, x.GetProperty("state").GetString()!.Replace("TASK_STATE_", "", StringComparison.Ordinal))).ToList() : []))]
+            : [];
 
     /// <summary>One host of the cluster: the shared storage, a job over all its guests with the hook, etcd with a 4 s lease.</summary>
     private static void Configure(ServiceProcess host, string node, EtcdCluster etcd, DirectoryProviderProcess provider, string hookLog,

@@ -1,3 +1,4 @@
+using Grpc.Backup.Cluster;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Management.V1;
@@ -14,7 +15,7 @@ namespace Grpc.Backup.Service.Internal.Api;
 
 /// <summary>The management API (protos/backup/host/v1/management.proto) over the engine, the registry and the catalog.</summary>
 internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, CatalogDatabase catalog, StateRetention retention,
-    ILoggerFactory loggerFactory)
+    ILoggerFactory loggerFactory, Cluster.ClusterMembership? cluster = null)
     : Management.V1.Management.ManagementBase
 {
     private ServiceConfiguration Config => engine.Config;
@@ -223,11 +224,30 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         return response;
     }
 
-    public override Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
+        int limit = request.Limit == 0 ? 20 : (int)Math.Min(request.Limit, 1000);
         var response = new ListRunsResponse();
-        response.Runs.AddRange(catalog.RecentRuns(request.Limit == 0 ? 20 : (int)Math.Min(request.Limit, 1000)).Select(ToInfo));
-        return Task.FromResult(response);
+        if (!request.Cluster)
+        {
+            response.Runs.AddRange(catalog.RecentRuns(limit).Select(ToInfo));
+            return response;
+        }
+        if (cluster is null)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, "this host is not in a cluster (no cluster-endpoints in host.conf)"));
+        }
+        IReadOnlyList<ClusterRunRecord> runs;
+        try
+        {
+            runs = await cluster.ListRunsAsync(limit, context.CancellationToken);
+        }
+        catch (Exception e) when (e is Cluster.ClusterUnavailableException or RpcException { StatusCode: StatusCode.Unavailable or StatusCode.DeadlineExceeded })
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"the cluster's run records cannot be read: {e.Message}"));
+        }
+        response.Runs.AddRange(runs.Select(ToInfo));
+        return response;
     }
 
     public override async Task Watch(WatchRequest request, IServerStreamWriter<TaskEvent> responseStream, ServerCallContext context)
@@ -256,6 +276,21 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
             }
             yield return info;
         }
+    }
+
+    private static TaskInfo ToInfo(ClusterRunRecord run)
+    {
+        var info = new TaskInfo
+        {
+            Node = run.Node, TaskId = run.TaskId, Kind = run.Kind, Job = run.Job, State = ParseState(run.State),
+            Created = Timestamp.FromDateTime(DateTime.SpecifyKind(run.Started, DateTimeKind.Utc)), Error = run.Error,
+        };
+        if (run.Ended is { } ended)
+        {
+            info.Ended = Timestamp.FromDateTime(DateTime.SpecifyKind(ended, DateTimeKind.Utc));
+        }
+        info.Guests.AddRange(run.Guests.Select(g => new GuestResult { GuestId = g.GuestId, State = ParseState(g.State), ArchiveName = g.Archive, Error = g.Error }));
+        return info;
     }
 
     private static TaskInfo ToInfo(RunRecord run)

@@ -1,3 +1,5 @@
+using Microsoft.Data.Sqlite;
+
 namespace Grpc.Backup.Service.Internal.Catalog;
 
 /// <summary>Job runs and per-guest results.</summary>
@@ -36,11 +38,17 @@ internal sealed partial class CatalogDatabase
         return count;
     }
 
+    private const string RunColumns = "SELECT task_id, kind, job, storage, started, ended, state, error FROM job_runs";
+
     public IReadOnlyList<RunRecord> RecentRuns(int limit) =>
-        Query("SELECT task_id, kind, job, storage, started, ended, state, error FROM job_runs ORDER BY started DESC LIMIT $l",
-            r => new RunRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), ParseTime(r.GetString(4)),
-                r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.GetString(6), r.GetString(7), GuestsOf(r.GetString(0))),
-            ("$l", limit));
+        Query($"{RunColumns} ORDER BY started DESC LIMIT $l", ReadRun, ("$l", limit));
+
+    /// <summary>One run as the catalog has it now, or null.</summary>
+    public RunRecord? Run(string taskId) => Query($"{RunColumns} WHERE task_id = $t", ReadRun, ("$t", taskId)).FirstOrDefault();
+
+    private RunRecord ReadRun(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), ParseTime(r.GetString(4)),
+            r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.GetString(6), r.GetString(7), GuestsOf(r.GetString(0)));
 
     public RunRecord? LastRunOf(string job) =>
         Query("SELECT task_id FROM job_runs WHERE job = $j AND kind IN ('job', 'verify') ORDER BY started DESC LIMIT 1", r => r.GetString(0), ("$j", job))

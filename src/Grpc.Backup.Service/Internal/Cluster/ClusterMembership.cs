@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Grpc.Backup.Cluster;
 using Grpc.Backup.Service.Internal.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -17,6 +18,67 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private readonly ClusterSettings _settings = config.Host.Cluster ?? throw new InvalidOperationException("no cluster is configured");
     private volatile ClusterSession? _session;
+
+    // Run records waiting to be written (the newest per task), and those of runs still going, written again whenever a
+    // new session starts so the cluster never takes a live run for one a restarted host abandoned.
+    private readonly ConcurrentDictionary<string, ClusterRunRecord> _unpublished = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ClusterRunRecord> _running = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _publish = new(0);
+
+    /// <summary>
+    /// Queues this host's record of a run for etcd. Never blocks or fails the run: records are written in the
+    /// background while a session is live, the newest state of each run wins.
+    /// </summary>
+    public void PublishRun(ClusterRunRecord record)
+    {
+        _unpublished[record.TaskId] = record;
+        if (record.State == ClusterRunRecord.Running)
+        {
+            _running[record.TaskId] = record;
+        }
+        else
+        {
+            _running.TryRemove(record.TaskId, out _);
+        }
+        _publish.Release();
+    }
+
+    /// <summary>Every host's runs (<see cref="ClusterSession.ListRunsAsync"/>); fails without a live session.</summary>
+    public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
+    {
+        ClusterSession session = _session is { Lost.IsCancellationRequested: false } live ? live
+            : throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)})");
+        return session.ListRunsAsync(limit, cancellationToken);
+    }
+
+    private async Task PublishLoopAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await _publish.WaitAsync(stoppingToken);
+            if (_session is not { Lost.IsCancellationRequested: false } session)
+            {
+                // Written when the next session starts (it releases the semaphore).
+                continue;
+            }
+            foreach (var (taskId, record) in _unpublished)
+            {
+                try
+                {
+                    await session.PublishRunAsync(record, stoppingToken);
+                    // Only if no newer state came meanwhile.
+                    _unpublished.TryRemove(new KeyValuePair<string, ClusterRunRecord>(taskId, record));
+                }
+                catch (Exception e) when (e is Grpc.Core.RpcException or ClusterSessionLostException or TimeoutException)
+                {
+                    logger.LogWarning("writing run {Task} to the cluster failed: {Error}", taskId, e.Message);
+                    await Task.Delay(RetryDelay, stoppingToken);
+                    _publish.Release();
+                    break;
+                }
+            }
+        }
+    }
 
     /// <summary>
     /// Takes a per-host slot (host.conf <c>max-backups</c>) and one of the storage's cluster-wide slots
@@ -54,6 +116,13 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        Task publisher = PublishLoopAsync(stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        await MaintainSessionAsync(stoppingToken);
+        await publisher;
+    }
+
+    private async Task MaintainSessionAsync(CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             ClusterSession? session = null;
@@ -62,6 +131,11 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 session = await ClusterSession.ConnectAsync(_settings.ToOptions(config.Host.Node), logger, stoppingToken);
                 await session.RegisterGuestsAsync(config.Guests.Keys, stoppingToken);
                 _session = session;
+                foreach (var (taskId, record) in _running)
+                {
+                    _unpublished.TryAdd(taskId, record);
+                }
+                _publish.Release();
                 logger.LogInformation("joined the cluster as {Node} (lease {Lease:x})", session.Node, session.LeaseId);
                 using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, session.Lost);
                 await Task.Delay(Timeout.Infinite, lost.Token).ContinueWith(_ => { }, TaskScheduler.Default);

@@ -44,6 +44,20 @@ internal sealed partial class JobEngine
         }
     }
 
+    /// <summary>The run's current state, as the catalog has it, queued for the cluster's run records (a host alone: nothing).</summary>
+    private void PublishRun(string taskId)
+    {
+        if (cluster is not null && catalog.Run(taskId) is { } run)
+        {
+            cluster.PublishRun(new ClusterRunRecord
+            {
+                Node = config.Host.Node, TaskId = run.TaskId, Kind = run.Kind, Job = run.Job, Storage = run.Storage,
+                Started = run.Started, Ended = run.Ended, State = run.State, Error = run.Error,
+                Guests = [.. run.Guests.Select(g => new ClusterGuestResult(g.GuestId, g.State, g.Archive, g.Error))],
+            });
+        }
+    }
+
     private static async Task ReleaseQuietlyAsync(ServiceTask task, ConfiguredGuest guest, ClusterSlot slot)
     {
         try

@@ -48,6 +48,7 @@ internal sealed partial class JobEngine
             result.State = TaskState.Running;
             task.SetGuest(result.Clone());
             catalog.GuestStarted(task.Id, guest.Id, backupId, started);
+            PublishRun(task.Id);
             await hooks.RunAsync(task, "backup-start", jobId, guest.Id, guest.TypeName);
 
             GuestOutcome backup = await RunJournaledAsync(task, plan, provider, guestJob?.JobId ?? jobId, backupId, guest, cancellationToken);
@@ -99,6 +100,7 @@ internal sealed partial class JobEngine
             task.SetGuest(result.Clone());
             catalog.GuestEnded(task.Id, new GuestRecord(guest.Id, result.ArchiveName, StateName(result.State), result.Error, ended,
                 result.DurationSeconds, result.BytesRead, 0, result.ArchiveSizeBytes, [.. result.BitmapModes], result.Consistency));
+            PublishRun(task.Id);
             guestLog.Close();
             RecordMetrics(span, plan, provider, guest, result);
             await RunHookQuietlyAsync(task, hooks, "log-end", jobId, guest.Id, guest.TypeName, result.ArchiveName.Length > 0 ? result.ArchiveName : null, logFile);

@@ -21,6 +21,7 @@ internal sealed partial class JobEngine
     private async Task RestoreAsync(ServiceTask task, StorageConfig storage, string archive, string target, DiskFormat format, ulong bandwidthLimit)
     {
         catalog.RunStarted(task.Id, task.Kind, "", storage.Name, task.Created);
+        PublishRun(task.Id);
         string error = "";
         TaskState state = TaskState.Succeeded;
         try
@@ -49,6 +50,7 @@ internal sealed partial class JobEngine
             task.Log("ERROR", "", $"restore failed: {error}");
         }
         catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+        PublishRun(task.Id);
         retention.Apply();
         task.End(state, error);
     }

@@ -28,6 +28,7 @@ internal sealed partial class JobEngine
     private async Task VerifyAsync(ServiceTask task, VerifyPlan plan)
     {
         catalog.RunStarted(task.Id, task.Kind, plan.JobName, plan.Storage.Name, task.Created);
+        PublishRun(task.Id);
         CancellationToken cancellationToken = task.Cancellation;
         string error = "";
         TaskState state = TaskState.Succeeded;
@@ -87,6 +88,7 @@ internal sealed partial class JobEngine
             task.Log("ERROR", "", $"verify failed: {error}");
         }
         catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+        PublishRun(task.Id);
         retention.Apply();
         task.Log(state == TaskState.Succeeded ? "INFO" : "WARN", "", $"verify {StateName(state)}{(error.Length > 0 ? ": " + error : "")}");
         if (state != TaskState.Succeeded)

@@ -57,6 +57,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
         span?.SetTag("grpc_backup.task_id", task.Id);
         var hooks = new HookRunner(plan.Hook, plan.JobName, plan.Storage.Name, config.Host.Node);
         catalog.RunStarted(task.Id, task.Kind, plan.JobName, plan.Storage.Name, task.Created);
+        PublishRun(task.Id);
         CancellationToken cancellationToken = task.Cancellation;
         ProviderConnection? provider = null;
         JobSession? session = null;
@@ -106,6 +107,7 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
             TaskState state = cancellationToken.IsCancellationRequested ? TaskState.Cancelled
                 : aborted || failed > 0 ? TaskState.Failed : TaskState.Succeeded;
             catalog.RunEnded(task.Id, StateName(state), error, DateTime.UtcNow);
+            PublishRun(task.Id);
             retention.Apply();
             ServiceInstruments.Jobs.Add(1, new TagList
             {
