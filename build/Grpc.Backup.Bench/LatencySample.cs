@@ -15,6 +15,13 @@ internal sealed class LatencySample
 
     public double Percentile(double p) => _seconds[Math.Min(_seconds.Length - 1, (int)Math.Ceiling(p / 100 * _seconds.Length) - 1)];
 
+    /// <summary>The median of per-round figures.</summary>
+    public static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+
     public static async Task<LatencySample> MeasureAsync(Func<Task> call, int warmup, int count)
     {
         for (int i = 0; i < warmup; i++)

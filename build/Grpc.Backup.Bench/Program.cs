@@ -46,6 +46,11 @@ if (work is not null && Argument("--sparse-guest") is { } sparse)
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));
 }
 
+if (Argument("--etcd-endpoint") is { } etcd)
+{
+    results.AddRange(await ClusterSlotBench.RunAsync(new Uri(etcd), callsPerRound: 400, rounds: 5));
+}
+
 if (work is not null && !args.Contains("--skip-ct"))
 {
     results.AddRange(await ContainerBench.RunAsync(Path.Combine(work, "ct"), endpointText));

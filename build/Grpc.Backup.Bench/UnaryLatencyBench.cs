@@ -59,14 +59,8 @@ internal static class UnaryLatencyBench
         string notes = $"{rounds} rounds x {callsPerRound} sequential GetProviderInfo calls, median of rounds";
         return
         [
-            new BenchResult("unary-uds-p50", Median(oursP50), peerName, Median(peerP50), notes),
-            new BenchResult("unary-uds-p99", Median(oursP99), peerName, Median(peerP99), notes),
+            new BenchResult("unary-uds-p50", LatencySample.Median(oursP50), peerName, LatencySample.Median(peerP50), notes),
+            new BenchResult("unary-uds-p99", LatencySample.Median(oursP99), peerName, LatencySample.Median(peerP99), notes),
         ];
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values[values.Count / 2];
     }
 }

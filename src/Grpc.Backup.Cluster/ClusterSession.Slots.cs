@@ -47,6 +47,13 @@ public sealed partial class ClusterSession
         string prefix = Key($"slots/{scope}/");
         string holder = $"{Node}:{Guid.NewGuid():N}";
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Lost);
+        // Slots are mostly free: try the first one before reading the scope, so an uncontended take is one round trip.
+        ThrowIfLost();
+        long first = await Keys.TryCreateAsync(prefix + "0", holder, LeaseId, linked.Token).ConfigureAwait(false);
+        if (first > 0)
+        {
+            return new ClusterSlot(Keys, prefix + "0", $"{scope}/0", first, hostSlot);
+        }
         while (true)
         {
             ThrowIfLost();
