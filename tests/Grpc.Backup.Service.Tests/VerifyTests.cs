@@ -83,7 +83,8 @@ public sealed class VerifyTests
         service.WriteConfig("notifications/ops.conf", $"type: webhook\nurl: {receiver.Url}verify\n");
         service.WriteConfig("jobs/check.conf", "kind: verify\nverify: unverified\nstorage: dir\nguests: 100\nschedule: */2 * * * * *\nnotify: ops\n");
         await service.StartAsync();
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        // A bound for a hang, not for speed: the verify is a whole restore and comparison.
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
         while (!Runs(await service.CliJsonAsync("jobs", "runs")).Any(r => Job(r) == "check" && State(r) == "TASK_STATE_SUCCEEDED"))
         {
             Assert.True(DateTime.UtcNow < deadline, "the scheduled verify did not run: " + service.Log);
