@@ -135,6 +135,64 @@ public sealed class ClusterTests
                 r.TryGetProperty("guests", out var g) ? g.EnumerateArray().Select(x => (x.GetProperty("guestId").GetString()!, x.GetProperty("state").GetString()!.Replace("TASK_STATE_", "", StringComparison.Ordinal))).ToList() : []))]
             : [];
 
+    [Fact]
+    public async Task With_etcd_gone_a_running_backup_finishes_no_new_one_starts_and_all_resumes_when_it_returns()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var host = ServiceProcess.Create();
+        await using var guest = await DemoGuestProcess.StartAsync(host.Root.File("g100"));
+        host.AddGuest(guest);
+        Configure(host, "host-a", etcd, provider, host.Root.File("hook.log"), "cluster-max-backups: 1\n", "");
+        string pause = host.Root.File("paused");
+        await host.StartAsync(new Dictionary<string, string?>
+        {
+            ["GRPC_BACKUPD_TEST_PAUSE_AT"] = "stored; BackupCleanup(success=true) decides",
+            ["GRPC_BACKUPD_TEST_PAUSE_FILE"] = pause,
+        });
+        await WaitJoinedAsync(host);
+        Task<(int, string, string)> running = host.CliAsync("backup", "--job", "all");
+        await Poll.UntilAsync(() => Task.FromResult(File.Exists(pause)), TimeSpan.FromMinutes(2), "the backup holding its slot");
+
+        // Every member frozen: etcd answers nothing (a partition, as the host sees it).
+        foreach (var member in etcd.Members)
+        {
+            member.Process!.Signal("STOP");
+        }
+        try
+        {
+            await Poll.UntilAsync(() => Task.FromResult(host.Process!.StandardError.Contains("cluster session lost", StringComparison.Ordinal)),
+                TimeSpan.FromMinutes(2), "the host noticing etcd is gone");
+            // The running backup is not stopped: it finishes and is stored.
+            File.Delete(pause);
+            var (exit, stdout, stderr) = await running.WaitAsync(TimeSpan.FromMinutes(5));
+            Assert.True(exit == 0, stderr + stdout + host.Log);
+            // No new backup starts without etcd (fail safe), and the run says why.
+            (exit, stdout, stderr) = await host.CliAsync("backup", "--job", "all");
+            Assert.NotEqual(0, exit);
+            Assert.Contains("no live cluster session", stdout + stderr + host.Log, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var member in etcd.Members)
+            {
+                member.Process!.Signal("CONT");
+            }
+        }
+
+        // etcd back: the host rejoins by itself and backs up again.
+        await Poll.UntilAsync(() => Task.FromResult(CountOf(host.Process!.StandardError, "joined the cluster") >= 2), TimeSpan.FromMinutes(2),
+            "the host rejoining");
+        Task<(int, string, string)> resumed = host.CliAsync("backup", "--job", "all");
+        // The same pause seam stops this backup too: let it go on.
+        await Poll.UntilAsync(() => Task.FromResult(File.Exists(pause)), TimeSpan.FromMinutes(2), "the backup after etcd returned");
+        File.Delete(pause);
+        var (again, outAgain, errAgain) = await resumed.WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(again == 0, errAgain + outAgain + host.Log);
+    }
+
+    private static int CountOf(string text, string what) => (text.Length - text.Replace(what, "", StringComparison.Ordinal).Length) / what.Length;
+
     /// <summary>One host of the cluster: the shared storage, a job over all its guests with the hook, etcd with a 4 s lease.</summary>
     private static void Configure(ServiceProcess host, string node, EtcdCluster etcd, DirectoryProviderProcess provider, string hookLog,
         string storageLines, string hostLines)

@@ -28,7 +28,7 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         _ttl = ttl;
         _logger = logger;
         _lastRenewedTicks = Environment.TickCount64;
-        _loop = Task.Run(RunAsync);
+        _loop = Task.WhenAll(Task.Run(RunAsync), Task.Run(WatchAsync));
     }
 
     /// <summary>Cancelled when the lease is lost.</summary>
@@ -48,12 +48,15 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         {
             try
             {
-                using AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call = _client.LeaseKeepAlive(cancellationToken: _stop.Token);
+                // The call ends with the loop's stop or the lost lease; each renewal below is bounded on its own, so a
+                // member that froze (its connection open, nothing answering) costs one interval, not forever.
+                using var callEnd = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _lost.Token);
+                using AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call = _client.LeaseKeepAlive(cancellationToken: callEnd.Token);
                 while (!_stop.IsCancellationRequested)
                 {
-                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _leaseId }, _stop.Token).ConfigureAwait(false);
-                    using var answer = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    using var answer = CancellationTokenSource.CreateLinkedTokenSource(callEnd.Token);
                     answer.CancelAfter(interval);
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = _leaseId }, answer.Token).ConfigureAwait(false);
                     if (!await call.ResponseStream.MoveNext(answer.Token).ConfigureAwait(false))
                     {
                         break;
@@ -68,29 +71,49 @@ internal sealed class LeaseKeeper : IAsyncDisposable
                     await Task.Delay(interval, _stop.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException && !_stop.IsCancellationRequested)
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException
+                && (_stop.IsCancellationRequested || _lost.IsCancellationRequested))
+            {
+                // Stopped, or the watch declared the lease lost: the call was cancelled under us.
+                return;
+            }
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException)
             {
                 _logger.LogWarning("etcd lease {Lease:x} keepalive failed: {Error}", _leaseId, e.Message);
             }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            if (Environment.TickCount64 - Interlocked.Read(ref _lastRenewedTicks) >= (long)_ttl.TotalMilliseconds)
-            {
-                _logger.LogWarning("etcd lease {Lease:x} not renewed for {Ttl} s: taken as lost", _leaseId, _ttl.TotalSeconds);
-                await _lost.CancelAsync().ConfigureAwait(false);
-                return;
-            }
             try
             {
-                // Another member may answer: the client's channel balances over every endpoint.
+                // (WatchAsync declares the lease lost after a TTL without renewal.) Another member may answer: the client's channel balances over every endpoint.
                 await Task.Delay(TimeSpan.FromMilliseconds(200), _stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// Declares the lease lost once no renewal succeeded for a whole TTL, whatever the keepalive stream is doing: a
+    /// frozen etcd can leave a call neither answering nor failing.
+    /// </summary>
+    private async Task WatchAsync()
+    {
+        TimeSpan tick = _ttl / 10;
+        try
+        {
+            while (!_lost.IsCancellationRequested)
+            {
+                await Task.Delay(tick, _stop.Token).ConfigureAwait(false);
+                if (Environment.TickCount64 - Interlocked.Read(ref _lastRenewedTicks) >= (long)_ttl.TotalMilliseconds)
+                {
+                    _logger.LogWarning("etcd lease {Lease:x} not renewed for {Ttl} s: taken as lost", _leaseId, _ttl.TotalSeconds);
+                    await _lost.CancelAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
