@@ -33,8 +33,7 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         _trims = new TrimBatcher(TrimBatchSize, TrimBatcher.ClosingOffsets(plan), TrimAsync);
         await events.ProgressAsync(device, 0, total, force: true, cancellationToken);
 
-        using var pipeline = new ChunkPipeline(depth, requestSize, cancellationToken);
-        try
+        await ChunkPipeline.RunAsync(depth, requestSize, async pipeline =>
         {
             foreach (PlannedExtent extent in plan)
             {
@@ -46,26 +45,13 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
                         await StoreZeroesAsync(extent, pipeline.Token);
                         break;
                     case ExtentAction.Copy:
-                        for (long offset = extent.Offset; offset < extent.End; offset += requestSize)
-                        {
-                            int length = (int)Math.Min(requestSize, extent.End - offset);
-                            await bandwidth.WaitAsync(length, pipeline.Token);
-                            await pipeline.StartAsync(offset, length, CopyChunkAsync);
-                            await events.ProgressAsync(device, Volatile.Read(ref _bytesDone), total, force: false, cancellationToken);
-                        }
+                        await pipeline.StartRangeAsync(extent.Offset, extent.Length, bandwidth, CopyChunkAsync,
+                            () => events.ProgressAsync(device, Volatile.Read(ref _bytesDone), total, force: false, cancellationToken));
                         break;
                 }
             }
-            await pipeline.CompleteAsync();
-            await _trims.FlushAsync(cancellationToken);
-        }
-        catch
-        {
-            // No chunk may still be reading into a buffer or writing to the target once we return.
-            await pipeline.DrainAsync();
-            pipeline.ThrowIfFailed();
-            throw;
-        }
+        }, cancellationToken);
+        await _trims.FlushAsync(cancellationToken);
         await events.ProgressAsync(device, total, total, force: true, cancellationToken);
         return new VolumeCopyResult(_bytesRead, _bytesStored);
     }
@@ -117,7 +103,7 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         {
             await hasher!.AppendAsync(offset, chunk, cancellationToken);
         }
-        catch (Exception e) when ((e is ExternalToolException || ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
+        catch (Exception e) when ((ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
             && !cancellationToken.IsCancellationRequested)
         {
             // Digesting may read the clean part of an incremental's dirty chunks from the stored chain.
