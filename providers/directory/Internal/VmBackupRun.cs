@@ -219,7 +219,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 }
                 await target.FinishAsync(cancellationToken);
             }
-            catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
+            catch (Exception e) when (ContractErrors.IsStorageFailure(e))
             {
                 throw ContractErrors.FromStorage(e, $"finishing the image of {volume.Device}");
             }
@@ -325,7 +325,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, store.GuestDirectory(stackOn.Archive.GuestId),
                 cancellationToken);
         }
-        catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw ContractErrors.FromStorage(e, $"creating the image of {volume.Device}");
         }
