@@ -32,7 +32,10 @@ public static class ContractErrors
     public static RpcException RepositoryLocked(string message) =>
         ProviderErrors.Create(ErrorReason.RepositoryLocked, message);
 
-    /// <summary>True for the exceptions that mean a file system the provider stores into failed.</summary>
+    /// <summary>
+    /// True for the exceptions that mean a file system the provider stores into failed, a QEMU tool working on it
+    /// (<see cref="Transport.ExternalProcessException"/>, an IOException) included.
+    /// </summary>
     public static bool IsStorageFailure(Exception exception) =>
         exception is IOException or UnauthorizedAccessException;
 

@@ -30,7 +30,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
         var sockets = new Dictionary<string, List<Socket>>(StringComparer.Ordinal);
         var files = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
-        var sources = new Dictionary<string, IVolumeSource>(StringComparer.Ordinal);
+        var sources = new Dictionary<string, ISnapshotVolume>(StringComparer.Ordinal);
         try
         {
             foreach (ValidatedVmVolume volume in volumes)
@@ -138,7 +138,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             {
                 file.Dispose();
             }
-            foreach (IVolumeSource source in sources.Values)
+            foreach (ISnapshotVolume source in sources.Values)
             {
                 await source.DisposeAsync();
             }
@@ -209,7 +209,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         await tar.WriteAsync(new byte[TarHeader.PaddingFor(content.Length)], cancellationToken);
     }
 
-    private async Task<(long BytesRead, ChunkDigestList ChunkDigests)> StreamVolumeAsync(VmVolume volume, IVolumeSource source, IncrementalBase? previous,
+    private async Task<(long BytesRead, ChunkDigestList ChunkDigests)> StreamVolumeAsync(VmVolume volume, ISnapshotVolume source, IncrementalBase? previous,
         IAsyncStreamReader<BackupVmRequest> requests, Stream tar, DateTimeOffset time, BandwidthThrottle bandwidth, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
@@ -263,7 +263,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
         }
     }
 
-    private async Task<IVolumeSource> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets, BackupEventWriter events,
+    private async Task<ISnapshotVolume> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets, BackupEventWriter events,
         CancellationToken cancellationToken)
     {
         string device = volume.Device;
@@ -288,12 +288,7 @@ internal sealed class VmBackupRun(BorgRepository repository, RepositoryLock repo
             await source.DisposeAsync();
             throw ContractErrors.InvalidArgument($"device {device} was declared with {size} bytes but its NBD export has {source.Export.Size}");
         }
-        if (!source.CanTrim)
-        {
-            await events.LogAsync(LogRecord.Types.Level.Info, $"{device}: the export does not accept TRIM; reading without trimming",
-                cancellationToken);
-        }
-        return new NbdSnapshotVolume(device, source, events);
+        return await NbdSnapshotVolume.CreateAsync(device, source, events, cancellationToken);
     }
 
     private static async Task<List<PlannedExtent>> MapAsync(string device, NbdSource source, long size, bool incremental,

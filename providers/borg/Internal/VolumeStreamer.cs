@@ -13,7 +13,7 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// (<see cref="ChunkDigestList"/>, as a restore produces the image) come at no extra read, for full and incremental
 /// backups alike.
 /// </summary>
-internal sealed class VolumeStreamer(string device, IVolumeSource source, Stream? baseImage, Stream tar, BandwidthThrottle bandwidth,
+internal sealed class VolumeStreamer(string device, ISnapshotVolume source, Stream? baseImage, Stream tar, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth)
 {
     private const long TrimBatchSize = 32L * 1024 * 1024;

@@ -40,7 +40,8 @@ internal sealed class OverlayTarget : IVolumeTarget
         }
         catch (InvalidDataException e)
         {
-            throw new ExternalToolException($"the previous backup's image chain is refused: {e.Message}");
+            // A repository the provider cannot use as it is: a storage failure, like a missing file.
+            throw new IOException($"the previous backup's image chain is refused: {e.Message}", e);
         }
         await tools.Img.CreateOverlayAsync(directory, fileName, backing, backingFormat, size, cancellationToken);
         QemuNbdServer server = await QemuNbdServer.StartAsync(tools.QemuNbdPath, tools.RuntimeDirectory,
@@ -54,7 +55,7 @@ internal sealed class OverlayTarget : IVolumeTarget
             if (client.Export.Size != size)
             {
                 await client.DisposeAsync();
-                throw new ExternalToolException($"qemu-nbd serves the new overlay with {client.Export.Size} bytes, not {size}");
+                throw new IOException($"qemu-nbd serves the new overlay with {client.Export.Size} bytes, not {size}");
             }
             return new OverlayTarget(server, client);
         }

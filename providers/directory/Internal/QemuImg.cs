@@ -29,16 +29,7 @@ internal sealed class QemuImg(string path)
                 : ["rebase", "-q", "-f", "qcow2", "-F", newBackingFormat!, "-b", newBacking, fileName],
             directory, cancellationToken);
 
-    /// <summary>Runs qemu-img in <paramref name="directory"/>; a failure is an <see cref="ExternalToolException"/> with its stderr.</summary>
-    private async Task<string> RunAsync(IReadOnlyList<string> arguments, string? directory, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await ExternalProcess.RunAsync(path, arguments, cancellationToken, workingDirectory: directory ?? "/");
-        }
-        catch (ExternalProcessException e)
-        {
-            throw new ExternalToolException(e.Message, e);
-        }
-    }
+    /// <summary>Runs qemu-img in <paramref name="directory"/>; a failure is an <see cref="ExternalProcessException"/> with its stderr.</summary>
+    private Task<string> RunAsync(IReadOnlyList<string> arguments, string? directory, CancellationToken cancellationToken) =>
+        ExternalProcess.RunAsync(path, arguments, cancellationToken, workingDirectory: directory ?? "/");
 }

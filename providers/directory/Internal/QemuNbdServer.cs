@@ -93,11 +93,11 @@ internal sealed class QemuNbdServer : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new ExternalToolException($"qemu-nbd did not exit within {timeout} after its client left: {ErrorOutput}");
+            throw new ExternalProcessException($"qemu-nbd did not exit within {timeout} after its client left: {ErrorOutput}", -1, ErrorOutput);
         }
         if (_process.ExitCode != 0)
         {
-            throw new ExternalToolException($"qemu-nbd exited with {_process.ExitCode}: {ErrorOutput}");
+            throw new ExternalProcessException($"qemu-nbd exited with {_process.ExitCode}: {ErrorOutput}", _process.ExitCode, ErrorOutput);
         }
     }
 
@@ -136,7 +136,8 @@ internal sealed class QemuNbdServer : IAsyncDisposable
             if (_process.HasExited)
             {
                 await _process.WaitForExitAsync(cancellationToken);
-                throw new ExternalToolException($"qemu-nbd exited with {_process.ExitCode} before it listened: {ErrorOutput}");
+                throw new ExternalProcessException($"qemu-nbd exited with {_process.ExitCode} before it listened: {ErrorOutput}", _process.ExitCode,
+                    ErrorOutput);
             }
             if (File.Exists(SocketPath))
             {
@@ -153,7 +154,7 @@ internal sealed class QemuNbdServer : IAsyncDisposable
             }
             if (deadline.Elapsed > StartTimeout)
             {
-                throw new ExternalToolException($"qemu-nbd did not listen within {StartTimeout}: {ErrorOutput}");
+                throw new ExternalProcessException($"qemu-nbd did not listen within {StartTimeout}: {ErrorOutput}", -1, ErrorOutput);
             }
             await Task.Delay(10, cancellationToken);
         }

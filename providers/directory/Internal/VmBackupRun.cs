@@ -49,15 +49,15 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             // Every volume is opened and planned first, in the request's order (a FILE_HANDLE volume's extents arrive on
             // the request stream in that order); then up to ParallelVolumes copy at once, sharing the one bandwidth
             // limit. The first failure cancels the others.
-            var opened = new List<(ValidatedVmVolume Volume, ISnapshotReader Reader, List<PlannedExtent> Plan)>();
+            var opened = new List<(ValidatedVmVolume Volume, ISnapshotVolume Reader, List<PlannedExtent> Plan)>();
             var closed = new bool[volumes.Count];
             try
             {
                 foreach (ValidatedVmVolume volume in volumes)
                 {
-                    (ISnapshotReader reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
-                        ? await OpenFileAsync(volume, file, requests, cancellationToken)
-                        : await OpenNbdAsync(volume, sockets[volume.Device], cancellationToken);
+                    (ISnapshotVolume reader, List<PlannedExtent> plan) = files.Remove(volume.Device, out SafeFileHandle? file)
+                        ? await OpenFileAsync(volume, file, requests, events, cancellationToken)
+                        : await OpenNbdAsync(volume, sockets[volume.Device], events, cancellationToken);
                     sockets.Remove(volume.Device);
                     opened.Add((volume, reader, plan));
                 }
@@ -100,10 +100,10 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private static async Task<(ISnapshotReader, List<PlannedExtent>)> OpenFileAsync(ValidatedVmVolume volume, SafeFileHandle file,
-        IAsyncStreamReader<BackupVmRequest> requests, CancellationToken cancellationToken)
+    private static async Task<(ISnapshotVolume, List<PlannedExtent>)> OpenFileAsync(ValidatedVmVolume volume, SafeFileHandle file,
+        IAsyncStreamReader<BackupVmRequest> requests, BackupEventWriter events, CancellationToken cancellationToken)
     {
-        var reader = new FileSnapshotReader(file);
+        var reader = new FileSnapshotVolume(volume.Device, file, volume.SizeBytes, events);
         try
         {
             return (reader, await FileExtentPlan.ReadAsync(requests, volume, cancellationToken));
@@ -115,8 +115,8 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<(ISnapshotReader, List<PlannedExtent>)> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets,
-        CancellationToken cancellationToken)
+    private async Task<(ISnapshotVolume, List<PlannedExtent>)> OpenNbdAsync(ValidatedVmVolume volume, List<Socket> sockets,
+        BackupEventWriter events, CancellationToken cancellationToken)
     {
         string context = volume.IsIncremental ? volume.Nbd!.BitmapContext : NbdMetaContexts.BaseAllocation;
         NbdSource source = await ConnectAsync(volume, sockets, context, cancellationToken);
@@ -138,7 +138,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
             {
                 throw SnapshotErrors.Broken(volume.Device, "mapping it with block status", e);
             }
-            return (new NbdSnapshotReader(source), plan);
+            return (await NbdSnapshotVolume.CreateAsync(volume.Device, source, events, cancellationToken), plan);
         }
         catch
         {
@@ -179,15 +179,9 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
         }
     }
 
-    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVmVolume volume, StackedOn? stackOn, ISnapshotReader source,
+    private async Task<ManifestVolume> BackupVolumeAsync(BackupSession session, ValidatedVmVolume volume, StackedOn? stackOn, ISnapshotVolume source,
         List<PlannedExtent> plan, BandwidthThrottle bandwidth, BackupEventWriter events, CancellationToken cancellationToken)
     {
-        if (!source.CanDiscard)
-        {
-            await events.LogAsync(LogRecord.Types.Level.Info,
-                $"{volume.Device}: the export does not accept TRIM (read-only); copying without trimming", cancellationToken);
-        }
-
         string directory = store.DirectoryOf(session.Archive);
         string format = volume.IsIncremental ? ManifestVolume.FormatQcow2 : ManifestVolume.FormatRaw;
         string fileName = volume.Device + "." + format;
@@ -219,7 +213,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 }
                 await target.FinishAsync(cancellationToken);
             }
-            catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
+            catch (Exception e) when (ContractErrors.IsStorageFailure(e))
             {
                 throw ContractErrors.FromStorage(e, $"finishing the image of {volume.Device}");
             }
@@ -325,7 +319,7 @@ internal sealed class VmBackupRun(ArchiveStore store, GuestLocks locks, QemuTool
                 stackOn.Volume.Format, volume.SizeBytes, options.CopyRequestSize, options.CopyDepth, store.GuestDirectory(stackOn.Archive.GuestId),
                 cancellationToken);
         }
-        catch (Exception e) when (e is ExternalToolException || ContractErrors.IsStorageFailure(e))
+        catch (Exception e) when (ContractErrors.IsStorageFailure(e))
         {
             throw ContractErrors.FromStorage(e, $"creating the image of {volume.Device}");
         }

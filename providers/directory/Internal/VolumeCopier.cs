@@ -8,10 +8,10 @@ namespace Grpc.Backup.Providers.Directory.Internal;
 /// Copies one volume from the host's snapshot (NBD export or passed file) into a target along a plan made before
 /// anything is read (<see cref="ExtentMap"/> for NBD, <see cref="FileExtentPlan"/> for streamed extents): reads the
 /// ranges to copy in chunks of the request size with several chunks in flight, stores each chunk (zero blocks as
-/// holes or zero clusters), and discards exactly what it stored, so the host's fleecing space shrinks as the copy goes
+/// holes or zero clusters), and releases exactly what it stored (<see cref="ISnapshotVolume.ReleaseAsync"/>), so the host's fleecing space shrinks as the copy goes
 /// and no discarded range is ever read again. A <see cref="ChunkDigester"/> sees every chunk once it is stored.
 /// </summary>
-internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolumeTarget target, BandwidthThrottle bandwidth,
+internal sealed class VolumeCopier(string device, ISnapshotVolume source, IVolumeTarget target, BandwidthThrottle bandwidth,
     BackupEventWriter events, int requestSize, int depth, ChunkDigester? hasher = null)
 {
     /// <summary>Stored ranges are trimmed in pieces of about this size (see <see cref="TrimBatcher"/>).</summary>
@@ -21,7 +21,6 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
     private long _bytesRead;
     private long _bytesStored;
     private long _bytesDone;
-    private int _trimDisabled;
 
     /// <summary>
     /// Copies along <paramref name="plan"/>. Read failures are ABORTED SNAPSHOT_BROKEN; write failures are the
@@ -30,11 +29,10 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
     public async Task<VolumeCopyResult> CopyAsync(List<PlannedExtent> plan, CancellationToken cancellationToken)
     {
         long total = plan.Where(e => e.Action != ExtentAction.Skip).Sum(e => e.Length);
-        _trims = new TrimBatcher(TrimBatchSize, TrimBatcher.ClosingOffsets(plan), TrimAsync);
+        _trims = new TrimBatcher(TrimBatchSize, TrimBatcher.ClosingOffsets(plan), source.ReleaseAsync);
         await events.ProgressAsync(device, 0, total, force: true, cancellationToken);
 
-        using var pipeline = new ChunkPipeline(depth, requestSize, cancellationToken);
-        try
+        await ChunkPipeline.RunAsync(depth, requestSize, async pipeline =>
         {
             foreach (PlannedExtent extent in plan)
             {
@@ -46,40 +44,20 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
                         await StoreZeroesAsync(extent, pipeline.Token);
                         break;
                     case ExtentAction.Copy:
-                        for (long offset = extent.Offset; offset < extent.End; offset += requestSize)
-                        {
-                            int length = (int)Math.Min(requestSize, extent.End - offset);
-                            await bandwidth.WaitAsync(length, pipeline.Token);
-                            await pipeline.StartAsync(offset, length, CopyChunkAsync);
-                            await events.ProgressAsync(device, Volatile.Read(ref _bytesDone), total, force: false, cancellationToken);
-                        }
+                        await pipeline.StartRangeAsync(extent.Offset, extent.Length, bandwidth, CopyChunkAsync,
+                            () => events.ProgressAsync(device, Volatile.Read(ref _bytesDone), total, force: false, cancellationToken));
                         break;
                 }
             }
-            await pipeline.CompleteAsync();
-            await _trims.FlushAsync(cancellationToken);
-        }
-        catch
-        {
-            // No chunk may still be reading into a buffer or writing to the target once we return.
-            await pipeline.DrainAsync();
-            pipeline.ThrowIfFailed();
-            throw;
-        }
+        }, cancellationToken);
+        await _trims.FlushAsync(cancellationToken);
         await events.ProgressAsync(device, total, total, force: true, cancellationToken);
         return new VolumeCopyResult(_bytesRead, _bytesStored);
     }
 
     private async ValueTask CopyChunkAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        try
-        {
-            await source.ReadAsync(offset, buffer, cancellationToken);
-        }
-        catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
-        {
-            throw SnapshotErrors.Broken(device, $"reading {buffer.Length} bytes at offset {offset}", e);
-        }
+        await source.ReadAsync(offset, buffer, cancellationToken);
         Interlocked.Add(ref _bytesRead, buffer.Length);
 
         var runs = new List<DataRun>();
@@ -117,7 +95,7 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         {
             await hasher!.AppendAsync(offset, chunk, cancellationToken);
         }
-        catch (Exception e) when ((e is ExternalToolException || ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
+        catch (Exception e) when ((ContractErrors.IsStorageFailure(e) || SnapshotErrors.IsNbdFailure(e))
             && !cancellationToken.IsCancellationRequested)
         {
             // Digesting may read the clean part of an incremental's dirty chunks from the stored chain.
@@ -138,33 +116,5 @@ internal sealed class VolumeCopier(string device, ISnapshotReader source, IVolum
         // A range that reads as zero still carries the host's copy-before-write obligation; trimming releases it.
         await _trims!.AddAsync(extent.Offset, extent.Length, cancellationToken);
         Interlocked.Add(ref _bytesDone, extent.Length);
-    }
-
-    /// <summary>
-    /// Discards a stored range (called by the batcher). Discarding only saves the host space, so a source that refuses
-    /// it does not fail the backup: the first refusal is logged and discarding stops. A lost connection or a failing
-    /// file, though, is a broken snapshot.
-    /// </summary>
-    private async Task TrimAsync(long offset, long length, CancellationToken cancellationToken)
-    {
-        if (!source.CanDiscard || Volatile.Read(ref _trimDisabled) != 0)
-        {
-            return;
-        }
-        string? refused;
-        try
-        {
-            refused = await source.DiscardAsync(offset, length, cancellationToken);
-        }
-        catch (Exception e) when (SnapshotErrors.IsNbdFailure(e) && !cancellationToken.IsCancellationRequested)
-        {
-            throw SnapshotErrors.Broken(device, $"discarding {length} bytes at offset {offset}", e);
-        }
-        if (refused is not null && Interlocked.Exchange(ref _trimDisabled, 1) == 0)
-        {
-            await events.LogAsync(LogRecord.Types.Level.Warning,
-                $"{device}: the source refused to discard ({refused}); the rest of the volume is copied without discarding",
-                cancellationToken);
-        }
     }
 }

@@ -44,8 +44,9 @@ def parse(argv):
     p.add_argument("--nice", type=int, default=int(env("RESTIC_NICE")) if env("RESTIC_NICE") else None)
     p.add_argument("--ionice", type=int, default=int(env("RESTIC_IONICE")) if env("RESTIC_IONICE") else None)
     p.add_argument("--compression", default=env("RESTIC_COMPRESSION", "auto"), choices=("auto", "max", "off"))
-    p.add_argument("--no-content-sha256", action="store_true",
-                   help="do not hash full volumes for VolumeCompleted.content_sha256 (saves CPU)")
+    p.add_argument("--no-chunk-digests", "--no-content-sha256", dest="no_chunk_digests", action="store_true",
+                   help="do not compute VolumeCompleted.digest and its chunk list (saves CPU; verification then has "
+                        "nothing to compare)")
     args = p.parse_args(argv)
     if not args.repository or not args.password_file:
         p.error("--repository and --password-file are required")
@@ -80,7 +81,7 @@ def main(argv=None):
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)])
     identity_pb2_grpc.add_IdentityServicer_to_server(guarded(IdentityService(restic, args.nbdkit)), server)
-    backup_pb2_grpc.add_BackupServicer_to_server(guarded(BackupService(store, table, chains, content_sha256=not args.no_content_sha256)), server)
+    backup_pb2_grpc.add_BackupServicer_to_server(guarded(BackupService(store, table, chains, chunk_digests=not args.no_chunk_digests)), server)
     restore_pb2_grpc.add_RestoreServicer_to_server(guarded(restore), server)
     repository_pb2_grpc.add_RepositoryServicer_to_server(guarded(RepositoryService(store)), server)
     server.add_generic_rpc_handlers((health_handler(),))

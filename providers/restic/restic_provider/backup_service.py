@@ -13,6 +13,7 @@ from backup.provider.v1 import backup_pb2, backup_pb2_grpc, types_pb2
 from google.protobuf import timestamp_pb2
 
 from . import catalog as cat
+from . import chunk_digests as cd
 from . import errors
 from . import sideband as sb
 from .chains import ChainState
@@ -55,8 +56,8 @@ def _log_record(level, message) -> types_pb2.LogRecord:
 
 
 class BackupService(backup_pb2_grpc.BackupServicer):
-    def __init__(self, store: Store, fds: sb.FdTable, chains: ChainState, content_sha256: bool = True):
-        self.content_sha256 = content_sha256
+    def __init__(self, store: Store, fds: sb.FdTable, chains: ChainState, chunk_digests: bool = True):
+        self.chunk_digests = chunk_digests
         self.store = store
         self.fds = fds
         self.chains = chains
@@ -246,16 +247,22 @@ class BackupService(backup_pb2_grpc.BackupServicer):
         device = vol.device_name
         incremental = parent is not None
         extents = reader.map()
+        digests = None
         if incremental:
+            # No chunk digests: a dirty range rarely fills its 4 MiB chunks, and the rest of a chunk can come neither
+            # from the snapshot (an incremental's copy-before-write protects only the bitmap's areas, so QEMU answers
+            # EINVAL for a clean one) nor cheaply from restic (only whole files are dumped).
             ranges = [(o, n, False) for o, n, flags in extents if flags & 1]
         else:
             ranges = [(o, n, bool(flags & 2)) for o, n, flags in extents]
+            if self.chunk_digests:
+                digests = cd.ChunkDigests(vol.size_bytes)
         total = sum(n for _, n, _ in ranges)
         yield _event(log=_log_record(types_pb2.LogRecord.LEVEL_INFO,
                                      f"{device}: {'increment of ' + str(total) + ' dirty bytes over ' + parent if incremental else 'full, ' + str(vol.size_bytes) + ' bytes'}"))
         proc = self.store.backup_stdin(device + ".raw", data_tags(b.archive, device, 0, b.guest_id), b.when,
                                        subprocess.PIPE, upload_limit_kib=limit_kib)
-        writer = HashingWriter(proc.stdin, hashing=self.content_sha256 and not incremental)
+        writer = HashingWriter(proc.stdin, digests)
         done = [0, 0.0]
         events = []
 
@@ -307,12 +314,21 @@ class BackupService(backup_pb2_grpc.BackupServicer):
                  "parent": parent, "map": [[o, n] for o, n, _ in ranges] if incremental else None,
                  "bitmap_mode": types_pb2.BitmapMode.Name(vol.bitmap_mode), "bytes_read": outcome["read"],
                  "bytes_stored": result.get("data_added", 0),
-                 "sha256": writer.sha.hexdigest() if writer.sha else ""}
+                 "digest": digests.finish() if digests else "",
+                 "chunks": base64.b64encode(digests.file_form()).decode() if digests else None}
         b.manifest["volumes"].append(entry)
         b.chain_devices.append(device)
-        yield _event(volume_completed=backup_pb2.VolumeCompleted(
-            device_name=device, bitmap_mode=vol.bitmap_mode, bytes_read=outcome["read"],
-            bytes_stored=entry["bytes_stored"], content_sha256=entry["sha256"]))
+        completed = backup_pb2.VolumeCompleted(device_name=device, bitmap_mode=vol.bitmap_mode, bytes_read=outcome["read"],
+                                               bytes_stored=entry["bytes_stored"])
+        if digests:
+            # The chunk list first, in runs of at most 1 MiB, then the digest it combines to.
+            for first in range(0, cd.chunk_count(vol.size_bytes), cd.PER_MESSAGE):
+                yield _event(chunk_digests=backup_pb2.VolumeChunkDigests(
+                    device_name=device, first_chunk=first,
+                    digests=bytes(digests.digests[first * cd.DIGEST:(first + cd.PER_MESSAGE) * cd.DIGEST])))
+            completed.digest.CopyFrom(backup_pb2.VolumeDigest(algorithm=cd.ALGORITHM, chunk_size=cd.CHUNK,
+                                                              value=entry["digest"]))
+        yield _event(volume_completed=completed)
 
     # Containers ---------------------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ more). A full (NEW/NONE) reads `base:allocation`: data ranges are read, zero ran
 reading, so the stream is the raw disk. An increment (REUSE) reads only the ranges the dirty-bitmap context marks,
 and returns them as the increment's map."""
 
-import hashlib
 import os
 import threading
 import time
@@ -15,6 +14,7 @@ import grpc
 import nbd
 
 from . import errors
+from .chunk_digests import ChunkDigests
 
 REQUEST = 256 * 1024  # qemu's NBD server is slowest with requests of 1 MiB or more
 DEPTH = 16
@@ -88,15 +88,16 @@ class VolumeReader:
         return [tuple(e) for e in extents]
 
     def copy(self, ranges, write, pace, cancelled: threading.Event, progress) -> int:
-        """Reads the (offset, length, zero) ranges in order and hands every byte to write(); returns bytes read."""
+        """Reads the (offset, length, zero) ranges in order and hands every byte to write(data, offset); returns bytes
+        read."""
         pending: deque = deque()
         read = 0
 
         def drain_one():
-            buf, cookie, _ = pending.popleft()
+            buf, cookie, at = pending.popleft()
             while not self.h.aio_command_completed(cookie):
                 self.h.poll(-1)
-            write(buf.to_bytearray())
+            write(buf.to_bytearray(), at)
 
         try:
             for offset, length, zero in ranges:
@@ -105,7 +106,7 @@ class VolumeReader:
                         drain_one()
                     while length:
                         n = min(length, len(ZEROS))
-                        write(ZEROS[:n] if n < len(ZEROS) else ZEROS)
+                        write(ZEROS[:n] if n < len(ZEROS) else ZEROS, offset)
                         length -= n
                         offset += n
                         progress(n)
@@ -117,7 +118,7 @@ class VolumeReader:
                     n = min(REQUEST, end - offset)
                     pace(n)
                     buf = nbd.Buffer(n)
-                    pending.append((buf, self.h.aio_pread(buf, offset), n))
+                    pending.append((buf, self.h.aio_pread(buf, offset), offset))
                     read += n
                     offset += n
                     progress(n)
@@ -183,16 +184,16 @@ class Pacer:
 
 
 class HashingWriter:
-    """Writes into restic's stdin, counting bytes and hashing them (the whole volume for a full)."""
+    """Writes into restic's stdin, counting bytes, and feeds every byte to a full's chunk digests."""
 
-    def __init__(self, pipe, hashing: bool):
+    def __init__(self, pipe, digests: ChunkDigests | None):
         self.pipe = pipe.raw if hasattr(pipe, "raw") else pipe  # no second buffer copy
         self.count = 0
-        self.sha = hashlib.sha256() if hashing else None
+        self.digests = digests
 
-    def __call__(self, data):
-        if self.sha is not None:
-            self.sha.update(data)
+    def __call__(self, data, offset: int):
+        if self.digests is not None:
+            self.digests.update(offset, data)
         view = memoryview(data)
         while view:
             view = view[self.pipe.write(view):]

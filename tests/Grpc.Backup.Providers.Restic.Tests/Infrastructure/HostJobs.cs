@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -38,15 +39,27 @@ internal static class HostJobs
     }
 
 
-    /// <summary>Restores the archive and asserts every disk's sha256 and the guest configuration.</summary>
+    /// <summary>
+    /// Restores the archive and asserts every disk's sha256 and the guest configuration; with <paramref name="reported"/>,
+    /// also that the backup reported each disk's chunk digest and streamed its chunk list, both equal to the restore's.
+    /// </summary>
     public static async Task AssertRestoresToAsync(ProviderConnection connection, string archive,
-        IReadOnlyDictionary<string, string> expected, byte[] guestConfig, string target)
+        IReadOnlyDictionary<string, string> expected, byte[] guestConfig, string target, VmBackupResult? reported = null)
     {
         var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
             .RestoreAsync(archive, new VmRestoreOptions { TargetDirectory = target }, CancellationToken.None);
         foreach (var (device, sha) in expected)
         {
             Assert.Equal(sha, Checksums.Sha256File(restored.Disks[device]));
+            if (reported is not null)
+            {
+                ChunkDigestList actual = await ChunkDigestList.OfFileAsync(restored.Disks[device], CancellationToken.None);
+                VolumeDigest digest = reported.Volumes.Single(v => v.DeviceName == device).Digest;
+                Assert.NotNull(digest);
+                Assert.Equal(ChunkDigestList.Algorithm, digest.Algorithm);
+                Assert.Equal(actual.Value, digest.Value);
+                Assert.Equal(actual.Digests.ToArray(), reported.ChunkDigests[device].Digests.ToArray());
+            }
         }
         Assert.Equal(guestConfig, restored.GuestConfig.ToArray());
         Directory.Delete(target, recursive: true);

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Grpc.Backup.Providers.Directory.Internal.Interop;
 
-/// <summary>The few libc calls .NET has no managed API for: allocated size (statx), directory fsync and punch-hole.</summary>
+/// <summary>The few libc calls .NET has no managed API for: allocated size (statx) and directory fsync.</summary>
 internal static unsafe partial class LibC
 {
     public const int AtFdCwd = -100;
@@ -20,12 +20,6 @@ internal static unsafe partial class LibC
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
-
-    public const int FallocKeepSize = 0x01;
-    public const int FallocPunchHole = 0x02;
-
-    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
-    public static partial int Fallocate(int fd, int mode, long offset, long length);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
