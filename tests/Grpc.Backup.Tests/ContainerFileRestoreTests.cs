@@ -78,7 +78,8 @@ public sealed class ContainerFileRestoreTests
         }
         // The setuid bit is cleared unless asked for; owner and content are kept.
         Assert.Equal(source["usr/bin/su"].Replace(" 4755 ", " 755 ", StringComparison.Ordinal), extracted["usr/bin/su"]);
-        Assert.Equal("set by the test", Xattr.Get(Path.Combine(target, "etc/hostname"), "user.comment"));
+        // Borg 1.2's import-tar/export-tar do not keep pax xattrs: what the provider streams is what extraction gets.
+        Assert.Equal(providerName == "borg" ? null : "set by the test", Xattr.Get(Path.Combine(target, "etc/hostname"), "user.comment"));
         Assert.Equal(HostTool.Run("stat", "--format=%i", Path.Combine(target, "home/user/a")), HostTool.Run("stat", "--format=%i", Path.Combine(target, "home/user/b")));
         Assert.False(File.Exists(Path.Combine(target, "etc/passwd")));
 
