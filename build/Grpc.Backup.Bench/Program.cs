@@ -4,8 +4,10 @@ using Grpc.Backup.Bench;
 using Grpc.Backup.Protocol;
 
 // Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg]
-// --only borg runs borg-vm-full alone (then --endpoint may be omitted), to measure the Borg provider on its own.
+// --only borg runs borg-vm-full alone (then --endpoint may be omitted), to measure the Borg provider on its own;
+// --only ct the container measures alone (with --work).
 bool borgOnly = Argument("--only") == "borg";
+bool containersOnly = Argument("--only") == "ct";
 string endpointText = Argument("--endpoint") ?? (borgOnly ? "" : throw new ArgumentException("--endpoint unix:PATH is required"));
 string output = Argument("--out") ?? "artifacts/bench/results.json";
 int calls = int.Parse(Argument("--calls") ?? "5000", CultureInfo.InvariantCulture);
@@ -18,7 +20,7 @@ if (borgOnly)
         Argument("--borg-peer-repo")!, Argument("--borg-passphrase-file")!));
     work = null;
 }
-else
+else if (!containersOnly)
 {
     results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
 }

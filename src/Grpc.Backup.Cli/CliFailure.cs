@@ -30,6 +30,7 @@ internal static class CliFailure
         ProviderHandshakeException { InnerException: RpcException { StatusCode: StatusCode.Unavailable } } => ExitCodes.ProviderUnreachable,
         ProviderHandshakeException => ExitCodes.ProviderRefused,
         SocketException or HttpRequestException => ExitCodes.ProviderUnreachable,
+        Containers.ArchivePathNotFoundException => ExitCodes.NotFound,
         ConfigException or ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException => ExitCodes.Usage,
         BackupException => ExitCodes.Failure,
         _ => ExitCodes.Failure,

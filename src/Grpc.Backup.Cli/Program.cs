@@ -7,7 +7,7 @@ var root = new RootCommand("""
     grpc-backup: back up and restore VMs and containers through backup providers.
 
     Most commands talk to the backup service grpc-backupd on its root-only socket (--socket, $GRPC_BACKUP_SOCKET).
-    'backup' and 'restore' with --endpoint work directly against one provider, without the service.
+    'backup' and 'restore' with --endpoint, and 'files', work directly against one provider, without the service.
     Exit status: 0 success, 1 failed, 2 usage, 3 provider refused, 4 provider unreachable, 5 service unreachable,
     6 cancelled, 7 not found, 8 job already running. 'verify' exits 1 when the backup failed verification.
     Failures are one line on stderr; GRPC_BACKUP_DEBUG=1 adds the stack trace.
@@ -15,6 +15,7 @@ var root = new RootCommand("""
 {
     BackupCommand.Create(),
     RestoreCommand.Create(),
+    FilesCommand.Create(),
     ServiceCommands.List(),
     ServiceCommands.Show(),
     VerifyCommand.Create(),

@@ -37,6 +37,7 @@ public static class ContainerRestore
                 $"refusing to restore a privileged container (id map: {idMap}) from an external archive: extraction would run as host root; "
                 + "restore it as an unprivileged container with an id map");
         }
+        MemberSelection? selection = options.Paths is null ? null : new MemberSelection(options.Paths.Select(ArchiveMemberPath.NormalizeRequested));
         string target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.TargetDirectory));
         CheckParent(target);
         CreateTarget(target, idMap);
@@ -44,7 +45,7 @@ public static class ContainerRestore
         TarValidationOptions validation = options.Validation.IdMap is null ? options.Validation with { IdMap = idMap } : options.Validation;
         try
         {
-            return await ExtractAsync(archive, target, idMap, validation, options.BytesPerSecond, cancellationToken);
+            return await ExtractAsync(archive, target, idMap, validation, selection, options.BytesPerSecond, cancellationToken);
         }
         catch (Exception e)
         {
@@ -58,7 +59,7 @@ public static class ContainerRestore
     }
 
     private static async Task<ContainerRestoreResult> ExtractAsync(Stream archive, string target, IdMap idMap, TarValidationOptions validation,
-        ulong bytesPerSecond, CancellationToken cancellationToken)
+        MemberSelection? selection, ulong bytesPerSecond, CancellationToken cancellationToken)
     {
         await using UserNamespace ns = await UserNamespace.CreateAsync(idMap, cancellationToken);
         // The target's parent is root-only: tar, as the container's root, reaches the target through a bind over it.
@@ -75,7 +76,8 @@ public static class ContainerRestore
             TarValidationReport report;
             try
             {
-                report = await TarArchiveValidator.ValidateAsync(archive, validation, tar.StandardInput.BaseStream, new BandwidthThrottle(bytesPerSecond), cancellationToken);
+                report = await TarArchiveValidator.ValidateAsync(archive, validation, tar.StandardInput.BaseStream, new BandwidthThrottle(bytesPerSecond),
+                    cancellationToken, selection);
                 tar.StandardInput.Close();
             }
             catch (IOException e) when (tar.WaitForExit(TimeSpan.FromSeconds(5)))

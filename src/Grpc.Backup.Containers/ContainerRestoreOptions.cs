@@ -16,6 +16,13 @@ public sealed class ContainerRestoreOptions
     /// <summary>Limits and policies; <see cref="TarValidationOptions.IdMap"/> defaults to <see cref="IdMap"/>.</summary>
     public TarValidationOptions Validation { get; init; } = new();
 
+    /// <summary>
+    /// A file restore: only these archive paths and the trees under them are extracted (as the archive spells them;
+    /// "/etc/passwd" and "etc/passwd" are the same; "/" is everything). Null: the whole archive. Each must be in the
+    /// archive, or the restore fails and the target is removed.
+    /// </summary>
+    public IReadOnlyList<string>? Paths { get; init; }
+
     /// <summary>The host's bandwidth limit for reading the archive, in bytes per second (of tar data); 0 is unlimited.</summary>
     public ulong BytesPerSecond { get; init; }
 }

@@ -12,4 +12,10 @@ public enum SetIdBitsPolicy
 
     /// <summary>Refuse an archive with any setuid or setgid file (setgid directories are still allowed).</summary>
     Refuse,
+
+    /// <summary>
+    /// Clear the bits in the member's header before tar sees it, with a warning (what <c>grpc-backup files get</c> does
+    /// unless asked to keep them: single files go to an operator's directory, not back into a container).
+    /// </summary>
+    Strip,
 }

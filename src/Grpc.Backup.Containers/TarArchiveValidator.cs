@@ -30,14 +30,14 @@ public static class TarArchiveValidator
 
     /// <summary>Validates and forwards each accepted byte of the decompressed tar stream to <paramref name="sink"/>.</summary>
     internal static async Task<TarValidationReport> ValidateAsync(Stream archive, TarValidationOptions options, Stream? sink, BandwidthThrottle? throttle,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, MemberSelection? selection = null, Action<ScannedMember, System.Formats.Tar.TarEntry>? onMember = null)
     {
         (ArchiveCompression compression, Stream tar) = await ArchiveDecompression.OpenAsync(archive, cancellationToken);
         await using (tar)
         {
             try
             {
-                return await new ArchiveScan(options, sink, throttle).RunAsync(tar, compression, cancellationToken);
+                return await new ArchiveScan(options, sink, throttle, selection, onMember).RunAsync(tar, compression, cancellationToken);
             }
             catch (InvalidDataException e)
             {

@@ -7,10 +7,15 @@ namespace Grpc.Backup.Containers;
 /// <param name="SkippedMembers">Members left out by policy (device nodes), by name.</param>
 /// <param name="SetIdMembers">Files kept with setuid or setgid bits, by name.</param>
 /// <param name="Warnings">One line per thing worth telling the user.</param>
+/// <param name="ReadToEnd">
+/// False when a selection of members was complete before the archive's end and the rest was never read (the members
+/// after it were not validated; they were not extracted either).
+/// </param>
 public sealed record TarValidationReport(
     ArchiveCompression Compression,
     long MemberCount,
     long TotalSize,
     IReadOnlyList<string> SkippedMembers,
     IReadOnlyList<string> SetIdMembers,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings,
+    bool ReadToEnd = true);

@@ -26,13 +26,7 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
             throw new ContainerRestoreException($"refusing to restore {archiveName} as a privileged container (id map: {options.IdMap}): "
                 + "extraction from a provider's archive would run as host root; give the container an id map");
         }
-        var mechanism = await provider.Restore.RestoreGetMechanismAsync(new RestoreGetMechanismRequest { ArchiveName = archiveName },
-            cancellationToken: cancellationToken);
-        if (mechanism.GuestType != GuestType.Container || mechanism.MechanismCase != RestoreGetMechanismResponse.MechanismOneofCase.Container
-            || !provider.Capabilities.ContainerRestoreMechanisms.Contains(mechanism.Container))
-        {
-            throw new BackupException($"archive {archiveName} is a {mechanism.GuestType} archive with mechanism {mechanism.MechanismCase}; expected a container archive");
-        }
+        await CheckMechanismAsync(archiveName, cancellationToken);
         byte[] guestConfig = (await provider.Restore.ArchiveGetGuestConfigAsync(new ArchiveGetGuestConfigRequest { ArchiveName = archiveName },
             cancellationToken: cancellationToken)).GuestConfig.ToByteArray();
         var firewall = await provider.Restore.ArchiveGetFirewallConfigAsync(new ArchiveGetFirewallConfigRequest { ArchiveName = archiveName },
@@ -54,32 +48,15 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
     private async Task<ContainerRestoreRunResult> RestoreIntoAsync(string archiveName, ContainerRestoreRunOptions options, byte[] guestConfig,
         ArchiveGetFirewallConfigResponse firewall, RestoreTarget configs, CancellationToken cancellationToken)
     {
-        string restoreId = Guid.NewGuid().ToString();
         var stopwatch = Stopwatch.StartNew();
-        ContainerRestoreResult extraction;
-        try
+        var restoreOptions = new ContainerRestoreOptions
         {
-            FdChannel channel = await provider.GetFdChannelAsync(cancellationToken);
-            var init = await provider.Restore.RestoreContainerInitAsync(new RestoreContainerInitRequest
-            {
-                RestoreId = restoreId,
-                ArchiveName = archiveName,
-                FdChannelId = ByteString.CopyFrom(channel.ChannelId.ToByteArray()),
-            }, cancellationToken: cancellationToken);
-            var restoreOptions = new ContainerRestoreOptions
-            {
-                IdMap = options.IdMap,
-                TargetDirectory = options.TargetRootFileSystem,
-                BytesPerSecond = options.BandwidthLimit,
-            };
-            await using Stream archive = await OpenSourceAsync(init, channel.Peer, cancellationToken);
-            extraction = await ContainerRestore.RunAsync(archive, restoreOptions, cancellationToken);
-        }
-        finally
-        {
-            await provider.Restore.RestoreContainerCleanupAsync(new RestoreContainerCleanupRequest { RestoreId = restoreId, ArchiveName = archiveName },
-                cancellationToken: CancellationToken.None);
-        }
+            IdMap = options.IdMap,
+            TargetDirectory = options.TargetRootFileSystem,
+            BytesPerSecond = options.BandwidthLimit,
+        };
+        ContainerRestoreResult extraction = await ReadArchiveAsync(archiveName,
+            (archive, token) => ContainerRestore.RunAsync(archive, restoreOptions, token), cancellationToken);
         // Created exclusively with no symlink followed, as a VM restore's: a planted guest.conf link writes nowhere.
         await configs.WriteFileAsync("guest.conf", guestConfig, cancellationToken);
         if (firewall.Present)
@@ -94,6 +71,44 @@ public sealed partial class ContainerRestoreRunner(ProviderConnection provider, 
         return new ContainerRestoreRunResult(extraction, guestConfig,
             // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
             firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null);
+    }
+
+    private async Task CheckMechanismAsync(string archiveName, CancellationToken cancellationToken)
+    {
+        var mechanism = await provider.Restore.RestoreGetMechanismAsync(new RestoreGetMechanismRequest { ArchiveName = archiveName },
+            cancellationToken: cancellationToken);
+        if (mechanism.GuestType != GuestType.Container || mechanism.MechanismCase != RestoreGetMechanismResponse.MechanismOneofCase.Container
+            || !provider.Capabilities.ContainerRestoreMechanisms.Contains(mechanism.Container))
+        {
+            throw new BackupException($"archive {archiveName} is a {mechanism.GuestType} archive with mechanism {mechanism.MechanismCase}; expected a container archive");
+        }
+    }
+
+    /// <summary>
+    /// RestoreContainerInit, <paramref name="read"/> on the archive's stream, which is closed as soon as it returns (a
+    /// file restore stops early, and a provider feeding a pipe then sees it closed), and RestoreContainerCleanup on
+    /// every path.
+    /// </summary>
+    private async Task<T> ReadArchiveAsync<T>(string archiveName, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        string restoreId = Guid.NewGuid().ToString();
+        try
+        {
+            FdChannel channel = await provider.GetFdChannelAsync(cancellationToken);
+            var init = await provider.Restore.RestoreContainerInitAsync(new RestoreContainerInitRequest
+            {
+                RestoreId = restoreId,
+                ArchiveName = archiveName,
+                FdChannelId = ByteString.CopyFrom(channel.ChannelId.ToByteArray()),
+            }, cancellationToken: cancellationToken);
+            await using Stream archive = await OpenSourceAsync(init, channel.Peer, cancellationToken);
+            return await read(archive, cancellationToken);
+        }
+        finally
+        {
+            await provider.Restore.RestoreContainerCleanupAsync(new RestoreContainerCleanupRequest { RestoreId = restoreId, ArchiveName = archiveName },
+                cancellationToken: CancellationToken.None);
+        }
     }
 
     /// <summary>The archive as a stream; a path must belong to the provider, or it could make root read any host file into the container.</summary>

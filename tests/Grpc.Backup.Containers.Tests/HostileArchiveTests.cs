@@ -22,7 +22,24 @@ public sealed class HostileArchiveTests
 
     [Theory]
     [MemberData(nameof(RefusedCases))]
-    public async Task Restore_refuses_it_removes_the_target_and_writes_nothing_outside(string name)
+    public Task Restore_refuses_it_removes_the_target_and_writes_nothing_outside(string name) => AssertRefusedAsync(name, paths: null);
+
+    /// <summary>A file restore of the whole tree (<c>grpc-backup files get / --to</c>) reads and refuses exactly as a restore.</summary>
+    [Theory]
+    [MemberData(nameof(RefusedCases))]
+    public Task A_file_restore_refuses_it_removes_the_target_and_writes_nothing_outside(string name) => AssertRefusedAsync(name, paths: ["/"]);
+
+    [Theory]
+    [MemberData(nameof(RefusedCases))]
+    public async Task A_tar_of_the_whole_tree_is_refused_with_the_same_message(string name)
+    {
+        HostileCase hostile = HostileArchives.Refused[name];
+        TarArchiveRejectedException e = await Assert.ThrowsAsync<TarArchiveRejectedException>(() => ArchiveFiles.WriteTarAsync(
+            new MemoryStream(hostile.Build("/tmp/outside")), ["."], Stream.Null, (hostile.Options ?? new TarValidationOptions()) with { IdMap = Map }));
+        Assert.Contains(hostile.Expected, e.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task AssertRefusedAsync(string name, IReadOnlyList<string>? paths)
     {
         RequiredTools.Ensure();
         using var dir = new TestDirectory();
@@ -35,7 +52,7 @@ public sealed class HostileArchiveTests
 
         TarArchiveRejectedException e = await Assert.ThrowsAsync<TarArchiveRejectedException>(() => ContainerRestore.RunAsync(
             new MemoryStream(hostile.Build(outside)),
-            new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target, Validation = hostile.Options ?? new TarValidationOptions() }));
+            new ContainerRestoreOptions { IdMap = Map, TargetDirectory = target, Paths = paths, Validation = hostile.Options ?? new TarValidationOptions() }));
 
         Assert.Contains(hostile.Expected, e.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(target), "the target was left behind");

@@ -26,6 +26,32 @@ internal static class ArchiveMemberPath
         return string.Join('/', parts.Where(p => p != "."));
     }
 
+    /// <summary>
+    /// A path a user asked for, as the archive spells it: "/etc/passwd", "etc/passwd" and "./etc/" name members
+    /// canonically "etc/passwd" and "etc"; "/" and "." are the whole tree (""). ".." is refused.
+    /// </summary>
+    /// <exception cref="ArgumentException">The path contains "..".</exception>
+    public static string NormalizeRequested(string path)
+    {
+        string[] parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Contains(".."))
+        {
+            throw new ArgumentException($"'{path}' contains '..'; name a path inside the archive");
+        }
+        return string.Join('/', parts.Where(p => p != "."));
+    }
+
+    /// <summary>The parent of a canonical path ("" for a top-level member); null for the root itself.</summary>
+    public static string? Parent(string path)
+    {
+        if (path.Length == 0)
+        {
+            return null;
+        }
+        int slash = path.LastIndexOf('/');
+        return slash < 0 ? "" : path[..slash];
+    }
+
     /// <summary>Every proper ancestor of a canonical path, outermost first ("a", "a/b" for "a/b/c"); never the root.</summary>
     public static IEnumerable<string> Ancestors(string path)
     {

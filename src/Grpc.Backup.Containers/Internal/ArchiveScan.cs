@@ -9,7 +9,14 @@ namespace Grpc.Backup.Containers.Internal;
 /// Members left out by policy are cut from the forwarded bytes. The end must be a proper end-of-archive marker with
 /// nothing but zeros after it; the sink gets an explicit marker.
 /// </summary>
-internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, BandwidthThrottle? throttle)
+/// <remarks>
+/// With a <see cref="MemberSelection"/> (a file restore) only the selected members reach the sink, every member up to
+/// the end of the selection is checked as in a whole restore (a symlink defined earlier still refuses a member
+/// written through it), and reading stops once the selection is complete; the sink then gets the end marker at once.
+/// <paramref name="onMember"/> sees each selected member as accepted (a listing).
+/// </remarks>
+internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, BandwidthThrottle? throttle,
+    MemberSelection? selection = null, Action<ScannedMember, TarEntry>? onMember = null)
 {
     private const int ChunkSize = 64 * 1024;
 
@@ -25,6 +32,8 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
     private long _total;
     private string _last = "(none: at the start)";
     private ArchiveCompression _compression;
+    // The previous member's data and padding were left out of the sink.
+    private bool _dropTail;
 
     public async Task<TarValidationReport> RunAsync(Stream tarStream, ArchiveCompression compression, CancellationToken cancellationToken)
     {
@@ -51,9 +60,43 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
             next = entry is PaxGlobalExtendedAttributesTarEntry global
                 ? await AcceptGlobalAsync(global, gate, cancellationToken)
                 : await AcceptMemberAsync(entry, gate, cancellationToken);
+            if (next < 0)
+            {
+                await StopAsync(gate, cancellationToken);
+                return new TarValidationReport(compression, _members, _total, _skipped, _setId, _warnings, ReadToEnd: false);
+            }
         }
         await FinishAsync(gate, next, cancellationToken);
+        if (selection?.Unseen.FirstOrDefault() is { } missing)
+        {
+            throw new ArchivePathNotFoundException(missing);
+        }
         return new TarValidationReport(compression, _members, _total, _skipped, _setId, _warnings);
+    }
+
+    /// <summary>Sends (or, after a member left out, drops) the bytes before <paramref name="upTo"/>: the previous member's tail.</summary>
+    private async Task ReleaseTailAsync(ValidationGate gate, long upTo, CancellationToken cancellationToken)
+    {
+        if (_dropTail)
+        {
+            gate.Discard(upTo);
+        }
+        else
+        {
+            await gate.ReleaseAsync(upTo, sink, throttle, cancellationToken);
+        }
+        _dropTail = false;
+    }
+
+    /// <summary>The selection is complete: the current member's headers are dropped and the sink gets the end marker.</summary>
+    private async Task StopAsync(ValidationGate gate, CancellationToken cancellationToken)
+    {
+        await ReleaseTailAsync(gate, gate.HeaderStart, cancellationToken);
+        gate.Discard(gate.Position);
+        if (sink is not null)
+        {
+            await sink.WriteAsync(new byte[2 * TarHeaderBlock.Size], cancellationToken);
+        }
     }
 
     private async Task<long> AcceptGlobalAsync(PaxGlobalExtendedAttributesTarEntry global, ValidationGate gate, CancellationToken cancellationToken)
@@ -71,6 +114,7 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
         {
             throw new TarArchiveRejectedException($"a pax global header after member '{_last}' has a layout TarReader and the raw walk disagree on");
         }
+        await ReleaseTailAsync(gate, gate.HeaderStart, cancellationToken);
         await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
         return next;
     }
@@ -85,6 +129,10 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
             throw new TarArchiveRejectedException($"the archive has more than {options.MaxMembers} members (after '{_last}')");
         }
         ScannedMember member = MemberRules.Check(entry, gate, options);
+        if (selection is not null && selection.IsCompleteBefore(member.Path))
+        {
+            return -1;
+        }
         if (member.Kind == MemberKind.HardLink)
         {
             _tree.CheckHardLinkTarget(member.HardLinkTarget!, member.Name);
@@ -98,31 +146,51 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
         }
         _members++;
         _last = member.Name;
-        if (member.HasSetIdBits && _setId.Count < MaxListed)
+        bool selected = selection is null || selection.Includes(member.Path);
+        if (selected && member.HasSetIdBits && _setId.Count < MaxListed)
         {
             _setId.Add(member.Name);
+            if (options.SetIdBits == SetIdBitsPolicy.Strip)
+            {
+                _warnings.Add($"cleared the setuid/setgid bits of '{member.Name}'");
+            }
         }
 
-        if (member.Skip)
+        bool forward = selected && !member.Skip;
+        if (selected && member.Skip && _skipped.Count < MaxListed)
         {
-            // Forward the previous member's padding, drop this member's headers: tar never sees it.
-            await gate.ReleaseAsync(gate.HeaderStart, sink, throttle, cancellationToken);
-            gate.Discard(gate.Position);
-            if (_skipped.Count < MaxListed)
-            {
-                _skipped.Add(member.Name);
-                _warnings.Add($"skipped device node '{member.Name}': an unprivileged restore cannot create device nodes");
-            }
+            _skipped.Add(member.Name);
+            _warnings.Add($"skipped device node '{member.Name}': an unprivileged restore cannot create device nodes");
+        }
+        if (forward && member.Kind == MemberKind.HardLink && selection is not null && !selection.WasForwarded(member.HardLinkTarget!))
+        {
+            // tar could not link to a file it never got.
+            forward = false;
+            _warnings.Add($"left out hard link '{member.Name}': its target '{member.HardLinkTarget}' is not in the selection");
+        }
+        // The previous member's padding (or, if it was left out, its data and padding), then this member's headers:
+        // a member left out never reaches tar.
+        await ReleaseTailAsync(gate, gate.HeaderStart, cancellationToken);
+        if (forward)
+        {
+            await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+            selection?.Forwarded(member.Path);
         }
         else
         {
-            await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+            gate.Discard(gate.Position);
         }
-        await CopyDataAsync(entry, gate, member.Name, cancellationToken);
+        if (selected)
+        {
+            selection?.Seen(member.Path);
+            onMember?.Invoke(member, entry);
+        }
+        await CopyDataAsync(entry, gate, member.Name, forward, cancellationToken);
+        _dropTail = !forward;
         return TarHeaderBlock.Align(gate.MainHeaderEnd + entry.Length);
     }
 
-    private async Task CopyDataAsync(TarEntry entry, ValidationGate gate, string name, CancellationToken cancellationToken)
+    private async Task CopyDataAsync(TarEntry entry, ValidationGate gate, string name, bool forward, CancellationToken cancellationToken)
     {
         if (entry.DataStream is null)
         {
@@ -135,7 +203,14 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
             while ((read = await entry.DataStream.ReadAsync(_buffer, cancellationToken)) > 0)
             {
                 copied += read;
-                await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+                if (forward)
+                {
+                    await gate.ReleaseAsync(gate.Position, sink, throttle, cancellationToken);
+                }
+                else
+                {
+                    gate.Discard(gate.Position);
+                }
             }
         }
         catch (EndOfStreamException)
@@ -159,7 +234,7 @@ internal sealed class ArchiveScan(TarValidationOptions options, Stream? sink, Ba
         {
             throw new TarArchiveRejectedException("the archive has no members");
         }
-        await gate.ReleaseAsync(next, sink, throttle, cancellationToken);
+        await ReleaseTailAsync(gate, next, cancellationToken);
         if (sink is not null)
         {
             await sink.WriteAsync(new byte[2 * TarHeaderBlock.Size], cancellationToken);

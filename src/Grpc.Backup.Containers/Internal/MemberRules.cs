@@ -53,6 +53,10 @@ internal static class MemberRules
         {
             throw Reject(name, $"has setuid/setgid bits (mode {Convert.ToString((int)entry.Mode, 8)}), which the policy refuses");
         }
+        if (setId && options.SetIdBits == SetIdBitsPolicy.Strip && !gate.TryClearSetIdBits())
+        {
+            throw Reject(name, "has setuid/setgid bits in a mode field that cannot be rewritten");
+        }
         bool skip = false;
         if (kind == MemberKind.Device)
         {

@@ -14,6 +14,8 @@ internal static class TarHeaderBlock
     private const int SizeOffset = 124;
     private const int SizeLength = 12;
     public const int TypeOffset = 156;
+    private const int ModeOffset = 100;
+    private const int ModeLength = 8;
 
     public static long Align(long position) => (position + Size - 1) / Size * Size;
 
@@ -35,6 +37,36 @@ internal static class TarHeaderBlock
             signedSum += inField ? ' ' : (sbyte)block[i];
         }
         return stored == unsignedSum || stored == signedSum;
+    }
+
+    /// <summary>
+    /// Clears the setuid and setgid bits of a header's mode field and rewrites its checksum; false if the mode field
+    /// cannot be read (the caller refuses the member then).
+    /// </summary>
+    public static bool TryClearSetIdBits(Span<byte> block)
+    {
+        if (!TryParseNumber(block.Slice(ModeOffset, ModeLength), out long mode))
+        {
+            return false;
+        }
+        // Seven octal digits and a NUL, as GNU tar writes the field.
+        string text = Convert.ToString(mode & ~0b110_000_000_000L, 8).PadLeft(ModeLength - 1, '0');
+        if (text.Length != ModeLength - 1)
+        {
+            return false;
+        }
+        System.Text.Encoding.ASCII.GetBytes(text, block.Slice(ModeOffset, ModeLength - 1));
+        block[ModeOffset + ModeLength - 1] = 0;
+        long sum = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            sum += i is >= ChecksumOffset and < ChecksumOffset + ChecksumLength ? ' ' : block[i];
+        }
+        // Six octal digits, NUL, space: GNU tar's layout.
+        System.Text.Encoding.ASCII.GetBytes(Convert.ToString(sum, 8).PadLeft(6, '0'), block.Slice(ChecksumOffset, 6));
+        block[ChecksumOffset + 6] = 0;
+        block[ChecksumOffset + 7] = (byte)' ';
+        return true;
     }
 
     public static char TypeFlag(ReadOnlySpan<byte> block) => (char)block[TypeOffset];

@@ -81,6 +81,17 @@ internal sealed class ValidationGate(Stream inner, int maxMetadataSize) : ReadOn
         Drop(count);
     }
 
+    /// <summary>Clears the setuid/setgid bits in the current member's own header, which is still pending; false if its mode is unreadable.</summary>
+    public bool TryClearSetIdBits()
+    {
+        long start = MainHeaderEnd - TarHeaderBlock.Size;
+        if (MainHeaderEnd < 0 || start < _pendingStart)
+        {
+            throw new InvalidOperationException("the member's header is no longer pending");
+        }
+        return TarHeaderBlock.TryClearSetIdBits(_pending.AsSpan((int)(start - _pendingStart), TarHeaderBlock.Size));
+    }
+
     /// <summary>Forgets pending bytes before <paramref name="upTo"/> without sending them (a member left out).</summary>
     public void Discard(long upTo) => Drop(Take(upTo));
 
