@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Orchestrator;
+using Grpc.Backup.Providers.Borg.Tests.Infrastructure;
+using Grpc.Backup.Providers.Restic.Tests.Infrastructure;
 using Grpc.Backup.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Xunit.Abstractions;
@@ -25,7 +27,24 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         using var work = new TempDirectory();
         await using var provider = await DirectoryProviderProcess.StartAsync();
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
-        await AssertLiveRestoreAsync(connection, work, provider.KillAsync);
+        await AssertLiveRestoreAsync(connection, work, provider.KillAsync, comparePlainRestore: true);
+    }
+
+    [Fact]
+    public async Task A_live_restore_through_the_borg_provider_boots_while_streaming_keeps_the_guests_writes_and_ends_independent()
+    {
+        using var work = new TempDirectory();
+        await using var provider = await BorgProvider.StartAsync();
+        await AssertLiveRestoreAsync(provider.Connection, work, () => StopAsync(provider.Process));
+    }
+
+    [Fact]
+    public async Task A_live_restore_through_the_restic_provider_boots_while_streaming_keeps_the_guests_writes_and_ends_independent()
+    {
+        using var work = new TempDirectory();
+        await using var provider = await ResticProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        await AssertLiveRestoreAsync(connection, work, () => StopAsync(provider.Process));
     }
 
     [Fact]
@@ -54,7 +73,7 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         Assert.Equal(1, provider.Restore.VmCleanups);
     }
 
-    private async Task AssertLiveRestoreAsync(ProviderConnection connection, TempDirectory work, Func<Task> stopProvider)
+    private async Task AssertLiveRestoreAsync(ProviderConnection connection, TempDirectory work, Func<Task> stopProvider, bool comparePlainRestore = false)
     {
         string archive;
         IReadOnlyDictionary<string, string> backup;
@@ -62,6 +81,10 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         {
             archive = (await VmBackupTests.BackupAsync(connection, original.Guest, work)).ArchiveName;
             backup = await original.Manifests.WaitForAsync("freeze-1", TimeSpan.FromSeconds(30));
+        }
+        if (comparePlainRestore)
+        {
+            await MeasurePlainRestoreAndBootAsync(connection, archive, work);
         }
 
         RealGuest? guest = null;
@@ -131,6 +154,26 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
                 await guest.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>For comparison (printed, not asserted): a full restore to raw disks, then a boot on them, to the agent's first answer.</summary>
+    private async Task MeasurePlainRestoreAndBootAsync(ProviderConnection connection, string archive, TempDirectory work)
+    {
+        var clock = Stopwatch.StartNew();
+        var restored = await new VmRestoreRunner(connection, NullLogger<VmRestoreRunner>.Instance)
+            .RestoreAsync(archive, new VmRestoreOptions { TargetDirectory = work.File("plain") }, CancellationToken.None).WaitAsync(Bound);
+        TimeSpan restoreTime = clock.Elapsed;
+        await using var guest = await RealGuest.StartOnAsync(work.File("plain-guest"), restored.Disks.Values.Select((image, n) =>
+            (new JsonObject { ["driver"] = "raw", ["node-name"] = $"plain{n}", ["file"] = new JsonObject { ["driver"] = "file", ["filename"] = image } }.ToJsonString(),
+                $"plain{n}", "rerror=report")));
+        await guest.WaitForAgentAsync(RealGuest.BootBound);
+        output.WriteLine($"plain restore: {restoreTime.TotalSeconds:F1} s; plain restore then boot to the agent's first answer: {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    private static async Task StopAsync(ChildProcess provider)
+    {
+        provider.Terminate();
+        await provider.WaitForExitAsync(TimeSpan.FromMinutes(1));
     }
 
     /// <summary>Freezes the guest through its agent (its hook records manifest <paramref name="name"/>), runs <paramref name="whileFrozen"/>, thaws.</summary>
