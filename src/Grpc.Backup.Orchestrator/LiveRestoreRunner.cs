@@ -80,8 +80,10 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
         LiveRestoreExport export;
         try
         {
+            // No limit for the provider: the host paces the stream alone (block-stream's speed), so the guest's own reads
+            // of data not yet streamed are never held back by a provider-side limit.
             using ClaimedRestoreSource claimed = await ClaimedRestoreSource.RequestAsync(provider, restoreId, archiveName, volume,
-                options.BandwidthLimit, options.AllowBlockDevicePaths, options.ProviderRuntimeDirectory, cancellationToken);
+                bandwidthLimit: 0, options.AllowBlockDevicePaths, options.ProviderRuntimeDirectory, cancellationToken);
             export = await LiveRestoreExport.StartAsync(claimed, volume, cancellationToken);
         }
         catch

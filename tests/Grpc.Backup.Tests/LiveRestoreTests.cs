@@ -19,7 +19,7 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(8);
 
     /// <summary>Slow enough that the disks are still streaming when the guest's agent first answers.</summary>
-    private const ulong SlowStream = 128 * 1024;
+    private const ulong SlowStream = 32 * 1024;
 
     [Fact]
     public async Task A_live_restore_through_the_directory_provider_boots_while_streaming_keeps_the_guests_writes_and_ends_independent()
