@@ -88,10 +88,7 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
         }
         catch
         {
-            await ProviderCleanup.IgnoringProviderErrorsAsync(() => provider.Restore.RestoreVmVolumeCleanupAsync(new RestoreVmVolumeCleanupRequest
-            {
-                RestoreId = restoreId, ArchiveName = archiveName, DeviceName = volume.DeviceName,
-            }, cancellationToken: CancellationToken.None).ResponseAsync);
+            await ProviderCleanup.IgnoringProviderErrorsAsync(() => RestoreVolumes.CleanupAsync(provider, restoreId, archiveName, volume.DeviceName));
             throw;
         }
         string nodeName = $"lr{index}";

@@ -156,12 +156,7 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         }
         finally
         {
-            await provider.Restore.RestoreVmVolumeCleanupAsync(new RestoreVmVolumeCleanupRequest
-            {
-                RestoreId = restoreId,
-                ArchiveName = archiveName,
-                DeviceName = volume.DeviceName,
-            }, cancellationToken: CancellationToken.None);
+            await RestoreVolumes.CleanupAsync(provider, restoreId, archiveName, volume.DeviceName);
             copy.Dispose();
         }
         using (phases.Measure("convert"))

@@ -71,12 +71,7 @@ internal sealed class DiskStream(ProviderConnection provider, string restoreId, 
         }
         finally
         {
-            await provider.Restore.RestoreVmVolumeCleanupAsync(new RestoreVmVolumeCleanupRequest
-            {
-                RestoreId = restoreId,
-                ArchiveName = archiveName,
-                DeviceName = disk.DeviceName,
-            }, cancellationToken: CancellationToken.None);
+            await RestoreVolumes.CleanupAsync(provider, restoreId, archiveName, disk.DeviceName);
         }
     }
 }

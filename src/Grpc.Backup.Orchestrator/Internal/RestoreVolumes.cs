@@ -1,4 +1,5 @@
 using Google.Protobuf.Collections;
+using Grpc.Backup.Host;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
 
@@ -8,6 +9,15 @@ namespace Grpc.Backup.Orchestrator.Internal;
 internal static class RestoreVolumes
 {
     private const int MaxDevices = 64;
+
+    /// <summary><c>RestoreVmVolumeCleanup</c> for one device (on every path, never cancelled).</summary>
+    public static async Task CleanupAsync(ProviderConnection provider, string restoreId, string archiveName, string device) =>
+        await provider.Restore.RestoreVmVolumeCleanupAsync(new RestoreVmVolumeCleanupRequest
+        {
+            RestoreId = restoreId,
+            ArchiveName = archiveName,
+            DeviceName = device,
+        }, cancellationToken: CancellationToken.None);
 
     public static void Validate(RepeatedField<VolumeSize> volumes)
     {
