@@ -48,6 +48,67 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_provider_killed_mid_stream_pauses_the_guest_rather_than_failing_its_io_and_cancel_leaves_overlays_that_name_their_backing()
+    {
+        using var work = new TempDirectory();
+        await using var provider = await ResticProviderProcess.StartAsync();
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        string archive;
+        await using (var original = await RealGuest.StartAsync(work.File("guest")))
+        {
+            archive = (await VmBackupTests.BackupAsync(connection, original.Guest, work)).ArchiveName;
+        }
+        RealGuest? guest = null;
+        // restic passes a connected socket: once its provider (and nbdkit) is gone, the guard cannot reach the export again.
+        LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync(archive,
+            new LiveRestoreOptions { TargetDirectory = work.File("live"), BandwidthLimit = SlowStream, ReconnectDelay = TimeSpan.FromSeconds(2) },
+            async (restored, _) =>
+            {
+                guest = await RealGuest.StartOnAsync(work.File("restored"),
+                    restored.Disks.Select(d => (d.BlockdevJson, d.NodeName, LiveRestoreDisk.DeviceErrorProperties)));
+                return guest.QmpSocket;
+            }, CancellationToken.None).WaitAsync(Bound);
+        try
+        {
+            await guest!.WaitForAgentAsync(RealGuest.BootBound);
+            Assert.Equal(0, (await session.GetProgressAsync()).DisksDone);
+            await provider.Process.DisposeAsync();
+
+            // The writer keeps allocating clusters whose rest qcow2 must read from the backing: those reads fail once the
+            // reconnect delay is over, and the VM stops on them (werror/rerror=stop); the streams pause, they do not fail.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+            string status;
+            LiveRestoreProgress progress;
+            while ((status = await guest.StatusAsync()) != "io-error" || !(progress = await session.GetProgressAsync()).Paused)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the guest is {status} and the streams did not pause");
+                await Task.Delay(250);
+            }
+            Assert.False(session.Completion.IsCompleted);
+            Assert.DoesNotContain("I/O error", guest.Console(), StringComparison.Ordinal);
+
+            await session.CancelAsync();
+            Assert.Contains(await guest.StatusAsync(), new[] { "io-error", "paused" });
+            foreach (LiveRestoreDisk disk in session.Disks)
+            {
+                var (exit, stdout, stderr) = await ChildProcess.RunAsync("qemu-img", ["info", "-U", "--output=json", disk.ImagePath]);
+                Assert.True(exit == 0, stderr);
+                Assert.StartsWith("json:{\"driver\":\"nbd\"", (string?)JsonNode.Parse(stdout)!["backing-filename"], StringComparison.Ordinal);
+                string guardSocket = (string)JsonNode.Parse(disk.BlockdevJson)!["backing"]!["server"]!["path"]!;
+                Assert.False(File.Exists(guardSocket), $"{guardSocket} is left");
+            }
+        }
+        finally
+        {
+            await session.DisposeAsync();
+            if (guest is not null)
+            {
+                await guest.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task An_export_of_the_wrong_size_is_refused_before_QEMU_sees_it()
     {
         using var work = new TempDirectory();
