@@ -58,19 +58,11 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         {
             archive = (await VmBackupTests.BackupAsync(connection, original.Guest, work)).ArchiveName;
         }
-        RealGuest? guest = null;
         // restic passes a connected socket: once its provider (and nbdkit) is gone, the guard cannot reach the export again.
-        LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync(archive,
-            new LiveRestoreOptions { TargetDirectory = work.File("live"), BandwidthLimit = SlowStream, ReconnectDelay = TimeSpan.FromSeconds(2) },
-            async (restored, _) =>
-            {
-                guest = await RealGuest.StartOnAsync(work.File("restored"),
-                    restored.Disks.Select(d => (d.BlockdevJson, d.NodeName, LiveRestoreDisk.DeviceErrorProperties)));
-                return guest.QmpSocket;
-            }, CancellationToken.None).WaitAsync(Bound);
+        var (session, guest) = await StartLiveAsync(connection, archive, work, reconnectDelay: TimeSpan.FromSeconds(2));
         try
         {
-            await guest!.WaitForAgentAsync(RealGuest.BootBound);
+            await guest.WaitForAgentAsync(RealGuest.BootBound);
             Assert.Equal(0, (await session.GetProgressAsync()).DisksDone);
             await provider.Process.DisposeAsync();
 
@@ -101,10 +93,7 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         finally
         {
             await session.DisposeAsync();
-            if (guest is not null)
-            {
-                await guest.DisposeAsync();
-            }
+            await guest.DisposeAsync();
         }
     }
 
@@ -148,19 +137,12 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
             await MeasurePlainRestoreAndBootAsync(connection, archive, work);
         }
 
-        RealGuest? guest = null;
         var clock = Stopwatch.StartNew();
-        await using LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync(archive,
-            new LiveRestoreOptions { TargetDirectory = work.File("live"), BandwidthLimit = SlowStream },
-            async (restored, _) =>
-            {
-                guest = await RealGuest.StartOnAsync(work.File("restored"),
-                    restored.Disks.Select(d => (d.BlockdevJson, d.NodeName, LiveRestoreDisk.DeviceErrorProperties)));
-                return guest.QmpSocket;
-            }, CancellationToken.None).WaitAsync(Bound);
+        var (started, guest) = await StartLiveAsync(connection, archive, work);
+        await using LiveRestoreSession session = started;
         try
         {
-            await guest!.WaitForAgentAsync(RealGuest.BootBound);
+            await guest.WaitForAgentAsync(RealGuest.BootBound);
             TimeSpan toAgent = clock.Elapsed;
             LiveRestoreProgress atBoot = await session.GetProgressAsync();
             output.WriteLine($"command to the agent's first answer: {toAgent.TotalSeconds:F1} s; streamed {atBoot.BytesDone} of {atBoot.BytesTotal} bytes");
@@ -210,11 +192,27 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         }
         finally
         {
-            if (guest is not null)
-            {
-                await guest.DisposeAsync();
-            }
+            await guest.DisposeAsync();
         }
+    }
+
+    /// <summary>Starts a live restore of <paramref name="archive"/> onto a real guest booted on its disks (its agent may not answer yet).</summary>
+    private static async Task<(LiveRestoreSession Session, RealGuest Guest)> StartLiveAsync(ProviderConnection connection, string archive,
+        TempDirectory work, TimeSpan? reconnectDelay = null)
+    {
+        RealGuest? guest = null;
+        LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync(archive,
+            new LiveRestoreOptions
+            {
+                TargetDirectory = work.File("live"), BandwidthLimit = SlowStream, ReconnectDelay = reconnectDelay ?? TimeSpan.FromSeconds(30),
+            },
+            async (restored, _) =>
+            {
+                guest = await RealGuest.StartOnAsync(work.File("restored"),
+                    restored.Disks.Select(d => (d.BlockdevJson, d.NodeName, LiveRestoreDisk.DeviceErrorProperties)));
+                return guest.QmpSocket;
+            }, CancellationToken.None).WaitAsync(Bound);
+        return (session, guest!);
     }
 
     /// <summary>For comparison (printed, not asserted): a full restore to raw disks, then a boot on them, to the agent's first answer.</summary>
