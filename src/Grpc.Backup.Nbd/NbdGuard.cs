@@ -76,7 +76,10 @@ public sealed class NbdGuard : IAsyncDisposable
     public static async Task<NbdGuard> StartAsync(NbdGuardOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentException.ThrowIfNullOrEmpty(options.UpstreamSocketPath, nameof(options));
+        if (string.IsNullOrEmpty(options.UpstreamSocketPath) == (options.UpstreamConnector is null))
+        {
+            throw new ArgumentException("Set exactly one of UpstreamSocketPath and UpstreamConnector.", nameof(options));
+        }
         ArgumentNullException.ThrowIfNull(options.ExportName, nameof(options));
         if (options.DiscardGranularity < 512 || !int.IsPow2(options.DiscardGranularity))
         {

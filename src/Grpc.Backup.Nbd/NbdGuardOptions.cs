@@ -12,8 +12,15 @@ public sealed class NbdGuardOptions
     /// <summary>Default for <see cref="DiscardGranularity"/>: QEMU's copy-before-write cluster over a raw fleecing image.</summary>
     public const int DefaultDiscardGranularity = 64 * 1024;
 
-    /// <summary>The Unix socket of the upstream NBD server (QEMU's, or qemu-nbd's).</summary>
-    public required string UpstreamSocketPath { get; init; }
+    /// <summary>The Unix socket of the upstream NBD server (QEMU's, or qemu-nbd's); or set <see cref="UpstreamConnector"/>.</summary>
+    public string? UpstreamSocketPath { get; init; }
+
+    /// <summary>
+    /// Instead of <see cref="UpstreamSocketPath"/>: gives a connected socket to the upstream server for each upstream
+    /// connection (a provider's restore export, claimed by the host, where the upstream is the untrusted side and the
+    /// guard's client is QEMU). The guard owns each socket it gets.
+    /// </summary>
+    public Func<CancellationToken, Task<System.Net.Sockets.Socket>>? UpstreamConnector { get; init; }
 
     /// <summary>The one export the guard serves, under the same name the upstream server uses.</summary>
     public required string ExportName { get; init; }

@@ -1,13 +1,10 @@
 using System.Diagnostics;
-using System.Net.Sockets;
-using Google.Protobuf;
 using Grpc.Backup.Host;
 using Grpc.Backup.Nbd;
 using Grpc.Backup.Orchestrator.Internal;
 using Grpc.Backup.Orchestrator.Inventory;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
-using Grpc.Backup.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 
@@ -20,24 +17,13 @@ namespace Grpc.Backup.Orchestrator;
 /// </summary>
 public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger<VmRestoreRunner> logger)
 {
-    private const int MaxDevices = 64;
-
     public async Task<VmRestoreResult> RestoreAsync(string archiveName, VmRestoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         var phases = new PhaseTimings();
         PhaseTimings.Measurement init = phases.Measure("init");
-        var mechanism = await provider.Restore.RestoreGetMechanismAsync(new RestoreGetMechanismRequest { ArchiveName = archiveName },
-            cancellationToken: cancellationToken);
-        if (mechanism.GuestType != GuestType.Vm || mechanism.MechanismCase != RestoreGetMechanismResponse.MechanismOneofCase.Vm
-            || mechanism.Vm != VmRestoreMechanism.QemuImg)
-        {
-            throw new BackupException($"archive {archiveName} is a {mechanism.GuestType} archive with mechanism {mechanism.MechanismCase}; expected a VM restored with qemu-img");
-        }
-        byte[] guestConfig = (await provider.Restore.ArchiveGetGuestConfigAsync(new ArchiveGetGuestConfigRequest { ArchiveName = archiveName },
-            cancellationToken: cancellationToken)).GuestConfig.ToByteArray();
-        var firewall = await provider.Restore.ArchiveGetFirewallConfigAsync(new ArchiveGetFirewallConfigRequest { ArchiveName = archiveName },
-            cancellationToken: cancellationToken);
+        VmArchiveHeader header = await VmArchiveHeader.ReadAsync(provider, archiveName, cancellationToken);
+        byte[] guestConfig = header.GuestConfig;
         init.Dispose();
 
         using RestoreTarget target = RestoreTarget.Open(options.TargetDirectory);
@@ -48,15 +34,11 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
             {
                 disks[excluded.DeviceName] = await CreateEmptyDiskAsync(excluded, target, options, cancellationToken);
             }
-            await target.WriteFileAsync("guest.conf", guestConfig, cancellationToken);
-            if (firewall.Present)
-            {
-                await target.WriteFileAsync("firewall.conf", firewall.FirewallConfig.Memory, cancellationToken);
-            }
+            await header.WriteAsync(target, cancellationToken);
             LogPhases(logger, archiveName, phases.ToString());
             return new VmRestoreResult(disks, guestConfig,
                 // Typed, or a null byte[] would become an empty, non-null ReadOnlyMemory: "no firewall config" lost.
-                firewall.Present ? (ReadOnlyMemory<byte>?)firewall.FirewallConfig.ToByteArray() : null)
+                header.FirewallConfig is { } firewall ? (ReadOnlyMemory<byte>?)firewall : null)
             {
                 Phases = phases,
             };
@@ -81,8 +63,8 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 init = await provider.Restore.RestoreVmInitAsync(new RestoreVmInitRequest { RestoreId = restoreId, ArchiveName = archiveName },
                     cancellationToken: cancellationToken);
             }
-            ValidateVolumes(init.Volumes);
-            CheckSpace(init.Volumes, target);
+            RestoreVolumes.Validate(init.Volumes);
+            RestoreVolumes.CheckSpace(init.Volumes, target);
             foreach (VolumeSize volume in init.Volumes)
             {
                 disks[volume.DeviceName] = await RestoreVolumeAsync(restoreId, archiveName, volume, target, options, phases, cancellationToken);
@@ -94,22 +76,6 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
                 cancellationToken: CancellationToken.None);
         }
         return disks;
-    }
-
-    /// <summary>
-    /// The declared sizes come from the provider (or a tampered repository): a restore writes sparse, but a disk that
-    /// could not be filled on this file system is refused before anything is copied, so no archive can make the host
-    /// fill its disk by declaring a size it never wrote.
-    /// </summary>
-    private static void CheckSpace(Google.Protobuf.Collections.RepeatedField<VolumeSize> volumes, RestoreTarget target)
-    {
-        ulong total = volumes.Aggregate(0UL, (sum, v) => sum + v.SizeBytes);
-        long available = target.AvailableBytes;
-        if (total > (ulong)available)
-        {
-            throw new BackupException($"the archive declares {total} bytes of disks but the restore target's file system has only {available} bytes free; "
-                + "restore to a larger file system");
-        }
     }
 
     /// <summary>
@@ -166,16 +132,7 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         PhaseTimings.Measurement copy = phases.Measure("copy");
         try
         {
-            FdChannel channel = await provider.GetFdChannelAsync(cancellationToken);
-            var response = await provider.Restore.RestoreVmVolumeInitAsync(new RestoreVmVolumeInitRequest
-            {
-                RestoreId = restoreId,
-                ArchiveName = archiveName,
-                DeviceName = volume.DeviceName,
-                FdChannelId = ByteString.CopyFrom(channel.ChannelId.ToByteArray()),
-                BandwidthLimit = new BandwidthLimit { BytesPerSecond = options.BandwidthLimit },
-            }, deadline: ProviderDeadlines.FromNow(ProviderDeadlines.Preparation), cancellationToken: cancellationToken);
-            await using IBlockSource source = await OpenSourceAsync(response, volume, channel.Peer.UserId, options, cancellationToken);
+            await using IBlockSource source = await OpenSourceAsync(restoreId, archiveName, volume, options, cancellationToken);
             var stopwatch = Stopwatch.StartNew();
             long written;
             // Every chunk read restarts the watchdog; a source that stops answering cancels the copy (its reads would
@@ -199,12 +156,7 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         }
         finally
         {
-            await provider.Restore.RestoreVmVolumeCleanupAsync(new RestoreVmVolumeCleanupRequest
-            {
-                RestoreId = restoreId,
-                ArchiveName = archiveName,
-                DeviceName = volume.DeviceName,
-            }, cancellationToken: CancellationToken.None);
+            await RestoreVolumes.CleanupAsync(provider, restoreId, archiveName, volume.DeviceName);
             copy.Dispose();
         }
         using (phases.Measure("convert"))
@@ -233,94 +185,27 @@ public sealed partial class VmRestoreRunner(ProviderConnection provider, ILogger
         return target.PathOf(qcow2Name);
     }
 
-    private async Task<IBlockSource> OpenSourceAsync(RestoreVmVolumeInitResponse response, VolumeSize volume, uint providerUid,
-        VmRestoreOptions options, CancellationToken cancellationToken)
+    private async Task<IBlockSource> OpenSourceAsync(string restoreId, string archiveName, VolumeSize volume, VmRestoreOptions options,
+        CancellationToken cancellationToken)
     {
-        switch (response.SourceCase)
+        using ClaimedRestoreSource claimed = await ClaimedRestoreSource.RequestAsync(provider, restoreId, archiveName, volume,
+            options.BandwidthLimit, options.AllowBlockDevicePaths, options.ProviderRuntimeDirectory, cancellationToken);
+        if (claimed.IsFile)
         {
-            case RestoreVmVolumeInitResponse.SourceOneofCase.Fd:
-                PassedFd passed = await provider.ClaimFdAsync(response.Fd, cancellationToken);
-                if (passed.Kind == Transport.FdKind.NbdSocket)
-                {
-                    var client = await NbdClient.ConnectAsync(passed.TakeSocket(), response.NbdExportName,
-                        new NbdClientOptions { MetaContexts = { NbdMetaContexts.BaseAllocation }, RequireMetaContexts = false }, cancellationToken);
-                    return CheckNbdSize(client, volume);
-                }
-                return OpenFileSource(passed.TakeFileHandle(), volume);
-            case RestoreVmVolumeInitResponse.SourceOneofCase.Path:
-                // Opened by root: it must belong to the provider, or the provider could make the host copy any host file
-                // (say /etc/shadow) into a guest disk; and it is judged before it is opened for reading (a FIFO would block).
-                return OpenFileSource(UntrustedPath.OpenFile(volume.DeviceName, response.Path, providerUid, options.AllowBlockDevicePaths), volume);
-            case RestoreVmVolumeInitResponse.SourceOneofCase.NbdUri:
-                if (!NbdUri.TryParse(response.NbdUri, out NbdUri? uri))
-                {
-                    throw new BackupException($"{volume.DeviceName}: the provider's NBD URI is not nbd+unix:///EXPORT?socket=PATH");
-                }
-                // Root connects: only to the provider's own socket, never to another service's (QEMU's, another provider's).
-                Socket socket = await UntrustedPath.ConnectProviderSocketAsync(volume.DeviceName, uri.SocketPath, providerUid,
-                    options.ProviderRuntimeDirectory, cancellationToken);
-                var nbd = await NbdClient.ConnectAsync(socket, uri.ExportName,
-                    new NbdClientOptions { MetaContexts = { NbdMetaContexts.BaseAllocation }, RequireMetaContexts = false }, cancellationToken);
-                return CheckNbdSize(nbd, volume);
-            default:
-                throw new BackupException($"{volume.DeviceName}: the provider gave no restore source");
+            return new FileBlockSource(claimed.TakeFile());
         }
-    }
-
-    /// <summary>
-    /// A file or block device read as raw data, whatever it contains: the host never probes its format (data that
-    /// happens to begin with a qcow2 header is a guest's data, and it restores byte-exact).
-    /// </summary>
-    private static FileBlockSource OpenFileSource(SafeFileHandle handle, VolumeSize volume)
-    {
+        var client = await NbdClient.ConnectAsync(claimed.TakeNbdSocket(), claimed.ExportName,
+            new NbdClientOptions { MetaContexts = { NbdMetaContexts.BaseAllocation }, RequireMetaContexts = false }, cancellationToken);
         try
         {
-            PassedFileInfo info = PassedFileInfo.Get(handle);
-            if (info.Kind is not (Transport.FdKind.File or Transport.FdKind.BlockDevice))
-            {
-                throw new BackupException($"{volume.DeviceName}: the restore source is not a regular file or block device");
-            }
-            if (info.Kind == Transport.FdKind.File && info.Size != volume.SizeBytes)
-            {
-                throw new BackupException($"{volume.DeviceName}: the restore source has {info.Size} bytes; the archive says {volume.SizeBytes}");
-            }
-            return new FileBlockSource(handle);
+            ClaimedRestoreSource.CheckNbdSize(volume, client.Export.Size);
         }
         catch
         {
-            handle.Dispose();
+            client.Dispose();
             throw;
         }
-    }
-
-    private static NbdBlockSource CheckNbdSize(NbdClient client, VolumeSize volume)
-    {
-        if (client.Export.Size != (long)volume.SizeBytes)
-        {
-            client.Dispose();
-            throw new BackupException($"{volume.DeviceName}: the provider's NBD export has {client.Export.Size} bytes; the archive says {volume.SizeBytes}");
-        }
         return new NbdBlockSource(client);
-    }
-
-    private static void ValidateVolumes(Google.Protobuf.Collections.RepeatedField<VolumeSize> volumes)
-    {
-        if (volumes.Count is 0 or > MaxDevices)
-        {
-            throw new BackupException($"the provider listed {volumes.Count} devices; expected 1 to {MaxDevices}");
-        }
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (VolumeSize volume in volumes)
-        {
-            if (!DeviceName.IsValid(volume.DeviceName) || !seen.Add(volume.DeviceName))
-            {
-                throw new BackupException($"the provider listed an invalid or repeated device name '{volume.DeviceName}'");
-            }
-            if (volume.SizeBytes == 0 || volume.SizeBytes > (1UL << 50))
-            {
-                throw new BackupException($"{volume.DeviceName}: size {volume.SizeBytes} is not plausible");
-            }
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Device}: {Size} bytes, {Written} written, in {Seconds:0.00} s")]

@@ -157,24 +157,15 @@ public sealed class HostileRestoreTargetTests
         using var work = new TempDirectory();
         // The provider's own runtime directory (root-only, as the in-process provider runs as root), holding a real
         // nbdkit whose every read waits an hour: the handshake and block status answer, the data never comes.
-        string runtime = Directory.CreateDirectory(work.File("run")).FullName;
-        File.SetUnixFileMode(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        string socketPath = Path.Combine(runtime, "nbd.sock");
-        await using var nbdkit = ChildProcess.Start("nbdkit",
-            ["--foreground", "--exit-with-parent", "-U", socketPath, "--filter=delay", "pattern", "size=16M", "rdelay=3600"]);
-        for (int i = 0; !File.Exists(socketPath); i++)
-        {
-            Assert.True(i < 2400, "nbdkit never bound its socket");
-            await Task.Delay(25);
-        }
+        await using var nbdkit = await ProviderNbdkit.StartAsync(work, "--filter=delay", "pattern", "size=16M", "rdelay=3600");
         var error = await RestoreFailsAsync(work, restore =>
         {
             restore.VolumeFile = MakeFile(work, 1 << 20);
             restore.DeclaredSize = 16UL << 20;
-            restore.SourceNbdUri = $"nbd+unix:///?socket={socketPath}";
+            restore.SourceNbdUri = $"nbd+unix:///?socket={nbdkit.SocketPath}";
         }, new VmRestoreOptions
         {
-            TargetDirectory = work.File("target"), ProviderRuntimeDirectory = runtime,
+            TargetDirectory = work.File("target"), ProviderRuntimeDirectory = nbdkit.RuntimeDirectory,
             ProviderInactivityTimeout = TimeSpan.FromSeconds(2),
         });
         Assert.Contains("no progress for 2 s (provider-inactivity-timeout); the restore was cancelled", error.Message,

@@ -36,7 +36,9 @@ internal sealed class GuardUpstream : IAsyncDisposable
                     clientOptions.MetaContexts.Add(context);
                 }
 
-                clients.Add(await NbdClient.ConnectAsync(options.UpstreamSocketPath, options.ExportName, clientOptions, cancellationToken));
+                clients.Add(options.UpstreamConnector is { } connect
+                    ? await NbdClient.ConnectAsync(await connect(cancellationToken), options.ExportName, clientOptions, cancellationToken)
+                    : await NbdClient.ConnectAsync(options.UpstreamSocketPath!, options.ExportName, clientOptions, cancellationToken));
             }
 
             return new GuardUpstream([.. clients]);

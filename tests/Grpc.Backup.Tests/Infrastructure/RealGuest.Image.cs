@@ -50,7 +50,7 @@ internal sealed partial class RealGuest
             """);
     }
 
-    private static string[] QemuArguments(string directory, string image) =>
+    private static string[] QemuArguments(string directory, string image, IEnumerable<string> disks) =>
     [
         "-machine", "pc", "-accel", "tcg", "-m", "256", "-nodefaults", "-no-user-config", "-display", "none",
         "-kernel", Path.Combine(image, "vmlinuz"), "-initrd", Path.Combine(image, "initrd.img"),
@@ -63,6 +63,12 @@ internal sealed partial class RealGuest
         "-device", "virtserialport,chardev=agent,name=org.qemu.guest_agent.0",
         "-chardev", $"file,id=manifest,path={directory}/manifest.log",
         "-device", "virtserialport,chardev=manifest,name=org.grpc-backup.manifest",
+        .. disks,
+    ];
+
+    /// <summary>The guest's own data disks: disk0 a qcow2, disk1 a raw, each under a throttle filter.</summary>
+    private static string[] OwnDisks(string directory) =>
+    [
         "-object", "throttle-group,id=tg0",
         "-blockdev", $"driver=file,node-name=file0,filename={directory}/disk0.qcow2",
         "-blockdev", "driver=qcow2,node-name=fmt0,file=file0",

@@ -52,15 +52,41 @@ internal sealed partial class RealGuest : IAsyncDisposable
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "inventory"));
         string image = await BuildImageAsync();
         await CreateDisksAsync(directory);
+        return await BootAsync(directory, QemuArguments(directory, image, OwnDisks(directory)), waitForAgent: true);
+    }
+
+    /// <summary>
+    /// Boots the guest on disks someone else made (a live restore's): each a <c>-blockdev</c> tree whose top node a
+    /// virtio-blk device attaches with the given extra properties, in order (disk 0 holds data0, …). Returns once QEMU's
+    /// monitor listens; the agent may not answer yet.
+    /// </summary>
+    public static async Task<RealGuest> StartOnAsync(string directory, IEnumerable<(string BlockdevJson, string NodeName, string DeviceProperties)> disks)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        string image = await BuildImageAsync();
+        var arguments = new List<string>();
+        int n = 0;
+        foreach (var (json, node, properties) in disks)
+        {
+            arguments.AddRange(["-blockdev", json, "-device", $"virtio-blk-pci,drive={node},id=vd{n++},{properties}"]);
+        }
+        return await BootAsync(directory, QemuArguments(directory, image, arguments), waitForAgent: false);
+    }
+
+    private static async Task<RealGuest> BootAsync(string directory, string[] arguments, bool waitForAgent)
+    {
         long started = Stopwatch.GetTimestamp();
-        ChildProcess process = ChildProcess.Start("qemu-system-x86_64", QemuArguments(directory, image));
+        ChildProcess process = ChildProcess.Start("qemu-system-x86_64", arguments);
         RealGuest? guest = null;
         try
         {
             await process.WaitForFileAsync(Path.Combine(directory, "observe.sock"), TimeSpan.FromSeconds(60));
             guest = new RealGuest(directory, process, await RunStateObserver.ConnectAsync(Path.Combine(directory, "observe.sock")));
-            await guest.WaitForAgentAsync(BootBound);
-            guest.BootTime = Stopwatch.GetElapsedTime(started);
+            if (waitForAgent)
+            {
+                await guest.WaitForAgentAsync(BootBound);
+                guest.BootTime = Stopwatch.GetElapsedTime(started);
+            }
             return guest;
         }
         catch

@@ -1,0 +1,118 @@
+using System.Net.Sockets;
+using Grpc.Backup.Nbd;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Qemu;
+using Microsoft.Win32.SafeHandles;
+
+namespace Grpc.Backup.Orchestrator.Internal;
+
+/// <summary>
+/// One device's claimed restore source served to QEMU only through the host's <see cref="NbdGuard"/>, on a 0600 socket
+/// in a private 0700 directory: an NBD source is the guard's upstream itself (the guard's own client parses and checks
+/// every reply; a URI source is connected again through the same checks when QEMU reconnects); a file or block device is
+/// first served raw (never probed) by a private read-only qemu-nbd. The guard's size is checked against the archive's
+/// before QEMU is told the socket exists.
+/// </summary>
+internal sealed class LiveRestoreExport : IAsyncDisposable
+{
+    private readonly DirectoryInfo _directory;
+    private readonly NbdGuard _guard;
+    private readonly OfflineImageExport? _fileServer;
+    private readonly SafeFileHandle? _file;
+
+    private LiveRestoreExport(DirectoryInfo directory, NbdGuard guard, OfflineImageExport? fileServer, SafeFileHandle? file)
+    {
+        _directory = directory;
+        _guard = guard;
+        _fileServer = fileServer;
+        _file = file;
+    }
+
+    /// <summary>The guard's listening socket (QEMU's NBD client connects here).</summary>
+    public string SocketPath => Path.Combine(_directory.FullName, "guard.sock");
+
+    public string ExportName => _guard.ExportName;
+
+    public static async Task<LiveRestoreExport> StartAsync(ClaimedRestoreSource claimed, VolumeSize volume, CancellationToken cancellationToken)
+    {
+        DirectoryInfo directory = Directory.CreateTempSubdirectory("grpc-backup-live-");
+        File.SetUnixFileMode(directory.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        OfflineImageExport? fileServer = null;
+        SafeFileHandle? file = null;
+        NbdGuard? guard = null;
+        try
+        {
+            NbdGuardOptions options;
+            if (claimed.IsFile)
+            {
+                file = claimed.TakeFile();
+                string upstream = Path.Combine(directory.FullName, "source.sock");
+                fileServer = await OfflineImageExport.StartAsync(new OfflineImageExportOptions
+                {
+                    // qemu-nbd (root, as the host) reads the claimed file through this process's fd: the object checked.
+                    ImagePath = $"/proc/{Environment.ProcessId}/fd/{file.DangerousGetHandle()}",
+                    Format = "raw",
+                    DeviceName = volume.DeviceName,
+                    NbdSocketPath = upstream,
+                    BitmapName = "none",
+                    Bitmap = BitmapRequest.None,
+                }, cancellationToken);
+                options = new NbdGuardOptions { UpstreamSocketPath = upstream, ExportName = volume.DeviceName };
+            }
+            else
+            {
+                Socket? first = claimed.TakeNbdSocket();
+                options = new NbdGuardOptions
+                {
+                    ExportName = claimed.ExportName,
+                    UpstreamConnector = token =>
+                    {
+                        if (Interlocked.Exchange(ref first, null) is { } socket)
+                        {
+                            return Task.FromResult(socket);
+                        }
+                        return claimed.CanReconnect ? claimed.ConnectAgainAsync(token)
+                            : Task.FromException<Socket>(new IOException($"{volume.DeviceName}: the provider's passed NBD socket is gone"));
+                    },
+                };
+            }
+            guard = await NbdGuard.StartAsync(options, cancellationToken);
+            ClaimedRestoreSource.CheckNbdSize(volume, guard.Size);
+            var export = new LiveRestoreExport(directory, guard, fileServer, file);
+            guard.Listen(export.SocketPath);
+            return export;
+        }
+        catch
+        {
+            if (guard is not null)
+            {
+                await guard.DisposeAsync();
+            }
+            if (fileServer is not null)
+            {
+                await fileServer.DisposeAsync();
+            }
+            file?.Dispose();
+            directory.Delete(recursive: true);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _guard.DisposeAsync();
+        if (_fileServer is not null)
+        {
+            await _fileServer.DisposeAsync();
+        }
+        _file?.Dispose();
+        try
+        {
+            _directory.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // Already gone: nothing of this restore's is left there.
+        }
+    }
+}

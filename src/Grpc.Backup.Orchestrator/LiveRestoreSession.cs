@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Grpc.Backup.Host;
+using Grpc.Backup.Orchestrator.Internal;
+using Grpc.Backup.Protocol.V1;
+using Grpc.Backup.Qemu;
+
+namespace Grpc.Backup.Orchestrator;
+
+/// <summary>
+/// A live restore whose guest runs: one <c>block-stream</c> job per disk fills its qcow2 from the guarded export.
+/// <see cref="Completion"/> ends when every disk is independent (no backing node left; each guard stopped and the
+/// provider's volume session ended as its disk completed) and <c>RestoreVmCleanup</c> ran. Disposing a session that
+/// has not completed cancels it (<see cref="CancelAsync"/>).
+/// </summary>
+public sealed class LiveRestoreSession : IAsyncDisposable
+{
+    private readonly ProviderConnection _provider;
+    private readonly string _archiveName;
+    private readonly string _restoreId;
+    private readonly QmpClient _qmp;
+    private readonly IReadOnlyList<DiskStream> _streams;
+    private readonly Stopwatch _streaming = new();
+    private Task _completion = Task.CompletedTask;
+    private int _vmCleaned;
+
+    internal LiveRestoreSession(ProviderConnection provider, string archiveName, string restoreId, QmpClient qmp, IReadOnlyList<DiskStream> streams)
+    {
+        _provider = provider;
+        _archiveName = archiveName;
+        _restoreId = restoreId;
+        _qmp = qmp;
+        _streams = streams;
+    }
+
+    public IReadOnlyList<LiveRestoreDisk> Disks => _streams.Select(s => s.Disk).ToArray();
+
+    /// <summary>Ends when every disk is independent of the provider; faults if a stream fails or the VM's monitor goes away.</summary>
+    public Task Completion => _completion;
+
+    /// <summary>Starts the streams (the guest already runs on the disks).</summary>
+    internal async Task StartAsync(ulong speed, CancellationToken cancellationToken)
+    {
+        _streaming.Start();
+        foreach (DiskStream stream in _streams)
+        {
+            await stream.StartAsync(_qmp, speed, cancellationToken);
+        }
+        _completion = RunAsync();
+    }
+
+    /// <summary>Bytes streamed so far (completed disks count whole), the rate since the start and the time left at that rate.</summary>
+    public async Task<LiveRestoreProgress> GetProgressAsync(CancellationToken cancellationToken = default)
+    {
+        var jobs = (JsonArray?)await _qmp.ExecuteAsync("query-block-jobs", cancellationToken: cancellationToken) ?? [];
+        long done = 0;
+        bool paused = false;
+        foreach (DiskStream stream in _streams)
+        {
+            if (stream.Independent)
+            {
+                done += stream.Disk.SizeBytes;
+                continue;
+            }
+            JsonNode? job = jobs.FirstOrDefault(j => (string?)j?["device"] == stream.JobId);
+            done += (long?)job?["offset"] ?? 0;
+            paused |= (string?)job?["status"] == "paused";
+        }
+        long total = _streams.Sum(s => s.Disk.SizeBytes);
+        double rate = done / Math.Max(_streaming.Elapsed.TotalSeconds, 0.001);
+        return new LiveRestoreProgress(done, total, rate, rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : null, paused)
+        {
+            DisksDone = _streams.Count(s => s.Independent),
+        };
+    }
+
+    /// <summary>Changes the streams' bandwidth limit (bytes per second, 0 unlimited): <c>block-job-set-speed</c>.</summary>
+    public async Task SetBandwidthLimitAsync(ulong bytesPerSecond, CancellationToken cancellationToken = default)
+    {
+        foreach (DiskStream stream in _streams.Where(s => !s.Independent))
+        {
+            try
+            {
+                await _qmp.ExecuteAsync("block-job-set-speed", new JsonObject { ["device"] = stream.JobId, ["speed"] = bytesPerSecond }, cancellationToken);
+            }
+            catch (QmpCommandException) when (stream.Independent)
+            {
+                // It completed meanwhile.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Cancels a restore that has not completed, leaving a defined state: the VM is paused first (<c>stop</c>), so the
+    /// guest never sees its disks lose their backing; the unfinished jobs are cancelled; their guards are stopped and
+    /// the provider's sessions ended. Each unfinished qcow2 keeps what was streamed and what the guest wrote, and its
+    /// header still names the (now gone) guarded export as backing, so it cannot be opened alone by mistake. Disks that
+    /// completed are whole and independent. The caller decides what becomes of the paused VM and the files.
+    /// </summary>
+    public async Task CancelAsync()
+    {
+        if (_streams.All(s => s.Independent))
+        {
+            await CleanupVmAsync();
+            return;
+        }
+        await IgnoreMonitorErrorsAsync(() => _qmp.ExecuteAsync("stop"));
+        foreach (DiskStream stream in _streams.Where(s => !s.Independent))
+        {
+            await IgnoreMonitorErrorsAsync(() => _qmp.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = stream.JobId, ["force"] = true }));
+        }
+        try
+        {
+            await _completion.WaitAsync(TimeSpan.FromMinutes(1));
+        }
+        catch (Exception e) when (e is BackupException or TimeoutException or QmpException or IOException or OperationCanceledException)
+        {
+            // Whatever ended the streams, what is left is released below.
+        }
+        foreach (DiskStream stream in _streams)
+        {
+            await ProviderCleanup.IgnoringProviderErrorsAsync(stream.ReleaseAsync);
+        }
+        await CleanupVmAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_completion.IsCompletedSuccessfully)
+        {
+            await CancelAsync();
+        }
+        await _qmp.DisposeAsync();
+    }
+
+    private async Task RunAsync()
+    {
+        bool[] completed = await Task.WhenAll(_streams.Select(s => s.WaitAsync()));
+        if (completed.All(c => c))
+        {
+            await CleanupVmAsync();
+        }
+        else
+        {
+            throw new OperationCanceledException("the live restore was cancelled");
+        }
+    }
+
+    private async Task CleanupVmAsync()
+    {
+        if (Interlocked.Exchange(ref _vmCleaned, 1) == 0)
+        {
+            await ProviderCleanup.IgnoringProviderErrorsAsync(() => _provider.Restore.RestoreVmCleanupAsync(
+                new RestoreVmCleanupRequest { RestoreId = _restoreId, ArchiveName = _archiveName }).ResponseAsync);
+        }
+    }
+
+    private static async Task IgnoreMonitorErrorsAsync(Func<Task> command)
+    {
+        try
+        {
+            await command();
+        }
+        catch (Exception e) when (e is QmpException or IOException or ObjectDisposedException)
+        {
+            // The VM is gone, or the job already ended: nothing left to stop.
+        }
+    }
+}
