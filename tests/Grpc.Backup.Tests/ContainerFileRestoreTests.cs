@@ -56,13 +56,19 @@ public sealed class ContainerFileRestoreTests
         Assert.Matches(@"^-rwxr-xr-x 0/0 +5010 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d usr/bin/busybox$", lines[0]);
         Assert.Matches(@"^lrwxrwxrwx 0/0 +0 .* usr/bin/sh -> busybox$", lines[1]);
         Assert.Matches(@"^-rwsr-xr-x 0/0 +5 .* usr/bin/su$", lines[2]);
-        string root = await RunCliAsync(0, "files", "ls", archive, "--endpoint", endpoint);
-        Assert.Contains(" etc/leak -> /etc/shadow", await RunCliAsync(0, "files", "ls", archive, "etc", "--endpoint", endpoint), StringComparison.Ordinal);
-        foreach (string top in (string[])["etc/", "home/", "usr/", "var/", "lib -> usr/lib"])
+        // What depends on the provider is its archive stream, which every provider's run above and below reads; the
+        // listing and exit-status rules are the host's own, checked once (each call through restic costs seconds).
+        bool hostRules = providerName == "directory";
+        if (hostRules)
         {
-            Assert.Contains(" " + top, root, StringComparison.Ordinal);
+            string root = await RunCliAsync(0, "files", "ls", archive, "--endpoint", endpoint);
+            Assert.Contains(" etc/leak -> /etc/shadow", await RunCliAsync(0, "files", "ls", archive, "etc", "--endpoint", endpoint), StringComparison.Ordinal);
+            foreach (string top in (string[])["etc/", "home/", "usr/", "var/", "lib -> usr/lib"])
+            {
+                Assert.Contains(" " + top, root, StringComparison.Ordinal);
+            }
+            Assert.Contains("33/33", await RunCliAsync(0, "files", "ls", archive, "var/www", "--endpoint", endpoint), StringComparison.Ordinal);
         }
-        Assert.Contains("33/33", await RunCliAsync(0, "files", "ls", archive, "var/www", "--endpoint", endpoint), StringComparison.Ordinal);
 
         // get --to: a file and a tree, as the host sees them after a restore (container root = host 100000).
         string target = dir.RestoreTarget("files");
@@ -98,6 +104,10 @@ public sealed class ContainerFileRestoreTests
         Assert.Equal(["var/www", "var/www/index.html"], members.Keys.Order(StringComparer.Ordinal));
         Assert.Equal((TarEntryType.RegularFile, 33, "<h1>hello</h1>\n"), members["var/www/index.html"]);
 
+        if (!hostRules)
+        {
+            return;
+        }
         // A path not in the archive: exit 7, nothing left behind.
         string missing = dir.RestoreTarget("missing");
         await RunCliAsync(7, "files", "get", archive, "etc/no-such-file", "--to", missing, "--endpoint", endpoint);
