@@ -37,7 +37,10 @@ public sealed class ClusterSlot : IAsyncDisposable
     /// <summary>The token as a provider receives it in JobInit's options (<see cref="FencingToken.OptionName"/>).</summary>
     public FencingToken FencingToken => new(SlotName, Revision);
 
-    /// <summary>Deletes the key if it is still this holder's (same create revision); a key that expired is left alone.</summary>
+    /// <summary>
+    /// Deletes the key if it is still this holder's (same create revision); a key that expired is left alone, and a slot
+    /// whose session already ended has nothing left to delete.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _released, 1) == 0)
@@ -45,6 +48,10 @@ public sealed class ClusterSlot : IAsyncDisposable
             try
             {
                 await _keys.DeleteIfCreatedAtAsync(Key, Revision).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The session ended first (lost, or closed): its lease is revoked or expiring, and the key goes with it.
             }
             finally
             {

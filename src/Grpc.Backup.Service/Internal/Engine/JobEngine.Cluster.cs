@@ -64,10 +64,9 @@ internal sealed partial class JobEngine
         {
             await slot.DisposeAsync();
         }
-        catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException)
         {
-            // etcd unreachable, or the session was lost (and its client disposed) while the backup ran: the slot's key
-            // goes with that session's lease within its TTL.
+            // etcd unreachable: the slot's key goes with this host's lease within its TTL.
             task.Log("WARN", guest.Id, $"releasing cluster slot {slot.SlotName} failed: {e.Message}");
         }
     }
