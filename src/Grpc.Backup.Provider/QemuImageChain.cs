@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Grpc.Backup.Transport;
 
 namespace Grpc.Backup.Provider;
 
@@ -177,38 +177,20 @@ public sealed class QemuImageChain
         return Path.GetFullPath(backing, Path.GetDirectoryName(image)!);
     }
 
+    /// <summary>
+    /// <c>qemu-img info</c> of one link through the one process helper, which closes its pipes when it returns: a
+    /// chain read link by link runs one qemu-img per link, and pipes left to the finalizer piled up by the hundred.
+    /// </summary>
     private static async Task<string> RunInfoAsync(string qemuImg, string imageOptions, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(qemuImg)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = "/",
-        };
-        foreach (string argument in new[] { "info", "-U", "--output=json", "--image-opts", imageOptions })
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["LC_ALL"] = "C";
-        using var process = Process.Start(start) ?? throw new InvalidDataException($"could not start {qemuImg}");
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(InfoTimeout);
         try
         {
-            Task<string> output = process.StandardOutput.ReadToEndAsync(limit.Token);
-            Task<string> errors = process.StandardError.ReadToEndAsync(limit.Token);
-            await process.WaitForExitAsync(limit.Token);
-            if (process.ExitCode != 0)
-            {
-                throw new InvalidDataException($"qemu-img info failed: {(await errors).Trim()}");
-            }
-            return await output;
+            return await ExternalProcess.RunAsync(qemuImg, ["info", "-U", "--output=json", "--image-opts", imageOptions], cancellationToken,
+                InfoTimeout, workingDirectory: "/");
         }
-        catch (OperationCanceledException)
+        catch (ExternalProcessException e)
         {
-            process.Kill(entireProcessTree: true);
-            throw;
+            throw new InvalidDataException($"qemu-img info failed: {(e.ErrorOutput is { Length: > 0 } error ? error : e.Message)}", e);
         }
     }
 }

@@ -16,12 +16,14 @@ public sealed class ResourceTests
     {
         await using var provider = await DirectoryProvider.StartAsync();
         var host = new SimulatedHost(provider.Connection);
-        // A chain (a full, then incrementals): deleting each base runs qemu-img on its child, one tool per removed backup.
+        // Chains (a full, then incrementals), restarted every tenth backup as a weekly full would: deleting each base
+        // runs qemu-img on its child, one tool per removed backup that has one. Short chains keep the setup linear:
+        // every incremental reads its whole chain link by link before stacking on it.
         Qcow2Disk disk = await Qcow2Disk.CreateAsync(provider.Work("disk.qcow2"), 1 * MiB, seed: 5);
         const int Backups = 102;
         for (int i = 0; i < Backups; i++)
         {
-            bool incremental = i > 0;
+            bool incremental = i % 10 != 0;
             await using (QemuNbdExport export = await disk.ExportAsync(provider.Work($"e{i}.sock"), incremental))
             {
                 await host.BackupAsync("900", Day.AddMinutes(i),

@@ -23,8 +23,9 @@ public sealed class ProviderKillTests(ITestOutputHelper output)
     private const int Seed = 15;
     private const int ProgressPoints = 17;
 
-    /// <summary>The job's limit, enforced by the host (and passed to the provider): a 16 MiB disk takes seconds.</summary>
-    private const ulong BandwidthLimit = 2 << 20;
+    /// <summary>The job's limit, enforced by the host (and passed to the provider): a 16 MiB disk takes four seconds, so
+    /// progress events come often enough to stop the provider near each fraction.</summary>
+    private const ulong BandwidthLimit = 4 << 20;
 
     private const string BeforeStart = " bytes, bitmap ";
     private const string BeforeCommit = "BackupCleanup(success=true) decides";

@@ -26,9 +26,37 @@ class Store:
         self.lock = threading.RLock()  # every change to the repository's archives
         self._manifests: dict[str, dict] = {}
         self.pinned: dict[str, int] = {}  # archive -> restores using it
+        self._listed: tuple[frozenset, list[dict]] | None = None  # (snapshot ids, `restic snapshots` output)
+        self._listed_lock = threading.Lock()
 
     def catalog(self) -> cat.Catalog:
-        return cat.Catalog(self.restic.snapshots())
+        """The repository's archives. Every restic run pays the repository key's derivation (about a second here), so
+        on a local repository the last `restic snapshots` output is reused while the snapshot files are the same set:
+        a snapshot's file name is the hash of its content, so an unchanged set of names is an unchanged set of
+        snapshots, whoever changed the repository (another provider, a manual `restic forget`). Remote backends are
+        listed by restic every time."""
+        before = self._snapshot_files()
+        with self._listed_lock:
+            if before is not None and self._listed is not None and self._listed[0] == before:
+                return cat.Catalog(self._listed[1])
+        snapshots = self.restic.snapshots()
+        if before is not None and frozenset(s.get("id", "") for s in snapshots) == before:
+            with self._listed_lock:
+                self._listed = (before, snapshots)
+        return cat.Catalog(snapshots)
+
+    def _snapshot_files(self) -> frozenset | None:
+        """The snapshot ids of a local repository, from its `snapshots/` directory; None for a remote backend or when
+        the directory cannot be read (restic then reports why)."""
+        if self.restic.s.backend() != "local":
+            return None
+        path = self.restic.s.repository
+        if path.startswith("local:"):
+            path = path[len("local:"):]
+        try:
+            return frozenset(os.listdir(os.path.join(path, "snapshots")))
+        except OSError:
+            return None
 
     def manifest(self, archive: cat.Archive) -> dict:
         cached = self._manifests.get(archive.meta_id)
