@@ -24,7 +24,7 @@ else if (!containersOnly)
 {
     results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
 }
-// VM measures run when build/bench started the demo guests (a dense and a sparse disk).
+// VM measures run when build/bench started the demo guests (a dense disk, a sparse one and a large sparse one).
 if (work is not null && Argument("--dense-guest") is { } dense)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "dense"), endpointText, dense, "vm-full-nbd", withIncrementalAndRestore: true));
@@ -46,6 +46,10 @@ if (work is not null && Argument("--multi-guest") is { } multi)
 if (work is not null && Argument("--sparse-guest") is { } sparse)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "sparse"), endpointText, sparse, "vm-sparse-nbd", withIncrementalAndRestore: false));
+}
+if (work is not null && Argument("--large-sparse-guest") is { } largeSparse)
+{
+    results.AddRange(await VmBench.RunAsync(Path.Combine(work, "large-sparse"), endpointText, largeSparse, "vm-sparse-64g", withIncrementalAndRestore: false));
 }
 
 if (Argument("--etcd-endpoint") is { } etcd)

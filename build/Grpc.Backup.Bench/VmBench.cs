@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Backup.Host;
 using Grpc.Backup.Nbd;
@@ -84,8 +85,11 @@ internal static class VmBench
             oursFull = Math.Min(oursFull, Stopwatch.GetElapsedTime(start).TotalSeconds);
             bytesRead = full.Volumes.Sum(v => (long)v.BytesRead);
         }
+        // What the image holds (du): a sparse disk's backup must read about this, not its size.
+        long allocated = long.Parse((await Grpc.Backup.Transport.ExternalProcess.RunAsync("du", ["-B1", disk.ImagePath], CancellationToken.None))
+            .Split('\t')[0], CultureInfo.InvariantCulture);
         results.Add(new BenchResult(label, oursFull, "nbdcopy + sync", peerFull,
-            $"{size >> 20} MiB disk, {bytesRead >> 20} MiB read by ours; phases: {full!.Phases}"));
+            $"{size >> 20} MiB disk, {allocated >> 20} MiB allocated, {bytesRead >> 20} MiB read by ours; phases: {full!.Phases}"));
         if (!withIncrementalAndRestore)
         {
             return results;
