@@ -16,7 +16,7 @@ var results = new List<BenchResult>();
 string? work = Argument("--work");
 if (borgOnly)
 {
-    results.Add(await BorgBench.RunAsync(Path.Combine(work!, "borg"), Argument("--borg-endpoint")!, Argument("--dense-guest")!,
+    results.AddRange(await BorgBench.RunAsync(Path.Combine(work!, "borg"), Argument("--borg-endpoint")!, Argument("--dense-guest")!,
         Argument("--borg-peer-repo")!, Argument("--borg-passphrase-file")!));
     work = null;
 }
@@ -36,7 +36,7 @@ if (work is not null && Argument("--dense-guest") is { } denseForFiles && Argume
 }
 if (work is not null && Argument("--dense-guest") is { } denseGuest && Argument("--borg-endpoint") is { } borgEndpoint)
 {
-    results.Add(await BorgBench.RunAsync(Path.Combine(work, "borg"), borgEndpoint, denseGuest, Argument("--borg-peer-repo")!,
+    results.AddRange(await BorgBench.RunAsync(Path.Combine(work, "borg"), borgEndpoint, denseGuest, Argument("--borg-peer-repo")!,
         Argument("--borg-passphrase-file")!));
 }
 if (work is not null && Argument("--multi-guest") is { } multi)
