@@ -28,6 +28,11 @@ else if (!containersOnly)
 if (work is not null && Argument("--dense-guest") is { } dense)
 {
     results.AddRange(await VmBench.RunAsync(Path.Combine(work, "dense"), endpointText, dense, "vm-full-nbd", withIncrementalAndRestore: true));
+    if (Argument("--provider-pid") is { } providerPid && Argument("--cli") is { } cli)
+    {
+        results.AddRange(await PeakRssBench.RunAsync(Path.Combine(work, "rss"), endpointText,
+            int.Parse(providerPid, CultureInfo.InvariantCulture), cli, dense, results.Single(r => r.Name == "vm-full-nbd").OursSeconds));
+    }
 }
 if (work is not null && Argument("--dense-guest") is { } denseForFiles && Argument("--file-handle-endpoint") is { } fileHandleEndpoint)
 {
@@ -68,11 +73,13 @@ Console.WriteLine($"{"name",-22} {"ours",12} {"peer",12} {"ratio",7}  peer tool;
 foreach (BenchResult r in results)
 {
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{r.Name,-22} {Format(r.OursSeconds),12} {Format(r.PeerSeconds),12} {r.Ratio,7:0.00}  {r.Peer}; {r.Notes}"));
+        $"{r.Name,-22} {Format(r.OursSeconds, r.Unit),12} {Format(r.PeerSeconds, r.Unit),12} {r.Ratio,7:0.00}  {r.Peer}; {r.Notes}"));
 }
 return 0;
 
-static string Format(double seconds) => seconds < 1e-3
+static string Format(double seconds, string unit) => unit != "s"
+    ? string.Create(CultureInfo.InvariantCulture, $"{seconds:0.0} {unit}")
+    : seconds < 1e-3
     ? string.Create(CultureInfo.InvariantCulture, $"{seconds * 1e6:0.0} us")
     : string.Create(CultureInfo.InvariantCulture, $"{seconds * 1e3:0.00} ms");
 

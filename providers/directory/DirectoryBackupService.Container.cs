@@ -1,4 +1,5 @@
 using Grpc.Backup.Provider;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Grpc.Backup.Protocol;
 using Grpc.Backup.Protocol.V1;
@@ -42,12 +43,20 @@ internal sealed partial class DirectoryBackupService
         var response = new BackupGetMechanismResponse { Container = options.ContainerMechanism };
         if (options.ContainerMechanism == ContainerBackupMechanism.Directory)
         {
-            // Run through the dotnet host, which others may execute; our build output need only be readable.
-            string dotnet = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
-            response.ContainerWorker = new Protocol.V1.ContainerWorker
+            var worker = new Protocol.V1.ContainerWorker();
+            if (RuntimeFeature.IsDynamicCodeSupported)
             {
-                Argv = { dotnet, typeof(DirectoryBackupService).Assembly.Location, ContainerWorkerMain.Command },
-            };
+                // Run through the dotnet host, which others may execute; our build output need only be readable.
+                string dotnet = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+                string assembly = Path.Combine(AppContext.BaseDirectory, typeof(DirectoryBackupService).Assembly.GetName().Name + ".dll");
+                worker.Argv.AddRange([dotnet, assembly, ContainerWorkerMain.Command]);
+            }
+            else
+            {
+                // NativeAOT (the installed provider): the program is its own executable.
+                worker.Argv.AddRange([Environment.ProcessPath!, ContainerWorkerMain.Command]);
+            }
+            response.ContainerWorker = worker;
         }
         return response;
     }

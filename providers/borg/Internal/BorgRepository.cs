@@ -12,6 +12,9 @@ namespace Grpc.Backup.Providers.Borg.Internal;
 /// </summary>
 internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
 {
+    private readonly Lock _listingLock = new();
+    private (string Marker, Dictionary<string, DateTimeOffset> Archives)? _listing;
+
     public BorgProviderOptions Options => borg.Options;
 
     /// <summary>
@@ -21,16 +24,31 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
     public async Task<IReadOnlySet<string>> OpenAsync(CancellationToken cancellationToken)
     {
         StaleLockInspector.ThrowIfStale(borg.Options);
-        return (await ListAsync(cancellationToken)).Keys.ToHashSet(StringComparer.Ordinal);
+        // Always borg itself: this is where a wrong passphrase or an unreachable repository shows.
+        return (await ListAsync(cancellationToken, fresh: true)).Keys.ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary><c>borg info</c> of the repository: its size, with --bypass-lock.</summary>
     public Task<JsonDocument> InfoAsync(CancellationToken cancellationToken) =>
         borg.RunJsonAsync(["info", "--json", "--bypass-lock", borg.Repository], "info", cancellationToken, reader: true);
 
-    /// <summary>Every archive in the repository by borg name, with borg's start time.</summary>
-    public async Task<Dictionary<string, DateTimeOffset>> ListAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Every archive in the repository by borg name, with borg's start time. Each borg run costs a Python start-up and
+    /// the repository's key (seconds under load), and every restore or backup call lists; so on a local repository
+    /// the last listing is reused while the repository's transaction is the same one. Borg writes a new
+    /// <c>index.N</c> at every commit (a create, delete, rename or comment change, by us or anyone), so an unchanged
+    /// index file is an unchanged manifest. A remote repository, or <paramref name="fresh"/>, always runs borg.
+    /// </summary>
+    public async Task<Dictionary<string, DateTimeOffset>> ListAsync(CancellationToken cancellationToken, bool fresh = false)
     {
+        string? before = TransactionMarker();
+        lock (_listingLock)
+        {
+            if (!fresh && before is not null && _listing is { } cached && cached.Marker == before)
+            {
+                return new Dictionary<string, DateTimeOffset>(cached.Archives, StringComparer.Ordinal);
+            }
+        }
         using JsonDocument list = await borg.RunJsonAsync(["list", "--json", "--bypass-lock", borg.Repository], "list", cancellationToken,
             reader: true);
         var archives = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
@@ -41,7 +59,40 @@ internal sealed class BorgRepository(BorgCli borg, Catalog catalog)
                 DateTimeStyles.AssumeUniversal, out DateTimeOffset start);
             archives[name] = start;
         }
+        if (before is not null && before == TransactionMarker())
+        {
+            lock (_listingLock)
+            {
+                _listing = (before, new Dictionary<string, DateTimeOffset>(archives, StringComparer.Ordinal));
+            }
+        }
         return archives;
+    }
+
+    /// <summary>
+    /// The local repository's current transaction: its one <c>index.N</c> file's name, size and modification time;
+    /// null for a remote repository, or while a commit has two index files or none.
+    /// </summary>
+    private string? TransactionMarker()
+    {
+        if (borg.Options.IsRemote)
+        {
+            return null;
+        }
+        try
+        {
+            string[] indexes = Directory.GetFiles(borg.Repository, "index.*");
+            if (indexes.Length != 1)
+            {
+                return null;
+            }
+            var index = new FileInfo(indexes[0]);
+            return string.Create(CultureInfo.InvariantCulture, $"{index.Name}:{index.Length}:{index.LastWriteTimeUtc.Ticks}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
