@@ -126,6 +126,71 @@ public sealed class ClusterTests
         Assert.True(exit == 0, stderr + stdout + hostA.Log);
     }
 
+    [Fact]
+    public async Task A_host_uses_the_applied_definitions_without_a_restart_and_refuses_a_name_it_defines_itself()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        await using var host = ServiceProcess.Create();
+        await using var guest = await DemoGuestProcess.StartAsync(host.Root.File("g100"));
+        host.AddGuest(guest);
+        Configure(host, "host-a", etcd, provider, host.Root.File("hook.log"), "", "");
+        await host.StartAsync();
+        await WaitJoinedAsync(host);
+        var admin = new Grpc.Backup.Cluster.ClusterOptions { Endpoints = etcd.Endpoints, Node = "root" };
+
+        // A cluster job with its own storage, naming this host's guest and another host's: this host runs its own share.
+        string job = $"storage: shared\nguests: 100 200\nfleecing-dir: {host.FleecingDirectory}\n";
+        long first = await Grpc.Backup.Cluster.ClusterDefinitions.ApplyAsync(admin, new Dictionary<string, string>
+        {
+            ["storages/shared.conf"] = $"endpoint: {provider.Endpoint}\n",
+            ["jobs/cluster-nightly.conf"] = job,
+        });
+        await Poll.UntilAsync(async () => ClusterRevisionOf(await host.CliJsonAsync("jobs"), "cluster-nightly") == first, TimeSpan.FromMinutes(1),
+            "the host using the applied job");
+        Assert.Equal(0, ClusterRevisionOf(await host.CliJsonAsync("jobs"), "all"));
+        var (exit, stdout, stderr) = await host.CliAsync("backup", "--job", "cluster-nightly");
+        Assert.True(exit == 0, stderr + stdout + host.Log);
+        var run = Assert.Single(RunsOf(await host.CliJsonAsync("jobs", "runs")));
+        Assert.Equal([("100", "SUCCEEDED")], run.Guests);
+
+        // A cluster job named like this host's own job: the whole revision is refused here, said in status and the
+        // log, and the revision in use stays.
+        long conflicting = await Grpc.Backup.Cluster.ClusterDefinitions.ApplyAsync(admin, new Dictionary<string, string>
+        {
+            ["storages/shared.conf"] = $"endpoint: {provider.Endpoint}\n",
+            ["jobs/cluster-nightly.conf"] = job,
+            ["jobs/all.conf"] = job,
+        });
+        await Poll.UntilAsync(async () => StatusError(await host.CliJsonAsync("status")).Contains($"revision {conflicting} refused", StringComparison.Ordinal),
+            TimeSpan.FromMinutes(1), "the host refusing the conflicting revision");
+        Assert.Contains("/grpc-backup/config/jobs/all.conf:0: the cluster's job 'all' has the name of this host's " + Path.Combine(host.ConfigDirectory, "jobs", "all.conf"),
+            StatusError(await host.CliJsonAsync("status")), StringComparison.Ordinal);
+        Assert.Contains("refused on this host", host.Log, StringComparison.Ordinal);
+        Assert.Equal(first, ClusterRevisionOf(await host.CliJsonAsync("jobs"), "cluster-nightly"));
+        Assert.Equal(0, ClusterRevisionOf(await host.CliJsonAsync("jobs"), "all"));
+
+        // Renamed: used at once, and a job the set no longer has is gone.
+        long renamed = await Grpc.Backup.Cluster.ClusterDefinitions.ApplyAsync(admin, new Dictionary<string, string>
+        {
+            ["storages/shared.conf"] = $"endpoint: {provider.Endpoint}\n",
+            ["jobs/cluster-weekly.conf"] = job,
+        });
+        await Poll.UntilAsync(async () => ClusterRevisionOf(await host.CliJsonAsync("jobs"), "cluster-weekly") == renamed, TimeSpan.FromMinutes(1),
+            "the host using the renamed job");
+        Assert.Null(ClusterRevisionOf(await host.CliJsonAsync("jobs"), "cluster-nightly"));
+        Assert.Equal("", StatusError(await host.CliJsonAsync("status")));
+    }
+
+    /// <summary>A listed job's cluster revision (0: this host's own job), or null when the host has no such job.</summary>
+    private static long? ClusterRevisionOf(System.Text.Json.JsonElement reply, string job) =>
+        reply.TryGetProperty("jobs", out var jobs) && jobs.EnumerateArray().FirstOrDefault(j => j.GetProperty("name").GetString() == job) is { ValueKind: System.Text.Json.JsonValueKind.Object } found
+            ? found.TryGetProperty("clusterRevision", out var revision) ? long.Parse(revision.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : 0
+            : null;
+
+    private static string StatusError(System.Text.Json.JsonElement status) =>
+        status.TryGetProperty("clusterDefinitionsError", out var error) ? error.GetString()! : "";
+
     private static List<(string Node, string State, string Error, List<(string Guest, string State)> Guests)> RunsOf(System.Text.Json.JsonElement reply) =>
         reply.TryGetProperty("runs", out var runs)
             ? [.. runs.EnumerateArray().Select(r => (
