@@ -182,6 +182,95 @@ public sealed class ClusterTests
         Assert.Equal("", StatusError(await host.CliJsonAsync("status")));
     }
 
+    [Fact]
+    public async Task A_cluster_job_fires_once_per_time_for_three_hosts_each_backing_up_its_own_guest_through_an_etcd_leader_kill()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync(members: 3);
+        await using var provider = await DirectoryProviderProcess.StartAsync();
+        var hosts = new List<ServiceProcess>();
+        var guests = new List<DemoGuestProcess>();
+        try
+        {
+            foreach (var (node, id) in new[] { ("host-a", "100"), ("host-b", "200"), ("host-c", "300") })
+            {
+                var host = ServiceProcess.Create();
+                hosts.Add(host);
+                var guest = await DemoGuestProcess.StartAsync(host.Root.File("g" + id), "--guest-id", id);
+                guests.Add(guest);
+                host.AddGuest(guest, id);
+                Configure(host, node, etcd, provider, host.Root.File("hook.log"), "", $"fleecing-dir: {host.FleecingDirectory}\n");
+            }
+            await Task.WhenAll(hosts.Select(h => h.StartAsync()));
+            await WaitJoinedAsync([.. hosts]);
+            var admin = new Grpc.Backup.Cluster.ClusterOptions { Endpoints = etcd.Endpoints, Node = "root" };
+            var definitions = new Dictionary<string, string>
+            {
+                ["storages/shared.conf"] = $"endpoint: {provider.Endpoint}\ncluster-max-backups: 3\n",
+                ["jobs/every.conf"] = "storage: shared\nguests: all\nschedule: */10 * * * * *\n",
+            };
+            await Grpc.Backup.Cluster.ClusterDefinitions.ApplyAsync(admin, definitions);
+
+            // The first time fires; while the hosts run it, etcd's leader is killed.
+            await Poll.UntilAsync(() => Task.FromResult(hosts.All(h => h.Log.Contains("Cluster job every scheduled at", StringComparison.Ordinal))),
+                TimeSpan.FromMinutes(1), "every host starting its share of the first fire");
+            (await etcd.LeaderAsync()).Process!.Signal("KILL");
+            // Every host finishes that run and runs the next time after the re-election.
+            await Poll.UntilAsync(async () =>
+            {
+                foreach (ServiceProcess host in hosts)
+                {
+                    if (RunsOf(await host.CliJsonAsync("jobs", "runs")).Count(r => r.State == "SUCCEEDED") < 2)
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            }, TimeSpan.FromMinutes(2), "two finished runs on every host");
+            await Grpc.Backup.Cluster.ClusterDefinitions.ApplyAsync(admin, new Dictionary<string, string>(definitions)
+            {
+                ["jobs/every.conf"] = "storage: shared\nguests: all\nschedule: */10 * * * * *\nenabled: no\n",
+            });
+            await Poll.UntilAsync(async () =>
+            {
+                foreach (ServiceProcess host in hosts)
+                {
+                    if ((await host.CliJsonAsync("status")).TryGetProperty("tasks", out var running)
+                        && running.EnumerateArray().Any(t => t.GetProperty("state").GetString() is "TASK_STATE_RUNNING" or "TASK_STATE_QUEUED"))
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            }, TimeSpan.FromMinutes(2), "the runs ending once the job is disabled");
+
+            // One leader fired each time once; each host ran each time at most once, with its own guest only.
+            string[] fires = [.. (await etcd.CtlAsync("get", "--prefix", "--keys-only", "/grpc-backup/fire/every/")).Stdout
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+            Assert.True(fires.Length >= 2, string.Join('\n', fires));
+            Assert.Equal(fires.Length, hosts.Sum(h => CountOf(h.Log, "Fired cluster job every")));
+            foreach (var (host, id) in hosts.Zip(["100", "200", "300"]))
+            {
+                string[] started = [.. host.Log.Split('\n').Where(l => l.Contains("Cluster job every scheduled at", StringComparison.Ordinal))
+                    .Select(l => l[(l.IndexOf("scheduled at ", StringComparison.Ordinal) + 13)..].Split(' ')[0])];
+                Assert.Equal(started.Distinct().Count(), started.Length);
+                var runs = RunsOf(await host.CliJsonAsync("jobs", "runs"));
+                Assert.True(runs.Count >= 2 && runs.Count <= fires.Length, $"{runs.Count} runs for {fires.Length} fires");
+                Assert.All(runs, r => Assert.Equal([(id, "SUCCEEDED")], r.Guests));
+            }
+        }
+        finally
+        {
+            foreach (ServiceProcess host in hosts)
+            {
+                await host.DisposeAsync();
+            }
+            foreach (DemoGuestProcess guest in guests)
+            {
+                await guest.DisposeAsync();
+            }
+        }
+    }
+
     /// <summary>A listed job's cluster revision (0: this host's own job), or null when the host has no such job.</summary>
     private static long? ClusterRevisionOf(System.Text.Json.JsonElement reply, string job) =>
         reply.TryGetProperty("jobs", out var jobs) && jobs.EnumerateArray().FirstOrDefault(j => j.GetProperty("name").GetString() == job) is { ValueKind: System.Text.Json.JsonValueKind.Object } found

@@ -56,6 +56,21 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
         _publish.Release();
     }
 
+    public TimeSpan LeaseTtl => _settings.LeaseTtl;
+
+    /// <summary>The live session; waits while there is none (etcd away, or a new session starting).</summary>
+    public async Task<ClusterSession> LiveSessionAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_session is { Lost.IsCancellationRequested: false } live)
+            {
+                return live;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+    }
+
     /// <summary>Every host's runs (<see cref="ClusterSession.ListRunsAsync"/>); fails without a live session.</summary>
     public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
     {

@@ -33,7 +33,9 @@ internal sealed partial class JobScheduler(JobEngine engine, CatalogDatabase cat
 
     private void Schedule(HashSet<string> known, DateTime now)
     {
-        var jobs = engine.Config.Jobs.Values.Where(j => j.Schedule is not null && j.Enabled).ToList();
+        ServiceConfiguration config = engine.Config;
+        // The cluster's jobs fire once for the cluster (ClusterScheduler), never by each host's clock.
+        var jobs = config.Jobs.Values.Where(j => j.Schedule is not null && j.Enabled && !config.IsClusterJob(j.Name)).ToList();
         known.IntersectWith(jobs.Select(j => j.Name));
         foreach (JobConfig job in jobs)
         {
