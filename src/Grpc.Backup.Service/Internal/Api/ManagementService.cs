@@ -29,9 +29,7 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         {
             throw new RpcException(new Status(StatusCode.AlreadyExists, $"job {job.Name} is already running as task {running.Id}"));
         }
-        ServiceTask task = job.Kind == JobKind.Verify
-            ? engine.StartVerify(VerifyPlan.FromJob(job, config))
-            : engine.Start("job", BackupPlan.FromJob(job, config));
+        ServiceTask task = engine.StartJob(job, config);
         task.Log("INFO", "", "started by run-now");
         return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
     }

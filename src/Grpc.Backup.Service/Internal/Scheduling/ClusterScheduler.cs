@@ -159,9 +159,7 @@ internal sealed partial class ClusterScheduler(JobEngine engine, TaskRegistry ta
             LogStillRunning(logger, job.Name, fire.Scheduled, running.Id);
             return;
         }
-        ServiceTask task = job.Kind == JobKind.Verify
-            ? engine.StartVerify(VerifyPlan.FromJob(job, config))
-            : engine.Start("job", BackupPlan.FromJob(job, config));
+        ServiceTask task = engine.StartJob(job, config);
         task.Log("INFO", "", $"started by the cluster's scheduler on {fire.Leader} ({fire.Reason}, scheduled {fire.Scheduled:o})");
         LogStarted(logger, job.Name, fire.Scheduled, fire.Leader, task.Id);
     }

@@ -83,10 +83,7 @@ internal sealed partial class JobScheduler(JobEngine engine, CatalogDatabase cat
             LogStillRunning(logger, job.Name, running.Id);
             return;
         }
-        ServiceConfiguration config = engine.Config;
-        ServiceTask task = job.Kind == JobKind.Verify
-            ? engine.StartVerify(VerifyPlan.FromJob(job, config))
-            : engine.Start("job", BackupPlan.FromJob(job, config));
+        ServiceTask task = engine.StartJob(job, engine.Config);
         task.Log("INFO", "", $"started by {reason} ({job.ScheduleText})");
         LogFired(logger, job.Name, reason, task.Id);
     }
