@@ -18,4 +18,6 @@ internal static class ExitCodes
     public const int NotFound = 7;
     /// <summary>The job is already running, or (direct mode) another process is backing up the guest.</summary>
     public const int AlreadyRunning = 8;
+    /// <summary>Definitions refused (<c>cluster apply</c>): EX_CONFIG, as grpc-backupd's invalid configuration; every error on stderr.</summary>
+    public const int InvalidConfiguration = 78;
 }

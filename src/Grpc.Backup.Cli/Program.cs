@@ -9,7 +9,7 @@ var root = new RootCommand("""
     Most commands talk to the backup service grpc-backupd on its root-only socket (--socket, $GRPC_BACKUP_SOCKET).
     'backup' and 'restore' with --endpoint, and 'files', work directly against one provider, without the service.
     Exit status: 0 success, 1 failed, 2 usage, 3 provider refused, 4 provider unreachable, 5 service unreachable,
-    6 cancelled, 7 not found, 8 job already running. 'verify' exits 1 when the backup failed verification.
+    6 cancelled, 7 not found, 8 job already running, 78 definitions refused (cluster apply). 'verify' exits 1 when the backup failed verification.
     Failures are one line on stderr; GRPC_BACKUP_DEBUG=1 adds the stack trace.
     """)
 {

@@ -135,7 +135,8 @@ internal static class ServiceCommands
                 foreach (var j in reply.Jobs)
                 {
                     string when = j.Schedule.Length == 0 ? "no schedule" : $"schedule '{j.Schedule}' next {Time(j.NextRun)}";
-                    Console.WriteLine($"{j.Name,-16} {j.Storage,-12} {(j.Enabled ? "" : "disabled "),0}{when} last {Time(j.LastRun)} {(j.LastRun is null ? "" : Names.Of(j.LastState))}");
+                    string origin = j.ClusterRevision == 0 ? "" : $" (cluster, revision {j.ClusterRevision})";
+                    Console.WriteLine($"{j.Name,-16} {j.Storage,-12} {(j.Enabled ? "" : "disabled "),0}{when} last {Time(j.LastRun)} {(j.LastRun is null ? "" : Names.Of(j.LastState))}{origin}");
                 }
             });
             return ExitCodes.Success;
@@ -178,6 +179,14 @@ internal static class ServiceCommands
             Print(reply, result.GetValue(json), () =>
             {
                 Console.WriteLine($"node {reply.Node}: {reply.RunningBackups} of {reply.MaxConcurrentBackups} backup slot(s) in use");
+                if (reply.ClusterDefinitionsRevision != 0)
+                {
+                    Console.WriteLine($"cluster definitions: revision {reply.ClusterDefinitionsRevision}");
+                }
+                if (reply.ClusterDefinitionsError.Length > 0)
+                {
+                    Console.WriteLine($"cluster definitions NOT in use: {reply.ClusterDefinitionsError}");
+                }
                 foreach (var t in reply.Tasks)
                 {
                     Console.WriteLine($"{t.TaskId} {t.Kind,-7} {t.Job,-16} {Names.Of(t.State),-9} {Time(t.Created)} {t.Error}");

@@ -68,6 +68,9 @@ public static class ClusterAccess
         yield return Range(Permission.Types.Type.Readwrite, $"{prefix}slots/host/{node}/");
         yield return Range(Permission.Types.Type.Readwrite, $"{prefix}slots/storage/");
         yield return Range(Permission.Types.Type.Readwrite, $"{prefix}election/");
+        // The scheduler is whichever host leads the election: any host may fire a run and record its time.
+        yield return Range(Permission.Types.Type.Readwrite, $"{prefix}fire/");
+        yield return Range(Permission.Types.Type.Readwrite, $"{prefix}schedule/");
         yield return Range(Permission.Types.Type.Readwrite, $"{prefix}runs/{node}/");
     }
 

@@ -74,7 +74,7 @@ public sealed partial class ClusterSession
                 }
             }
             // All held: wait for a delete (a release or an expired lease), bounded so a missed event costs one TTL.
-            await DeleteWatch.WaitAsync(Keys.Client.GetConnection().WatchClient, prefix, revision, Options.LeaseTtl, linked.Token).ConfigureAwait(false);
+            await PrefixWatch.WaitAsync(Keys.Client.GetConnection().WatchClient, prefix, revision, Options.LeaseTtl, deletesOnly: true, linked.Token).ConfigureAwait(false);
         }
     }
 

@@ -60,6 +60,39 @@ public sealed class ClusterAccessTests
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
         Assert.Equal(["200"], (await a.ListGuestsAsync())["host-b"]);
 
+        // Definitions: the administrator applies them, checked by the hosts' own parser first (every error with its file
+        // and line, nothing applied); a host reads them and cannot write them, directly or through the command.
+        using var definitions = new TempDirectory();
+        Directory.CreateDirectory(definitions.File("storages"));
+        Directory.CreateDirectory(definitions.File("jobs"));
+        await File.WriteAllTextAsync(definitions.File("storages/shared.conf"), "endpoint: unix:/run/grpc-backup/directory.sock\ncluster-max-backups: 2\n");
+        await File.WriteAllTextAsync(definitions.File("jobs/nightly.conf"), "guests: all\nstorage: nowhere\n");
+        await File.WriteAllTextAsync(definitions.File("jobs/weekly.conf"), "storage: shared\ntags: prod\nschedule: 0 3 * * 0\nkeep-daily: x\n");
+        var (invalidExit, _, invalid) = await CliAsync(etcd, "root", "apply", definitions.Path);
+        Assert.Equal(78, invalidExit);
+        Assert.Contains($"{definitions.Path}/jobs/nightly.conf:2: storage 'nowhere' is not configured (no storages/nowhere.conf)", invalid, StringComparison.Ordinal);
+        Assert.Contains($"{definitions.Path}/jobs/weekly.conf:4: keep-daily: expected a whole number", invalid, StringComparison.Ordinal);
+        Assert.Equal(0, (await a.ReadDefinitionsAsync()).Definitions.Revision);
+        await File.WriteAllTextAsync(definitions.File("jobs/nightly.conf"), "guests: all\nstorage: shared\n");
+        await File.WriteAllTextAsync(definitions.File("jobs/weekly.conf"), "storage: shared\ntags: prod\nschedule: 0 3 * * 0\n");
+        var (applyExit, applied, applyErr) = await CliAsync(etcd, "root", "apply", definitions.Path);
+        Assert.True(applyExit == 0, applyErr);
+        Assert.StartsWith("applied 1 storage(s) and 2 job(s) as revision ", applied, StringComparison.Ordinal);
+        var (read, _) = await a.ReadDefinitionsAsync();
+        Assert.Equal(long.Parse(applied.Trim().Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture), read.Revision);
+        Assert.Equal(["jobs/nightly.conf", "jobs/weekly.conf", "storages/shared.conf"], read.Files.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("guests: all\nstorage: shared\n", read.Files["jobs/nightly.conf"]);
+        // Applied again without weekly: the set is replaced whole.
+        File.Delete(definitions.File("jobs/weekly.conf"));
+        (applyExit, _, applyErr) = await CliAsync(etcd, "root", "apply", definitions.Path);
+        Assert.True(applyExit == 0, applyErr);
+        Assert.Equal(["jobs/nightly.conf", "storages/shared.conf"], (await b.ReadDefinitionsAsync()).Definitions.Files.Keys.Order(StringComparer.Ordinal));
+        denied = await Assert.ThrowsAsync<RpcException>(() => a.Keys.PutAsync("/grpc-backup/config/jobs/evil.conf", "guests: all\nstorage: shared\n", 0, default));
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+        var (hostApplyExit, _, hostApply) = await CliAsync(etcd, "host-a", "apply", definitions.Path);
+        Assert.Equal(1, hostApplyExit);
+        Assert.StartsWith("grpc-backup: etcd refused: PermissionDenied", hostApply, StringComparison.Ordinal);
+
         // A certificate from the cluster's CA whose CN is no user gets nothing.
         RpcException unknown = await Assert.ThrowsAnyAsync<RpcException>(() => ClusterSession.ConnectAsync(Options(etcd, "host-c")));
         Assert.NotEqual(StatusCode.OK, unknown.StatusCode);

@@ -54,6 +54,35 @@ public sealed class ClusterSessionTests
     }
 
     [Fact]
+    public async Task AScheduledTimeFiresOnceWhoeverFiresIt()
+    {
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using ClusterSession a = await JoinAsync(etcd, "host-a");
+        await using ClusterSession b = await JoinAsync(etcd, "host-b");
+        var (none, start) = await b.ReadFiresAsync(long.MaxValue - 1);
+        Assert.Empty(none);
+        Assert.Null(await b.LastFiredAsync("nightly"));
+        var at = new DateTime(2026, 12, 7, 2, 0, 0, DateTimeKind.Utc);
+        // Two schedulers (an old leader that paused and the new one) fire the same time: it fires once.
+        bool[] fired = await Task.WhenAll(a.FireAsync("nightly", at, "schedule"), b.FireAsync("nightly", at, "repeat-missed"));
+        Assert.Single(fired, f => f);
+        Assert.False(await a.FireAsync("nightly", at, "schedule"));
+        Assert.Equal(at, await b.LastFiredAsync("nightly"));
+        var fire = Assert.Single((await b.ReadFiresAsync(start)).Fires);
+        Assert.Equal(("nightly", at), (fire.Job, fire.Scheduled));
+        Assert.Equal(fired[0] ? "host-a" : "host-b", fire.Leader);
+        // Bounded: each job keeps its newest fires; the newest time stays recorded.
+        for (int day = 1; day <= ClusterSession.FiresKept + 2; day++)
+        {
+            Assert.True(await a.FireAsync("nightly", at.AddDays(day), "schedule"));
+        }
+        var (kept, _) = await b.ReadFiresAsync(start);
+        Assert.Equal(ClusterSession.FiresKept, kept.Count);
+        Assert.Equal(at.AddDays(ClusterSession.FiresKept + 2), kept[^1].Scheduled);
+        Assert.Equal(at.AddDays(ClusterSession.FiresKept + 2), await b.LastFiredAsync("nightly"));
+    }
+
+    [Fact]
     public async Task AHostWhoseLeaseExpiresFreesItsSlots()
     {
         await using EtcdCluster etcd = await EtcdCluster.StartAsync();

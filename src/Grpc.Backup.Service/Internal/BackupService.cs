@@ -81,6 +81,7 @@ internal static class BackupService
             // Without cluster-endpoints nothing of the cluster exists: JobEngine gets no membership and runs alone.
             builder.Services.AddSingleton<Cluster.ClusterMembership>();
             builder.Services.AddHostedService(services => services.GetRequiredService<Cluster.ClusterMembership>());
+            builder.Services.AddHostedService<ClusterScheduler>();
         }
         builder.Services.AddSingleton<StateRetention>();
         builder.Services.AddHostedService(services => services.GetRequiredService<StateRetention>());

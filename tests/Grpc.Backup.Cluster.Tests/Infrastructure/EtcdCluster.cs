@@ -63,6 +63,26 @@ internal sealed class EtcdCluster : IAsyncDisposable
         ChildProcess.RunAsync(Etcdctl, [$"--endpoints={string.Join(',', Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)))}",
             .. ClientTlsArguments(), .. arguments], new Dictionary<string, string?> { ["ETCDCTL_API"] = "3" });
 
+    /// <summary>The member that leads etcd's raft now, as the members' status (Maintenance.Status) says.</summary>
+    public async Task<Member> LeaderAsync()
+    {
+        var (code, stdout, stderr) = await CtlAsync("endpoint", "status", "-w", "json");
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"etcdctl endpoint status: {stderr}");
+        }
+        using var document = System.Text.Json.JsonDocument.Parse(stdout);
+        foreach (var endpoint in document.RootElement.EnumerateArray())
+        {
+            var status = endpoint.GetProperty("Status");
+            if (status.GetProperty("header").GetProperty("member_id").GetUInt64() == status.GetProperty("leader").GetUInt64())
+            {
+                return _members.Single(m => m.ClientUrl.GetLeftPart(UriPartial.Authority) == endpoint.GetProperty("Endpoint").GetString());
+            }
+        }
+        throw new InvalidOperationException($"no member leads: {stdout}");
+    }
+
     private IEnumerable<string> ServerTlsArguments() => Tls is null ? [] :
         ["--cert-file", Tls.ServerCert, "--key-file", Tls.ServerKey, "--client-cert-auth", "--trusted-ca-file", Tls.CaCert];
 

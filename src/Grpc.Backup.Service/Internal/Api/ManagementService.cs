@@ -22,14 +22,14 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
 
     public override Task<StartTaskResponse> RunJob(RunJobRequest request, ServerCallContext context)
     {
-        JobConfig job = Config.Jobs.GetValueOrDefault(request.Job) ?? throw NotFound($"no job '{request.Job}'");
+        // One snapshot: in a cluster, applied definitions may replace the configuration meanwhile.
+        ServiceConfiguration config = Config;
+        JobConfig job = config.Jobs.GetValueOrDefault(request.Job) ?? throw NotFound($"no job '{request.Job}'");
         if (tasks.RunningJob(job.Name) is { } running)
         {
             throw new RpcException(new Status(StatusCode.AlreadyExists, $"job {job.Name} is already running as task {running.Id}"));
         }
-        ServiceTask task = job.Kind == JobKind.Verify
-            ? engine.StartVerify(VerifyPlan.FromJob(job, Config))
-            : engine.Start("job", BackupPlan.FromJob(job, Config));
+        ServiceTask task = engine.StartJob(job, config);
         task.Log("INFO", "", "started by run-now");
         return Task.FromResult(new StartTaskResponse { TaskId = task.Id });
     }
@@ -178,6 +178,8 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
             Node = Config.Host.Node,
             MaxConcurrentBackups = engine.Slots.Limit,
             RunningBackups = engine.Slots.Running,
+            ClusterDefinitionsRevision = Config.Cluster.Revision,
+            ClusterDefinitionsError = cluster?.DefinitionsError ?? "",
         };
         response.Tasks.AddRange(tasks.All.Select(t => t.Info()));
         response.Jobs.AddRange(Jobs());
@@ -262,9 +264,14 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
     private IEnumerable<JobInfo> Jobs()
     {
         DateTime now = DateTime.UtcNow;
-        foreach (JobConfig job in Config.Jobs.Values.OrderBy(j => j.Name, StringComparer.Ordinal))
+        ServiceConfiguration config = Config;
+        foreach (JobConfig job in config.Jobs.Values.OrderBy(j => j.Name, StringComparer.Ordinal))
         {
-            var info = new JobInfo { Name = job.Name, Storage = job.Storage, Schedule = job.ScheduleText ?? "", Enabled = job.Enabled, Priority = job.Priority };
+            var info = new JobInfo
+            {
+                Name = job.Name, Storage = job.Storage, Schedule = job.ScheduleText ?? "", Enabled = job.Enabled, Priority = job.Priority,
+                ClusterRevision = config.IsClusterJob(job.Name) ? config.Cluster.Revision : 0,
+            };
             if (job.Enabled && JobScheduler.NextAfter(job, now) is { } next)
             {
                 info.NextRun = Timestamp.FromDateTime(next);

@@ -25,6 +25,19 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
     private readonly ConcurrentDictionary<string, ClusterRunRecord> _running = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _publish = new(0);
 
+    // Null until the first revision is used: this host's own configuration alone.
+    private volatile ServiceConfiguration? _current;
+    private volatile string _definitionsError = "";
+
+    /// <summary>
+    /// This host's configuration with the cluster's job and storage definitions in use (the last revision it accepted;
+    /// kept while etcd is away).
+    /// </summary>
+    public ServiceConfiguration Current => _current ?? config;
+
+    /// <summary>Why the newest applied definitions are not in use on this host (every error, one a line), or empty.</summary>
+    public string DefinitionsError => _definitionsError;
+
     /// <summary>
     /// Queues this host's record of a run for etcd. Never blocks or fails the run: records are written in the
     /// background while a session is live, the newest state of each run wins.
@@ -41,6 +54,21 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
             _running.TryRemove(record.TaskId, out _);
         }
         _publish.Release();
+    }
+
+    public TimeSpan LeaseTtl => _settings.LeaseTtl;
+
+    /// <summary>The live session; waits while there is none (etcd away, or a new session starting).</summary>
+    public async Task<ClusterSession> LiveSessionAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_session is { Lost.IsCancellationRequested: false } live)
+            {
+                return live;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
     }
 
     /// <summary>Every host's runs (<see cref="ClusterSession.ListRunsAsync"/>); fails without a live session.</summary>
@@ -121,6 +149,58 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
         await publisher;
     }
 
+    /// <summary>
+    /// Reads the cluster's definitions and uses each new revision, until the session ends: read, then watch from the
+    /// read's revision (bounded by the lease TTL, so a watch lost with its member costs one TTL), read again.
+    /// </summary>
+    private async Task FollowDefinitionsAsync(ClusterSession session, CancellationToken cancellationToken)
+    {
+        long seen = -1;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var (definitions, readRevision) = await session.ReadDefinitionsAsync(cancellationToken);
+                if (definitions.Revision != seen)
+                {
+                    seen = definitions.Revision;
+                    Use(definitions, session.Options.KeyPrefix + "config/");
+                }
+                await session.WaitForDefinitionsAsync(readRevision, _settings.LeaseTtl, cancellationToken);
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                // etcd away: the session's keeper decides whether it is lost; the definitions in use stay.
+                logger.LogWarning("reading the cluster's definitions failed: {Error}", e.Message);
+                await Task.Delay(RetryDelay, cancellationToken);
+            }
+        }
+    }
+
+    private void Use(ClusterDefinitionFiles files, string origin)
+    {
+        try
+        {
+            ServiceConfiguration next = config.WithCluster(AppliedDefinitions.Parse(files.Files, origin, files.Revision));
+            _current = next;
+            _definitionsError = "";
+            if (files.Revision > 0)
+            {
+                logger.LogInformation("using the cluster's definitions of revision {Revision}: {Storages} storage(s), {Jobs} job(s)",
+                    files.Revision, next.Cluster.Storages.Count, next.Cluster.Jobs.Count);
+            }
+        }
+        catch (ConfigurationErrorsException e)
+        {
+            // As a host refuses a configuration directory with errors: none of this revision is used, the last good one stays.
+            _definitionsError = $"revision {files.Revision} refused on this host:\n{e.Message}";
+            foreach (var error in e.Errors)
+            {
+                logger.LogError("cluster definitions of revision {Revision} refused on this host: {Error}", files.Revision, error.Message);
+            }
+        }
+    }
+
     private async Task MaintainSessionAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -138,7 +218,7 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 _publish.Release();
                 logger.LogInformation("joined the cluster as {Node} (lease {Lease:x})", session.Node, session.LeaseId);
                 using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, session.Lost);
-                await Task.Delay(Timeout.Infinite, lost.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                await FollowDefinitionsAsync(session, lost.Token).ContinueWith(_ => { }, TaskScheduler.Default);
                 if (!stoppingToken.IsCancellationRequested)
                 {
                     logger.LogWarning("cluster session lost: no new backup starts until etcd answers again");

@@ -8,11 +8,17 @@ namespace Grpc.Backup.Service.Internal.Configuration;
 /// </summary>
 internal sealed partial record GuestSelection(bool All, IReadOnlyList<string> Guests, IReadOnlyList<string> Tags, IReadOnlyList<string> Exclude)
 {
+    /// <summary>
+    /// The guests of <paramref name="knownGuests"/> (this host's) the selection names. A listed guest this host does not
+    /// run is not its to back up: a cluster job lists the guests of every host, and each host runs its own share (a
+    /// host's own jobs are checked against its inventory when they are loaded).
+    /// </summary>
     public IReadOnlyList<string> Resolve(IEnumerable<string> knownGuests, Func<string, IReadOnlyCollection<string>> tagsOf)
     {
+        var known = knownGuests.ToHashSet(StringComparer.Ordinal);
         IEnumerable<string> chosen = All
-            ? knownGuests
-            : Guests.Concat(knownGuests.Where(g => Tags.Count > 0 && tagsOf(g).Intersect(Tags, StringComparer.Ordinal).Any()));
+            ? known
+            : Guests.Where(known.Contains).Concat(known.Where(g => Tags.Count > 0 && tagsOf(g).Intersect(Tags, StringComparer.Ordinal).Any()));
         return chosen.Distinct(StringComparer.Ordinal).Where(g => !Exclude.Contains(g, StringComparer.Ordinal)).Order(StringComparer.Ordinal).ToList();
     }
 

@@ -37,6 +37,66 @@ internal sealed class ServiceConfiguration
 
     public IReadOnlyDictionary<string, NotificationTarget> Notifications { get; }
 
+    /// <summary>The cluster's definitions in use on this host, beside its own (<see cref="AppliedDefinitions.None"/> alone).</summary>
+    public AppliedDefinitions Cluster { get; private init; } = AppliedDefinitions.None;
+
+    /// <summary>This host's configuration directory alone, without the cluster's definitions.</summary>
+    public ServiceConfiguration Local => _local ?? this;
+
+    private ServiceConfiguration? _local;
+
+    public bool IsClusterJob(string name) => Cluster.Jobs.ContainsKey(name);
+
+    /// <summary>
+    /// This host's configuration with the cluster's definitions added. A name is the cluster's or this host's, never
+    /// both: a cluster job or storage named like one of this host's is an error, as is a notification target this host
+    /// does not configure. The caller keeps the definitions it used before (fail safe: no job runs against a
+    /// half-understood configuration).
+    /// </summary>
+    /// <exception cref="ConfigurationErrorsException">Every conflict, each naming both files.</exception>
+    public ServiceConfiguration WithCluster(AppliedDefinitions cluster)
+    {
+        ServiceConfiguration local = Local;
+        var errors = new List<ConfigException>();
+        foreach (StorageConfig storage in cluster.Storages.Values.Where(s => local.Storages.ContainsKey(s.Name)))
+        {
+            errors.Add(new ConfigException(storage.File, 0,
+                $"the cluster's storage '{storage.Name}' has the name of this host's {local.Storages[storage.Name].File}: a storage is the cluster's or this host's, not both; rename one"));
+        }
+        foreach (JobConfig job in cluster.Jobs.Values)
+        {
+            if (local.Jobs.TryGetValue(job.Name, out JobConfig? mine))
+            {
+                errors.Add(new ConfigException(job.File, 0,
+                    $"the cluster's job '{job.Name}' has the name of this host's {mine.File}: a job is the cluster's or this host's, not both; rename one"));
+            }
+            DefinitionFiles.Collect(errors, () => CheckNotify(job, local.Notifications, errors));
+        }
+        if (errors.Count > 0)
+        {
+            throw new ConfigurationErrorsException(errors);
+        }
+        return new ServiceConfiguration(local.Host, local.Guests, Merge(local.Storages, cluster.Storages), Merge(local.Jobs, cluster.Jobs), local.Notifications)
+        {
+            Cluster = cluster,
+            _local = local,
+        };
+    }
+
+    private static Dictionary<string, T> Merge<T>(IReadOnlyDictionary<string, T> local, IReadOnlyDictionary<string, T> cluster) =>
+        local.Concat(cluster).ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+
+    private static void CheckNotify(JobConfig job, IReadOnlyDictionary<string, NotificationTarget> notifications, List<ConfigException> errors)
+    {
+        foreach (string target in job.Notify)
+        {
+            if (!notifications.ContainsKey(target) && !errors.Any(e => e.File?.EndsWith($"/notifications/{target}.conf", StringComparison.Ordinal) == true))
+            {
+                throw new ConfigException(job.File, job.NotifyLine, $"notification target '{target}' is not configured (no notifications/{target}.conf)");
+            }
+        }
+    }
+
     /// <exception cref="ConfigurationErrorsException">One or more files are invalid; each error names file and line.</exception>
     public static ServiceConfiguration Load(string directory, string stateDirectory)
     {
@@ -49,7 +109,7 @@ internal sealed class ServiceConfiguration
         string hostFile = Path.Combine(directory, "host.conf");
         if (File.Exists(hostFile))
         {
-            Collect(errors, () => host = HostSettings.Parse(hostFile, File.ReadAllText(hostFile), stateDirectory));
+            DefinitionFiles.Collect(errors, () => host = HostSettings.Parse(hostFile, File.ReadAllText(hostFile), stateDirectory));
         }
         var guests = new Dictionary<string, ConfiguredGuest>(StringComparer.Ordinal);
         string guestDirectory = Path.Combine(directory, "guests");
@@ -57,81 +117,37 @@ internal sealed class ServiceConfiguration
         {
             foreach (string file in ConfFiles(guestDirectory))
             {
-                Collect(errors, () =>
+                DefinitionFiles.Collect(errors, () =>
                 {
                     var guest = ConfiguredGuest.Parse(file, File.ReadAllBytes(file));
                     guests.Add(guest.Id, guest);
                 });
             }
         }
-        var storages = new Dictionary<string, StorageConfig>(StringComparer.Ordinal);
-        foreach (string file in ConfFiles(Path.Combine(directory, "storages")))
-        {
-            Collect(errors, () =>
-            {
-                var storage = StorageConfig.Parse(file, File.ReadAllText(file));
-                storages.Add(storage.Name, storage);
-            });
-        }
+        var storages = DefinitionFiles.ParseStorages(ConfFiles(Path.Combine(directory, "storages")), File.ReadAllText, errors);
         var notifications = new Dictionary<string, NotificationTarget>(StringComparer.Ordinal);
         foreach (string file in ConfFiles(Path.Combine(directory, "notifications")))
         {
-            Collect(errors, () =>
+            DefinitionFiles.Collect(errors, () =>
             {
                 NotificationTarget target = NotificationTarget.Parse(file, File.ReadAllText(file));
                 notifications.Add(target.Name, target);
             });
         }
-        var jobs = new Dictionary<string, JobConfig>(StringComparer.Ordinal);
-        foreach (string file in ConfFiles(Path.Combine(directory, "jobs")))
+        var jobs = DefinitionFiles.ParseJobs(ConfFiles(Path.Combine(directory, "jobs")), File.ReadAllText, storages, errors, job =>
         {
-            Collect(errors, () =>
+            foreach (var (guest, line) in job.GuestLines)
             {
-                JobConfig job = JobConfig.Parse(file, File.ReadAllText(file));
-                if (!storages.ContainsKey(job.Storage) && !errors.Any(e => e.File?.EndsWith($"/storages/{job.Storage}.conf", StringComparison.Ordinal) == true))
+                if (!guests.ContainsKey(guest))
                 {
-                    throw new ConfigException(file, job.StorageLine, $"storage '{job.Storage}' is not configured (no storages/{job.Storage}.conf)");
+                    throw new ConfigException(job.File, line, $"guest '{guest}' is not in the inventory (no guests/{guest}.conf)");
                 }
-                foreach (var (guest, line) in job.GuestLines)
-                {
-                    if (!guests.ContainsKey(guest))
-                    {
-                        throw new ConfigException(file, line, $"guest '{guest}' is not in the inventory (no guests/{guest}.conf)");
-                    }
-                }
-                foreach (string target in job.Notify)
-                {
-                    if (!notifications.ContainsKey(target) && !errors.Any(e => e.File?.EndsWith($"/notifications/{target}.conf", StringComparison.Ordinal) == true))
-                    {
-                        throw new ConfigException(file, job.NotifyLine, $"notification target '{target}' is not configured (no notifications/{target}.conf)");
-                    }
-                }
-                jobs.Add(job.Name, job);
-            });
-        }
+            }
+            CheckNotify(job, notifications, errors);
+        });
         return errors.Count > 0 ? throw new ConfigurationErrorsException(errors) : new ServiceConfiguration(host, guests, storages, jobs, notifications);
     }
 
     private static IEnumerable<string> ConfFiles(string directory) =>
         Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*.conf").Order(StringComparer.Ordinal) : [];
-
-    private static void Collect(List<ConfigException> errors, Action load)
-    {
-        try
-        {
-            load();
-        }
-        catch (ConfigException e)
-        {
-            errors.Add(e);
-        }
-        catch (IOException e)
-        {
-            errors.Add(new ConfigException(e.Message));
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            errors.Add(new ConfigException(e.Message));
-        }
-    }
 }

@@ -35,7 +35,13 @@ internal sealed partial class JobEngine(ServiceConfiguration config, ServicePath
 
     public BackupSlots Slots { get; } = new(config.Host.MaxBackups);
 
-    public ServiceConfiguration Config => config;
+    /// <summary>The configuration jobs run with: this host's, plus in a cluster the definitions applied to it (they change while the service runs).</summary>
+    public ServiceConfiguration Config => cluster?.Current ?? config;
+
+    /// <summary>Starts a run of a configured job (backup or verify) with <paramref name="config"/>, one snapshot of it.</summary>
+    public ServiceTask StartJob(JobConfig job, ServiceConfiguration config) => job.Kind == JobKind.Verify
+        ? StartVerify(VerifyPlan.FromJob(job, config))
+        : Start("job", BackupPlan.FromJob(job, config));
 
     /// <summary>Registers a task for the plan and runs it in the background; returns at once.</summary>
     public ServiceTask Start(string kind, BackupPlan plan)

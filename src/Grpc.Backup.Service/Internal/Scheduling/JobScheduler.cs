@@ -20,39 +20,54 @@ internal sealed partial class JobScheduler(JobEngine engine, CatalogDatabase cat
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        ServiceConfiguration config = engine.Config;
-        DateTime startedAt = time.GetUtcNow().UtcDateTime;
-        foreach (JobConfig job in config.Jobs.Values.Where(j => j.Schedule is not null && j.Enabled))
-        {
-            DateTime? last = catalog.LastFire(job.Name);
-            if (last is null)
-            {
-                // A new job starts counting now: the first run is its next occurrence, not a catch-up.
-                catalog.SetLastFire(job.Name, startedAt);
-            }
-            else if (job.RepeatMissed && NextAfter(job, last.Value) is { } missed && missed <= startedAt)
-            {
-                LogMissed(logger, job.Name, missed);
-                Fire(job, startedAt, "repeat-missed");
-            }
-            else if (NextAfter(job, last.Value) is { } skipped && skipped <= startedAt)
-            {
-                // Not repeating: forget the missed occurrences so they are not run later either.
-                catalog.SetLastFire(job.Name, startedAt);
-            }
-        }
+        // Jobs are read each tick: in a cluster, applied definitions add, change and remove jobs while the service runs.
+        // A job seen for the first time (at start-up, or applied since) is caught up as repeat-missed says.
+        var known = new HashSet<string>(StringComparer.Ordinal);
+        Schedule(known, time.GetUtcNow().UtcDateTime);
         using var timer = new PeriodicTimer(Tick, time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            DateTime now = time.GetUtcNow().UtcDateTime;
-            foreach (JobConfig job in config.Jobs.Values.Where(j => j.Schedule is not null && j.Enabled))
+            Schedule(known, time.GetUtcNow().UtcDateTime);
+        }
+    }
+
+    private void Schedule(HashSet<string> known, DateTime now)
+    {
+        ServiceConfiguration config = engine.Config;
+        // The cluster's jobs fire once for the cluster (ClusterScheduler), never by each host's clock.
+        var jobs = config.Jobs.Values.Where(j => j.Schedule is not null && j.Enabled && !config.IsClusterJob(j.Name)).ToList();
+        known.IntersectWith(jobs.Select(j => j.Name));
+        foreach (JobConfig job in jobs)
+        {
+            if (known.Add(job.Name))
             {
-                DateTime last = catalog.LastFire(job.Name) ?? startedAt;
-                if (NextAfter(job, last) is { } due && due <= now)
-                {
-                    Fire(job, due, "schedule");
-                }
+                Arrive(job, now);
             }
+            else if (NextAfter(job, catalog.LastFire(job.Name) ?? now) is { } due && due <= now)
+            {
+                Fire(job, due, "schedule");
+            }
+        }
+    }
+
+    /// <summary>A job seen for the first time since the service started: a new one, or one whose runs were missed.</summary>
+    private void Arrive(JobConfig job, DateTime now)
+    {
+        DateTime? last = catalog.LastFire(job.Name);
+        if (last is null)
+        {
+            // A new job starts counting now: the first run is its next occurrence, not a catch-up.
+            catalog.SetLastFire(job.Name, now);
+        }
+        else if (job.RepeatMissed && NextAfter(job, last.Value) is { } missed && missed <= now)
+        {
+            LogMissed(logger, job.Name, missed);
+            Fire(job, now, "repeat-missed");
+        }
+        else if (NextAfter(job, last.Value) is { } skipped && skipped <= now)
+        {
+            // Not repeating: forget the missed occurrences so they are not run later either.
+            catalog.SetLastFire(job.Name, now);
         }
     }
 
@@ -68,9 +83,7 @@ internal sealed partial class JobScheduler(JobEngine engine, CatalogDatabase cat
             LogStillRunning(logger, job.Name, running.Id);
             return;
         }
-        ServiceTask task = job.Kind == JobKind.Verify
-            ? engine.StartVerify(VerifyPlan.FromJob(job, engine.Config))
-            : engine.Start("job", BackupPlan.FromJob(job, engine.Config));
+        ServiceTask task = engine.StartJob(job, engine.Config);
         task.Log("INFO", "", $"started by {reason} ({job.ScheduleText})");
         LogFired(logger, job.Name, reason, task.Id);
     }

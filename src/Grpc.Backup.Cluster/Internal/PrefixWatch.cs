@@ -5,12 +5,15 @@ using Grpc.Core;
 namespace Grpc.Backup.Cluster.Internal;
 
 /// <summary>
-/// Waits for a key under a prefix to be deleted (released, or its lease expired) after a given revision: one etcd
-/// watch, NOPUT-filtered, started at the revision after the caller's read so no delete in between is missed.
+/// Waits for a change under a prefix after a given revision: one etcd watch, started at the revision after the caller's
+/// read so no change in between is missed. With <c>deletesOnly</c> (NOPUT-filtered) only a delete counts: a slot
+/// released, or its lease expired. Returns on the first event, when the bound passes, or when the watch ends; the caller
+/// reads again either way.
 /// </summary>
-internal static class DeleteWatch
+internal static class PrefixWatch
 {
-    public static async Task WaitAsync(Watch.WatchClient watch, string prefix, long afterRevision, TimeSpan bound, CancellationToken cancellationToken)
+    public static async Task WaitAsync(Watch.WatchClient watch, string prefix, long afterRevision, TimeSpan bound, bool deletesOnly,
+        CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(bound);
@@ -23,14 +26,17 @@ internal static class DeleteWatch
                 RangeEnd = ByteString.CopyFromUtf8(EtcdKeys.RangeEnd(prefix)),
                 StartRevision = afterRevision + 1,
             };
-            create.Filters.Add(WatchCreateRequest.Types.FilterType.Noput);
+            if (deletesOnly)
+            {
+                create.Filters.Add(WatchCreateRequest.Types.FilterType.Noput);
+            }
             await call.RequestStream.WriteAsync(new WatchRequest { CreateRequest = create }, timeout.Token).ConfigureAwait(false);
             while (await call.ResponseStream.MoveNext(timeout.Token).ConfigureAwait(false))
             {
                 WatchResponse response = call.ResponseStream.Current;
                 if (response.Canceled || response.CompactRevision > 0 || response.Events.Count > 0)
                 {
-                    // A delete, or a watch etcd would not keep (compacted past our revision): either way, look again.
+                    // A change, or a watch etcd would not keep (compacted past our revision): either way, look again.
                     return;
                 }
             }
@@ -38,7 +44,7 @@ internal static class DeleteWatch
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is OperationCanceledException
             || e is RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded or StatusCode.Unavailable })
         {
-            // The bound passed or the member went away: the caller reads the slots again, which also re-checks etcd.
+            // The bound passed or the member went away: the caller reads again, which also re-checks etcd.
             cancellationToken.ThrowIfCancellationRequested();
         }
     }
