@@ -48,18 +48,22 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task A_provider_killed_mid_stream_pauses_the_guest_rather_than_failing_its_io_and_cancel_leaves_overlays_that_name_their_backing()
+    public async Task A_provider_killed_mid_stream_pauses_the_guest_rather_than_failing_its_io_and_once_restarted_the_restore_resumes_and_ends_independent()
     {
         using var work = new TempDirectory();
         await using var provider = await ResticProviderProcess.StartAsync();
         await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
         string archive;
+        IReadOnlyDictionary<string, string> backup;
         await using (var original = await RealGuest.StartAsync(work.File("guest")))
         {
             archive = (await VmBackupTests.BackupAsync(connection, original.Guest, work)).ArchiveName;
+            backup = await original.Manifests.WaitForAsync("freeze-1", TimeSpan.FromSeconds(30));
         }
-        // restic passes a connected socket: once its provider (and nbdkit) is gone, the guard cannot reach the export again.
-        var (session, guest) = await StartLiveAsync(connection, archive, work, reconnectDelay: TimeSpan.FromSeconds(2));
+        // restic passes a connected socket: once its provider (and nbdkit) is gone, nothing reaches the export until the
+        // provider is back and the host has claimed the source again.
+        var (started, guest) = await StartLiveAsync(connection, archive, work, reconnectDelay: TimeSpan.FromSeconds(2));
+        await using LiveRestoreSession session = started;
         try
         {
             await guest.WaitForAgentAsync(RealGuest.BootBound);
@@ -79,20 +83,17 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
             Assert.False(session.Completion.IsCompleted);
             Assert.DoesNotContain("I/O error", guest.Console(), StringComparison.Ordinal);
 
-            await session.CancelAsync();
-            Assert.Contains(await guest.StatusAsync(), new[] { "io-error", "paused" });
-            foreach (LiveRestoreDisk disk in session.Disks)
-            {
-                var (exit, stdout, stderr) = await ChildProcess.RunAsync("qemu-img", ["info", "-U", "--output=json", disk.ImagePath]);
-                Assert.True(exit == 0, stderr);
-                Assert.StartsWith("json:{\"driver\":\"nbd\"", (string?)JsonNode.Parse(stdout)!["backing-filename"], StringComparison.Ordinal);
-                string guardSocket = (string)JsonNode.Parse(disk.BlockdevJson)!["backing"]!["server"]!["path"]!;
-                Assert.False(File.Exists(guardSocket), $"{guardSocket} is left");
-            }
+            // Restarted, as systemd would: the host claims each source again (RestoreVmInit and RestoreVmVolumeInit anew),
+            // the streams resume, the VM continues, and the guest never saw an error.
+            await provider.KillAndRestartAsync();
+            await session.SetBandwidthLimitAsync(0);
+            await session.Completion.WaitAsync(Bound);
+            Assert.Equal("running", await guest.StatusAsync());
+            Assert.DoesNotContain("I/O error", guest.Console(), StringComparison.Ordinal);
+            await AssertIndependentAsync(session, guest, backup, work, () => StopAsync(provider.Process), freezesSoFar: 0);
         }
         finally
         {
-            await session.DisposeAsync();
             await guest.DisposeAsync();
         }
     }
@@ -121,6 +122,91 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         Assert.False(Directory.Exists(work.File("target")));
         Assert.Equal(1, provider.Restore.VolumeCleanups);
         Assert.Equal(1, provider.Restore.VmCleanups);
+    }
+
+    /// <summary>The byte every malformed reply carries as its data: no restored disk may hold one.</summary>
+    private const byte Poison = 0xEE;
+
+    [Theory]
+    [InlineData("a reply to a request never made")]
+    [InlineData("a data chunk longer than the request")]
+    [InlineData("a simple reply to a structured read")]
+    public async Task A_hostile_export_sending_malformed_replies_is_refused_by_the_guard_QEMU_keeps_running_the_stream_pauses_and_no_byte_of_it_lands(string malformation)
+    {
+        using var work = new TempDirectory();
+        const ulong size = 4 << 20;
+        await using var hostile = new Nbd.Tests.FakeNbdServer(async s =>
+        {
+            await s.HandshakeAsync(size, contexts: [(1, "base:allocation")]);
+            var r = await s.ReadRequestAsync();
+            while (r.Type == Nbd.Tests.FakeNbdServer.CmdBlockStatus)
+            {
+                // Block status answered as the spec says (all data), so the stream goes on to READ.
+                await s.SendChunkAsync(r.Cookie, Nbd.Tests.FakeNbdServer.ReplyBlockStatus, new Nbd.Tests.FakeNbdServer.Writer().U32(1).U32(r.Length).U32(0).ToArray());
+                r = await s.ReadRequestAsync();
+            }
+            byte[] poison = Enumerable.Repeat(Poison, (int)r.Length).ToArray();
+            await (malformation switch
+            {
+                "a reply to a request never made" => s.SendChunkAsync(r.Cookie ^ 0xFFFF_0000_0000, Nbd.Tests.FakeNbdServer.ReplyOffsetData,
+                    new Nbd.Tests.FakeNbdServer.Writer().U64(r.Offset).Bytes(poison).ToArray()),
+                "a data chunk longer than the request" => s.SendChunkAsync(r.Cookie, Nbd.Tests.FakeNbdServer.ReplyOffsetData,
+                    new Nbd.Tests.FakeNbdServer.Writer().U64(r.Offset).Bytes([.. poison, .. poison]).ToArray()),
+                _ => s.SendSimpleReplyAsync(r.Cookie, 0, poison),
+            });
+        });
+        await using var provider = await InProcessProvider.StartAsync();
+        provider.Restore.DeclaredSize = size;
+        provider.Restore.SourceNbdUri = $"nbd+unix:///?socket={hostile.SocketPath}";
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        ChildProcess? vm = null;
+        try
+        {
+            // The VM: qemu-storage-daemon on the disks' blockdev trees (QEMU's own NBD client and block layer).
+            await using LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync("100/hostile",
+                new LiveRestoreOptions
+                {
+                    TargetDirectory = work.File("target"), ReconnectDelay = TimeSpan.FromSeconds(1),
+                    ProviderRuntimeDirectory = Path.GetDirectoryName(hostile.SocketPath),
+                },
+                async (guest, _) =>
+                {
+                    string qmp = work.File("qmp.sock");
+                    vm = ChildProcess.Start("qemu-storage-daemon", [.. guest.Disks.SelectMany(d => new[] { "--blockdev", d.BlockdevJson }),
+                        "--chardev", $"socket,id=m,path={qmp},server=on,wait=off", "--monitor", "chardev=m"]);
+                    await vm.WaitForFileAsync(qmp, TimeSpan.FromSeconds(60));
+                    return qmp;
+                }, CancellationToken.None).WaitAsync(Bound);
+
+            // The guard's client refuses the reply and drops the connection; QEMU's reads fail after its reconnect delay
+            // (the export never answers again) and the stream pauses (on-error=stop): it neither completes nor fails.
+            var deadline = DateTime.UtcNow + Bound;
+            while (!(await session.GetProgressAsync()).Paused)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !vm!.HasExited, $"the stream did not pause: {vm!.StandardError}");
+                await Task.Delay(100);
+            }
+            Assert.False(session.Completion.IsCompleted);
+            await session.CancelAsync();
+            Assert.False(vm!.HasExited, vm.StandardError);
+
+            // What the qcow2 holds once QEMU shut down cleanly (its metadata flushed), read without its backing: not one
+            // byte of the malformed reply.
+            vm.Terminate();
+            await vm.WaitForExitAsync(Bound);
+            string image = session.Disks.Single().ImagePath;
+            string raw = work.File("hostile.raw");
+            await ChildProcess.RunCheckedAsync("qemu-img", ["convert", "-U", "-O", "raw",
+                $"json:{{\"driver\":\"qcow2\",\"file\":{{\"driver\":\"file\",\"filename\":\"{image}\"}},\"backing\":null}}", raw]);
+            Assert.DoesNotContain(Poison, await File.ReadAllBytesAsync(raw));
+        }
+        finally
+        {
+            if (vm is not null)
+            {
+                await vm.DisposeAsync();
+            }
+        }
     }
 
     private async Task AssertLiveRestoreAsync(ProviderConnection connection, TempDirectory work, Func<Task> stopProvider, bool comparePlainRestore = false)
@@ -158,42 +244,52 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
             await session.SetBandwidthLimitAsync(0);
             await session.Completion.WaitAsync(Bound);
             output.WriteLine($"unlimited stream to independence: {unlimited.Elapsed.TotalSeconds:F1} s; command to independence: {clock.Elapsed.TotalSeconds:F1} s");
-            LiveRestoreProgress done = await session.GetProgressAsync();
-            Assert.True(done.BytesDone == done.BytesTotal && done.DisksDone == RealGuest.DiskCount, done.ToString());
-            Assert.Equal("running", await guest.StatusAsync());
             Assert.DoesNotContain("STOP", guest.DrainEvents());
-
-            // Frozen, the disks are consistent: copied out, each is a clean ext4 holding exactly what the guest saw, which is
-            // the backup's seed files plus what the guest wrote since it booted.
-            var copies = new Dictionary<string, string>();
-            var final = await FreezeAsync(guest, "freeze-2", async () =>
-            {
-                foreach (LiveRestoreDisk disk in session.Disks)
-                {
-                    var (exit, stdout, stderr) = await ChildProcess.RunAsync("qemu-img", ["info", "-U", "--output=json", disk.ImagePath]);
-                    Assert.True(exit == 0, stderr);
-                    JsonNode info = JsonNode.Parse(stdout)!;
-                    Assert.Null(info["backing-filename"]);
-                    copies[disk.DeviceName] = work.File(disk.DeviceName + ".raw");
-                    await ChildProcess.RunCheckedAsync("qemu-img", ["convert", "-U", "-f", "qcow2", "-O", "raw", disk.ImagePath, copies[disk.DeviceName]]);
-                }
-            });
-            foreach (var (device, copy) in copies)
-            {
-                await Ext4Image.AssertMatchesAsync(copy, RealGuest.LabelOf(device), final, work.File("files-" + device));
-            }
-            AssertSeedFilesOf(backup, final);
-            Assert.Contains(final, e => e.Key.Contains("/files/", StringComparison.Ordinal) && (!backup.TryGetValue(e.Key, out string? hash) || hash != e.Value));
-
-            // Nothing depends on the provider any more: with it gone, the guest reads every file again and keeps running.
-            await stopProvider();
-            await FreezeAsync(guest, "freeze-3", whileFrozen: () => Task.CompletedTask);
-            Assert.Equal("running", await guest.StatusAsync());
+            await AssertIndependentAsync(session, guest, backup, work, stopProvider, freezesSoFar: 1);
         }
         finally
         {
             await guest.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// After the streams completed: every disk as the guest saw it (frozen, copied out) is a clean ext4 holding the backup's
+    /// seed files plus the guest's writes; none names a backing; with the provider stopped the guest keeps running.
+    /// </summary>
+    private static async Task AssertIndependentAsync(LiveRestoreSession session, RealGuest guest, IReadOnlyDictionary<string, string> backup,
+        TempDirectory work, Func<Task> stopProvider, int freezesSoFar)
+    {
+        LiveRestoreProgress done = await session.GetProgressAsync();
+        Assert.True(done.BytesDone == done.BytesTotal && done.DisksDone == RealGuest.DiskCount, done.ToString());
+        Assert.Equal("running", await guest.StatusAsync());
+
+        // Frozen, the disks are consistent: copied out, each is a clean ext4 holding exactly what the guest saw, which is
+        // the backup's seed files plus what the guest wrote since it booted.
+        var copies = new Dictionary<string, string>();
+        var final = await FreezeAsync(guest, $"freeze-{freezesSoFar + 1}", async () =>
+        {
+            foreach (LiveRestoreDisk disk in session.Disks)
+            {
+                var (exit, stdout, stderr) = await ChildProcess.RunAsync("qemu-img", ["info", "-U", "--output=json", disk.ImagePath]);
+                Assert.True(exit == 0, stderr);
+                JsonNode info = JsonNode.Parse(stdout)!;
+                Assert.Null(info["backing-filename"]);
+                copies[disk.DeviceName] = work.File(disk.DeviceName + ".raw");
+                await ChildProcess.RunCheckedAsync("qemu-img", ["convert", "-U", "-f", "qcow2", "-O", "raw", disk.ImagePath, copies[disk.DeviceName]]);
+            }
+        });
+        foreach (var (device, copy) in copies)
+        {
+            await Ext4Image.AssertMatchesAsync(copy, RealGuest.LabelOf(device), final, work.File("files-" + device));
+        }
+        AssertSeedFilesOf(backup, final);
+        Assert.Contains(final, e => e.Key.Contains("/files/", StringComparison.Ordinal) && (!backup.TryGetValue(e.Key, out string? hash) || hash != e.Value));
+
+        // Nothing depends on the provider any more: with it gone, the guest reads every file again and keeps running.
+        await stopProvider();
+        await FreezeAsync(guest, $"freeze-{freezesSoFar + 2}", whileFrozen: () => Task.CompletedTask);
+        Assert.Equal("running", await guest.StatusAsync());
     }
 
     /// <summary>Starts a live restore of <paramref name="archive"/> onto a real guest booted on its disks (its agent may not answer yet).</summary>
