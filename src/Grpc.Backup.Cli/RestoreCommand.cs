@@ -11,7 +11,9 @@ namespace Grpc.Backup.Cli;
 /// <summary>
 /// <c>grpc-backup restore</c>: restores a VM archive into new disk images, or (with <c>--ct-rootfs</c>) a container archive
 /// into a fresh root file system extracted inside the container's user namespace; the configs come back byte-exact. Through
-/// the backup service (<c>--storage</c>, VM archives) or directly from a provider (<c>--endpoint</c>).
+/// the backup service (<c>--storage</c>, VM archives) or directly from a provider (<c>--endpoint</c>). With <c>--live</c>
+/// the VM runs (started by <c>--start-guest</c>) while its qcow2 disks stream in; the command returns when every disk is
+/// independent of the provider (exit 0), and Ctrl-C cancels as the management API's Restore describes (exit 6).
 /// </summary>
 internal static class RestoreCommand
 {
@@ -30,12 +32,23 @@ internal static class RestoreCommand
         var format = new Option<string>("--format") { Description = "raw or qcow2", DefaultValueFactory = _ => "raw" };
         var rootfs = new Option<string>("--ct-rootfs") { Description = "Direct mode: restore a container archive: the new root file system (must not exist; its parent must be root's, mode 0700)" };
         var idmap = new Option<string[]>("--idmap") { Description = "Direct mode: the restored container's id map lines, e.g. 'u 0 100000 65536' 'g 0 100000 65536'", AllowMultipleArgumentsPerToken = true };
+        var live = new Option<bool>("--live") { Description = "Start the VM at once on qcow2 disks that stream in while it runs (needs --start-guest)" };
+        var startGuest = new Option<string>("--start-guest")
+        {
+            Description = "With --live: the program that starts the VM (root-owned; JSON description of the disks on stdin; prints the QMP socket path)",
+        };
         var command = new Command("restore", "Restore a VM archive into new disk images, or a container archive into a new root file system")
         {
-            storage, archive, target, format, bwlimit, socket, noWait, json, endpoint, rootfs, idmap,
+            storage, archive, target, format, bwlimit, socket, noWait, json, endpoint, rootfs, idmap, live, startGuest,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
+            bool isLive = result.GetValue(live);
+            if (isLive != (result.GetValue(startGuest) is not null))
+            {
+                await Console.Error.WriteLineAsync("grpc-backup: --live and --start-guest go together (a live restore writes qcow2 disks)");
+                return ExitCodes.Usage;
+            }
             if (result.GetValue(endpoint) is null)
             {
                 if (result.GetValue(storage) is not { } storageName)
@@ -50,8 +63,10 @@ internal static class RestoreCommand
                         Storage = storageName,
                         ArchiveName = result.GetValue(archive)!,
                         TargetDirectory = Path.GetFullPath(result.GetValue(target)!),
-                        Format = result.GetValue(format)!,
+                        Format = isLive ? "qcow2" : result.GetValue(format)!,
                         BandwidthLimit = result.GetValue(bwlimit),
+                        Live = isLive,
+                        GuestStartProgram = isLive ? Path.GetFullPath(result.GetValue(startGuest)!) : "",
                     }, cancellationToken: cancellationToken);
                     if (result.GetValue(noWait))
                     {
@@ -79,6 +94,11 @@ internal static class RestoreCommand
                     : $"rootfs: {containerRoot} ({ct.Extraction.Warnings.Count} warnings)");
                 return ExitCodes.Success;
             }
+            if (isLive)
+            {
+                return await RestoreLiveAsync(connection, loggers, result.GetValue(archive)!, Path.GetFullPath(result.GetValue(target)!),
+                    result.GetValue(bwlimit), new GuestStartProgram(Path.GetFullPath(result.GetValue(startGuest)!)), result.GetValue(json), cancellationToken);
+            }
             var runner = new VmRestoreRunner(connection, loggers.CreateLogger<VmRestoreRunner>());
             var restored = await runner.RestoreAsync(result.GetValue(archive)!, new VmRestoreOptions
             {
@@ -100,5 +120,27 @@ internal static class RestoreCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>Direct mode's live restore: a progress line on stderr every few seconds, the disks on stdout at the end.</summary>
+    private static async Task<int> RestoreLiveAsync(ProviderConnection connection, ILoggerFactory loggers, string archive, string target,
+        ulong bandwidthLimit, GuestStartProgram startProgram, bool json, CancellationToken cancellationToken)
+    {
+        var runner = new LiveRestoreRunner(connection, loggers.CreateLogger<LiveRestoreRunner>());
+        await using LiveRestoreSession session = await runner.StartAsync(archive, new LiveRestoreOptions { TargetDirectory = target, BandwidthLimit = bandwidthLimit },
+            (guest, token) => startProgram.StartAsync(guest, target, token), cancellationToken);
+        await session.WaitAsync(TimeSpan.FromSeconds(5), progress => Console.Error.WriteLineAsync($"grpc-backup: {progress.Describe()}"), cancellationToken);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { disks = session.Disks.ToDictionary(d => d.DeviceName, d => d.ImagePath) }));
+        }
+        else
+        {
+            foreach (LiveRestoreDisk disk in session.Disks)
+            {
+                Console.WriteLine($"{disk.DeviceName}: {disk.ImagePath}");
+            }
+        }
+        return ExitCodes.Success;
     }
 }

@@ -7,8 +7,9 @@ public sealed class LiveRestoreOptions
     public required string TargetDirectory { get; init; }
 
     /// <summary>
-    /// The restore bandwidth limit in bytes per second (0: unlimited): block-stream's <c>speed</c>, so it bounds the
-    /// background copy only; the guest's own reads of data not yet streamed are never held back by it.
+    /// The restore bandwidth limit in bytes per second over all its disks (0: unlimited): block-stream's <c>speed</c>,
+    /// split evenly among the disks' jobs, so it bounds the background copy only; the guest's own reads of data not yet
+    /// streamed are never held back by it.
     /// </summary>
     public ulong BandwidthLimit { get; init; }
 

@@ -44,7 +44,7 @@ public sealed class LiveRestoreSession : IAsyncDisposable
         _streaming.Start();
         foreach (DiskStream stream in _streams)
         {
-            await stream.StartAsync(_qmp, speed, cancellationToken);
+            await stream.StartAsync(_qmp, ShareOf(speed, _streams.Count), cancellationToken);
         }
         _completion = RunAsync();
     }
@@ -53,35 +53,67 @@ public sealed class LiveRestoreSession : IAsyncDisposable
     public async Task<LiveRestoreProgress> GetProgressAsync(CancellationToken cancellationToken = default)
     {
         var jobs = (JsonArray?)await _qmp.ExecuteAsync("query-block-jobs", cancellationToken: cancellationToken) ?? [];
-        long done = 0;
         bool paused = false;
+        var disks = new List<LiveRestoreDiskProgress>(_streams.Count);
         foreach (DiskStream stream in _streams)
         {
+            long size = stream.Disk.SizeBytes;
             if (stream.Independent)
             {
-                done += stream.Disk.SizeBytes;
+                disks.Add(new LiveRestoreDiskProgress(stream.Disk.DeviceName, size, size, Independent: true));
                 continue;
             }
             JsonNode? job = jobs.FirstOrDefault(j => (string?)j?["device"] == stream.JobId);
-            done += (long?)job?["offset"] ?? 0;
+            disks.Add(new LiveRestoreDiskProgress(stream.Disk.DeviceName, (long?)job?["offset"] ?? 0, size, Independent: false));
             paused |= (string?)job?["status"] == "paused";
         }
-        long total = _streams.Sum(s => s.Disk.SizeBytes);
+        long done = disks.Sum(d => d.BytesDone);
+        long total = disks.Sum(d => d.BytesTotal);
         double rate = done / Math.Max(_streaming.Elapsed.TotalSeconds, 0.001);
         return new LiveRestoreProgress(done, total, rate, rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : null, paused)
         {
-            DisksDone = _streams.Count(s => s.Independent),
+            DisksDone = disks.Count(d => d.Independent),
+            Disks = disks,
         };
     }
 
-    /// <summary>Changes the streams' bandwidth limit (bytes per second, 0 unlimited): <c>block-job-set-speed</c>.</summary>
+    /// <summary>
+    /// Waits for <see cref="Completion"/>, handing <paramref name="report"/> the progress every <paramref name="interval"/>
+    /// and once at the end. Cancelling <paramref name="cancellationToken"/> cancels the restore (<see cref="CancelAsync"/>,
+    /// its defined state) and then throws <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async Task WaitAsync(TimeSpan interval, Func<LiveRestoreProgress, Task> report, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        try
+        {
+            while (!_completion.IsCompleted)
+            {
+                await Task.WhenAny(_completion, Task.Delay(interval, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+                await report(await GetProgressAsync(cancellationToken));
+            }
+            await _completion;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CancelAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Changes the restore's bandwidth limit (bytes per second over all its streams, 0 unlimited): <c>block-job-set-speed</c>.</summary>
     public async Task SetBandwidthLimitAsync(ulong bytesPerSecond, CancellationToken cancellationToken = default)
     {
-        foreach (DiskStream stream in _streams.Where(s => !s.Independent))
+        DiskStream[] streaming = [.. _streams.Where(s => !s.Independent)];
+        foreach (DiskStream stream in streaming)
         {
             try
             {
-                await _qmp.ExecuteAsync("block-job-set-speed", new JsonObject { ["device"] = stream.JobId, ["speed"] = bytesPerSecond }, cancellationToken);
+                await _qmp.ExecuteAsync("block-job-set-speed", new JsonObject
+                {
+                    ["device"] = stream.JobId, ["speed"] = ShareOf(bytesPerSecond, streaming.Length),
+                }, cancellationToken);
             }
             catch (QmpCommandException) when (stream.Independent)
             {
@@ -132,6 +164,12 @@ public sealed class LiveRestoreSession : IAsyncDisposable
         }
         await _qmp.DisposeAsync();
     }
+
+    /// <summary>
+    /// One job's part of the restore's limit: the limit is the whole restore's, split evenly among the disks streaming
+    /// when it is set (block-stream's speed is per job; 0 stays unlimited, a positive limit never becomes 0).
+    /// </summary>
+    private static ulong ShareOf(ulong limit, int streams) => limit == 0 ? 0 : Math.Max(1, limit / (ulong)Math.Max(1, streams));
 
     private async Task RunAsync()
     {

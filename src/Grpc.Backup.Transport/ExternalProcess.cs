@@ -128,13 +128,14 @@ public sealed class ExternalProcess : IAsyncDisposable
     /// <summary>
     /// Runs a tool to completion and returns its stdout. A non-zero exit, or a run longer than
     /// <paramref name="timeout"/>, is a <see cref="ExternalProcessException"/> carrying the tool's stderr; cancellation
-    /// kills the tool (and its children) and throws <see cref="OperationCanceledException"/>.
+    /// kills the tool (and its children) and throws <see cref="OperationCanceledException"/>. <paramref name="standardInput"/>,
+    /// when given, is written to the tool's stdin before it is closed.
     /// </summary>
     public static async Task<string> RunAsync(string fileName, IReadOnlyList<string> arguments, CancellationToken cancellationToken,
-        TimeSpan? timeout = null, string? workingDirectory = null)
+        TimeSpan? timeout = null, string? workingDirectory = null, string? standardInput = null)
     {
         await using ExternalProcess tool = Start(fileName, arguments,
-            new ExternalProcessOptions { CaptureStandardOutput = true, WorkingDirectory = workingDirectory });
+            new ExternalProcessOptions { CaptureStandardOutput = true, WorkingDirectory = workingDirectory, StandardInput = standardInput });
         using (var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             if (timeout is { } t)

@@ -123,6 +123,91 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         Assert.Equal(1, provider.Restore.VmCleanups);
     }
 
+    /// <summary>The byte every malformed reply carries as its data: no restored disk may hold one.</summary>
+    private const byte Poison = 0xEE;
+
+    [Theory]
+    [InlineData("a reply to a request never made")]
+    [InlineData("a data chunk longer than the request")]
+    [InlineData("a simple reply to a structured read")]
+    public async Task A_hostile_export_sending_malformed_replies_is_refused_by_the_guard_QEMU_keeps_running_the_stream_pauses_and_no_byte_of_it_lands(string malformation)
+    {
+        using var work = new TempDirectory();
+        const ulong size = 4 << 20;
+        await using var hostile = new Nbd.Tests.FakeNbdServer(async s =>
+        {
+            await s.HandshakeAsync(size, contexts: [(1, "base:allocation")]);
+            var r = await s.ReadRequestAsync();
+            while (r.Type == Nbd.Tests.FakeNbdServer.CmdBlockStatus)
+            {
+                // Block status answered as the spec says (all data), so the stream goes on to READ.
+                await s.SendChunkAsync(r.Cookie, Nbd.Tests.FakeNbdServer.ReplyBlockStatus, new Nbd.Tests.FakeNbdServer.Writer().U32(1).U32(r.Length).U32(0).ToArray());
+                r = await s.ReadRequestAsync();
+            }
+            byte[] poison = Enumerable.Repeat(Poison, (int)r.Length).ToArray();
+            await (malformation switch
+            {
+                "a reply to a request never made" => s.SendChunkAsync(r.Cookie ^ 0xFFFF_0000_0000, Nbd.Tests.FakeNbdServer.ReplyOffsetData,
+                    new Nbd.Tests.FakeNbdServer.Writer().U64(r.Offset).Bytes(poison).ToArray()),
+                "a data chunk longer than the request" => s.SendChunkAsync(r.Cookie, Nbd.Tests.FakeNbdServer.ReplyOffsetData,
+                    new Nbd.Tests.FakeNbdServer.Writer().U64(r.Offset).Bytes([.. poison, .. poison]).ToArray()),
+                _ => s.SendSimpleReplyAsync(r.Cookie, 0, poison),
+            });
+        });
+        await using var provider = await InProcessProvider.StartAsync();
+        provider.Restore.DeclaredSize = size;
+        provider.Restore.SourceNbdUri = $"nbd+unix:///?socket={hostile.SocketPath}";
+        await using var connection = await ProviderConnection.ConnectAsync(provider.Endpoint);
+        ChildProcess? vm = null;
+        try
+        {
+            // The VM: qemu-storage-daemon on the disks' blockdev trees (QEMU's own NBD client and block layer).
+            await using LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync("100/hostile",
+                new LiveRestoreOptions
+                {
+                    TargetDirectory = work.File("target"), ReconnectDelay = TimeSpan.FromSeconds(1),
+                    ProviderRuntimeDirectory = Path.GetDirectoryName(hostile.SocketPath),
+                },
+                async (guest, _) =>
+                {
+                    string qmp = work.File("qmp.sock");
+                    vm = ChildProcess.Start("qemu-storage-daemon", [.. guest.Disks.SelectMany(d => new[] { "--blockdev", d.BlockdevJson }),
+                        "--chardev", $"socket,id=m,path={qmp},server=on,wait=off", "--monitor", "chardev=m"]);
+                    await vm.WaitForFileAsync(qmp, TimeSpan.FromSeconds(60));
+                    return qmp;
+                }, CancellationToken.None).WaitAsync(Bound);
+
+            // The guard's client refuses the reply and drops the connection; QEMU's reads fail after its reconnect delay
+            // (the export never answers again) and the stream pauses (on-error=stop): it neither completes nor fails.
+            var deadline = DateTime.UtcNow + Bound;
+            while (!(await session.GetProgressAsync()).Paused)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !vm!.HasExited, $"the stream did not pause: {vm!.StandardError}");
+                await Task.Delay(100);
+            }
+            Assert.False(session.Completion.IsCompleted);
+            await session.CancelAsync();
+            Assert.False(vm!.HasExited, vm.StandardError);
+
+            // What the qcow2 holds once QEMU shut down cleanly (its metadata flushed), read without its backing: not one
+            // byte of the malformed reply.
+            vm.Terminate();
+            await vm.WaitForExitAsync(Bound);
+            string image = session.Disks.Single().ImagePath;
+            string raw = work.File("hostile.raw");
+            await ChildProcess.RunCheckedAsync("qemu-img", ["convert", "-U", "-O", "raw",
+                $"json:{{\"driver\":\"qcow2\",\"file\":{{\"driver\":\"file\",\"filename\":\"{image}\"}},\"backing\":null}}", raw]);
+            Assert.DoesNotContain(Poison, await File.ReadAllBytesAsync(raw));
+        }
+        finally
+        {
+            if (vm is not null)
+            {
+                await vm.DisposeAsync();
+            }
+        }
+    }
+
     private async Task AssertLiveRestoreAsync(ProviderConnection connection, TempDirectory work, Func<Task> stopProvider, bool comparePlainRestore = false)
     {
         string archive;

@@ -59,6 +59,29 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "the target must be an absolute path without '..'"));
         }
+        if (request.Live)
+        {
+            if (request.Format is not ("" or "qcow2"))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "a live restore writes qcow2 disks; raw targets are not supported yet"));
+            }
+            if (!Path.IsPathFullyQualified(request.GuestStartProgram))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "a live restore needs guest_start_program, an absolute path"));
+            }
+            // Run as root, like a hook: only a root-owned program nobody else can change.
+            if (ConfigValues.TrustedFileProblem(request.GuestStartProgram, executable: true, secret: false) is { } problem)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"guest start program: {problem}"));
+            }
+            ServiceTask live = engine.StartLiveRestore(storage, request.ArchiveName, request.TargetDirectory, request.BandwidthLimit,
+                new Orchestrator.GuestStartProgram(request.GuestStartProgram));
+            return Task.FromResult(new StartTaskResponse { TaskId = live.Id });
+        }
+        if (request.GuestStartProgram.Length > 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "guest_start_program is for live restores"));
+        }
         DiskFormat format = request.Format switch
         {
             "" or "raw" => DiskFormat.Raw,

@@ -60,28 +60,34 @@ internal static class ConfigValues
     public static string TrustedFile(ConfigLine line, string path, bool executable, bool secret)
     {
         AbsolutePath(line, path);
+        if (TrustedFileProblem(path, executable, secret) is { } problem)
+        {
+            throw line.Error(problem);
+        }
+        return path;
+    }
+
+    /// <summary>Why <paramref name="path"/> (absolute) is not a file the service may trust as <see cref="TrustedFile"/> says; null when it is.</summary>
+    public static string? TrustedFileProblem(string path, bool executable, bool secret)
+    {
         var info = new FileInfo(path);
         if (!info.Exists || info.LinkTarget is not null)
         {
-            throw line.Error($"{path} does not exist or is a symbolic link");
+            return $"{path} does not exist or is a symbolic link";
         }
         UnixFileMode mode = info.UnixFileMode;
         if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
         {
-            throw line.Error($"{path} is writable by group or others (mode {Convert.ToString((int)mode, 8)}); it must be 0755 or stricter");
+            return $"{path} is writable by group or others (mode {Convert.ToString((int)mode, 8)}); it must be 0755 or stricter";
         }
         if (secret && (mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
         {
-            throw line.Error($"secret file {path} is readable by group or others (mode {Convert.ToString((int)mode, 8)}); it must be 0600 or 0400");
+            return $"secret file {path} is readable by group or others (mode {Convert.ToString((int)mode, 8)}); it must be 0600 or 0400";
         }
         if (executable && (mode & UnixFileMode.UserExecute) == 0)
         {
-            throw line.Error($"{path} is not executable");
+            return $"{path} is not executable";
         }
-        if (Internal.Interop.FileOwner.Of(path) != 0)
-        {
-            throw line.Error($"{path} is not owned by root");
-        }
-        return path;
+        return Internal.Interop.FileOwner.Of(path) != 0 ? $"{path} is not owned by root" : null;
     }
 }
