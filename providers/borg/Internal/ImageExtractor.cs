@@ -34,14 +34,25 @@ internal static class ImageExtractor
                     throw ContractErrors.ArchiveCorrupt(archive.Name, $"{volume.MemberName} is longer than {volume.SizeBytes} bytes");
                 }
                 await bandwidth.WaitAsync(read, cancellationToken);
-                // Blocks of zeros stay holes.
+                // Blocks of zeros stay holes; each run of data blocks is one write.
+                int run = -1;
                 for (int block = 0; block < read; block += BlockSize)
                 {
                     int length = Math.Min(BlockSize, read - block);
-                    if (buffer.AsSpan(block, length).ContainsAnyExcept((byte)0))
+                    bool data = buffer.AsSpan(block, length).ContainsAnyExcept((byte)0);
+                    if (data && run < 0)
                     {
-                        await RandomAccess.WriteAsync(scratch, buffer.AsMemory(block, length), offset + block, cancellationToken);
+                        run = block;
                     }
+                    else if (!data && run >= 0)
+                    {
+                        await RandomAccess.WriteAsync(scratch, buffer.AsMemory(run, block - run), offset + run, cancellationToken);
+                        run = -1;
+                    }
+                }
+                if (run >= 0)
+                {
+                    await RandomAccess.WriteAsync(scratch, buffer.AsMemory(run, read - run), offset + run, cancellationToken);
                 }
                 offset += read;
             }

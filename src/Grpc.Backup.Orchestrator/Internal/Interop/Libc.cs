@@ -6,7 +6,7 @@ namespace Grpc.Backup.Orchestrator.Internal.Interop;
 /// <summary>
 /// The calls restore needs to handle paths a provider names, and targets other users could race, without following a
 /// symlink or blocking: open with O_PATH|O_NOFOLLOW, openat2 (no libc wrapper on Debian 12's glibc, so the raw
-/// syscall), mkdirat, unlinkat, fstatvfs; and flock(2) for the guest lock, which .NET has no explicit API for
+/// syscall), mkdirat, unlinkat, fstatvfs, lseek (SEEK_DATA/SEEK_HOLE); and flock(2) for the guest lock, which .NET has no explicit API for
 /// (FileShare.None takes one implicitly, but silently not at all when file locking is disabled by configuration). Constants are the Linux values, identical on x86_64 and arm64 except the
 /// syscall number (437 on both).
 /// </summary>
@@ -60,6 +60,14 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial int fstatvfs(int fd, StatVfs* buffer);
+
+    internal const int SeekData = 3;
+    internal const int SeekHole = 4;
+    internal const int Enxio = 6;
+
+    /// <summary>lseek(2), for SEEK_DATA/SEEK_HOLE: a sparse file's allocation map without reading it.</summary>
+    [LibraryImport(LibraryName, SetLastError = true)]
+    internal static partial long lseek(SafeFileHandle fd, long offset, int whence);
 
     [LibraryImport(LibraryName, SetLastError = true)]
     private static partial long syscall(long number, long dirfd, byte* path, OpenHow* how, nuint size);
