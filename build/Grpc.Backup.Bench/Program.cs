@@ -3,12 +3,13 @@ using System.Text.Json;
 using Grpc.Backup.Bench;
 using Grpc.Backup.Protocol;
 
-// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg]
-// --only borg runs borg-vm-full alone (then --endpoint may be omitted), to measure the Borg provider on its own;
-// --only ct the container measures alone (with --work).
+// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg|restic|ct]
+// --only borg (restic) runs the Borg (restic) provider's rows alone (then --endpoint may be omitted), to measure that
+// provider on its own; --only ct the container measures alone (with --work).
 bool borgOnly = Argument("--only") == "borg";
+bool resticOnly = Argument("--only") == "restic";
 bool containersOnly = Argument("--only") == "ct";
-string endpointText = Argument("--endpoint") ?? (borgOnly ? "" : throw new ArgumentException("--endpoint unix:PATH is required"));
+string endpointText = Argument("--endpoint") ?? (borgOnly || resticOnly ? "" : throw new ArgumentException("--endpoint unix:PATH is required"));
 string output = Argument("--out") ?? "artifacts/bench/results.json";
 int calls = int.Parse(Argument("--calls") ?? "5000", CultureInfo.InvariantCulture);
 
@@ -18,6 +19,12 @@ if (borgOnly)
 {
     results.AddRange(await BorgBench.RunAsync(Path.Combine(work!, "borg"), Argument("--borg-endpoint")!, Argument("--dense-guest")!,
         Argument("--borg-peer-repo")!, Argument("--borg-passphrase-file")!));
+    work = null;
+}
+else if (resticOnly)
+{
+    results.AddRange(await ResticBench.RunAsync(Path.Combine(work!, "restic"), Argument("--restic-endpoint")!, Argument("--dense-guest")!,
+        Argument("--restic-peer-repo")!, Argument("--restic-password-file")!));
     work = null;
 }
 else if (!containersOnly)
@@ -43,6 +50,11 @@ if (work is not null && Argument("--dense-guest") is { } denseGuest && Argument(
 {
     results.AddRange(await BorgBench.RunAsync(Path.Combine(work, "borg"), borgEndpoint, denseGuest, Argument("--borg-peer-repo")!,
         Argument("--borg-passphrase-file")!));
+}
+if (work is not null && Argument("--dense-guest") is { } denseForRestic && Argument("--restic-endpoint") is { } resticEndpoint)
+{
+    results.AddRange(await ResticBench.RunAsync(Path.Combine(work, "restic"), resticEndpoint, denseForRestic, Argument("--restic-peer-repo")!,
+        Argument("--restic-password-file")!));
 }
 if (work is not null && Argument("--multi-guest") is { } multi)
 {
