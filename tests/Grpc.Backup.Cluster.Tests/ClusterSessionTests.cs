@@ -117,6 +117,27 @@ public sealed class ClusterSessionTests
     }
 
     [Fact]
+    public async Task ASlotCallCutOffByTheLostLeaseEndsAsALostSessionNotAnEtcdError()
+    {
+        // What a raft leader election on a loaded etcd does to a slot's transaction: no answer while the lease goes
+        // unrenewed for a TTL. Frozen etcd, deterministically: the call is in flight when the session is declared lost.
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using ClusterSession a = await JoinAsync(etcd, "host-a", TimeSpan.FromSeconds(3));
+        etcd.Members[0].Process!.Signal("STOP");
+        try
+        {
+            Task<ClusterSlot> taking = a.AcquireSlotAsync("shared", 1, 1);
+            // Before: the RpcException (Cancelled) of the cut-off call, which failed the backup instead of waiting for the next session.
+            await Assert.ThrowsAsync<ClusterSessionLostException>(() => taking.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.True(a.Lost.IsCancellationRequested);
+        }
+        finally
+        {
+            etcd.Members[0].Process!.Signal("CONT");
+        }
+    }
+
+    [Fact]
     public async Task AClosedSessionFreesItsSlotsAndRegistrationsAtOnce()
     {
         await using EtcdCluster etcd = await EtcdCluster.StartAsync();
