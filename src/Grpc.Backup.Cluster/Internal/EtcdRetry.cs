@@ -14,7 +14,18 @@ internal static class EtcdRetry
     /// <summary>How long one call keeps retrying a lost member or an election.</summary>
     public static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
 
-    public static async Task<T> RunAsync<T>(Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    /// <summary>
+    /// How long one attempt may go unanswered before it is given up and sent again. A request a member accepted just as
+    /// the leader died is forwarded to the dead leader and lost; etcd answers it only after its request timeout (5 s plus
+    /// two election timeouts: 10 s with the tests' 2.5 s), by which time the caller's lease may be gone. Sent again, it
+    /// reaches the new leader.
+    /// </summary>
+    public static readonly TimeSpan Attempt = TimeSpan.FromSeconds(3);
+
+    /// <param name="call">The idempotent call, given the attempt's token.</param>
+    /// <param name="cancellationToken">The caller's token.</param>
+    /// <param name="bounded">False for a call that blocks by design (an election's campaign): no <see cref="Attempt"/> bound.</param>
+    public static async Task<T> RunAsync<T>(Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken, bool bounded = true)
     {
         long deadline = Environment.TickCount64 + (long)Budget.TotalMilliseconds;
         int backoffMs = 50;
@@ -22,7 +33,17 @@ internal static class EtcdRetry
         {
             try
             {
-                return await call(cancellationToken).ConfigureAwait(false);
+                if (!bounded)
+                {
+                    return await call(cancellationToken).ConfigureAwait(false);
+                }
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                attempt.CancelAfter(Attempt);
+                return await call(attempt.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && Environment.TickCount64 + backoffMs < deadline)
+            {
+                // The attempt's bound passed (a call may report its cancellation this way rather than as Cancelled).
             }
             catch (RpcException e) when (IsTransient(e, cancellationToken) && Environment.TickCount64 + backoffMs < deadline)
             {
@@ -32,12 +53,12 @@ internal static class EtcdRetry
         }
     }
 
-    public static Task RunAsync(Func<CancellationToken, Task> call, CancellationToken cancellationToken) =>
+    public static Task RunAsync(Func<CancellationToken, Task> call, CancellationToken cancellationToken, bool bounded = true) =>
         RunAsync(async token =>
         {
             await call(token).ConfigureAwait(false);
             return true;
-        }, cancellationToken);
+        }, cancellationToken, bounded);
 
     /// <summary>
     /// An error another attempt of the same idempotent call may not have: the member or the connection went, or raft had

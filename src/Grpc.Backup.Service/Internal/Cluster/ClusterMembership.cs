@@ -58,6 +58,13 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
 
     public TimeSpan LeaseTtl => _settings.LeaseTtl;
 
+    /// <summary>
+    /// How long a backup waits for a live session before it fails: two lease TTLs. A new session needs a raft leader,
+    /// and etcd grants no lease shorter than 1.5 election timeouts, so this covers an election (up to two election
+    /// timeouts) and the request that follows it.
+    /// </summary>
+    private TimeSpan NoSessionPatience => 2 * _settings.LeaseTtl;
+
     /// <summary>The live session; waits while there is none (etcd away, or a new session starting).</summary>
     public async Task<ClusterSession> LiveSessionAsync(CancellationToken cancellationToken)
     {
@@ -72,12 +79,15 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
     }
 
     /// <summary>Every host's runs (<see cref="ClusterSession.ListRunsAsync"/>); fails without a live session.</summary>
-    public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
-    {
-        ClusterSession session = _session is { Lost.IsCancellationRequested: false } live ? live
-            : throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)})");
-        return session.ListRunsAsync(limit, cancellationToken);
-    }
+    public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
+        LiveSessionOrThrow().ListRunsAsync(limit, cancellationToken);
+
+    /// <summary>Every host of the cluster (<see cref="ClusterSession.ListHostsAsync"/>); fails without a live session.</summary>
+    public Task<IReadOnlyList<ClusterHostStatus>> ListHostsAsync(CancellationToken cancellationToken) =>
+        LiveSessionOrThrow().ListHostsAsync(cancellationToken);
+
+    private ClusterSession LiveSessionOrThrow() => _session is { Lost.IsCancellationRequested: false } live ? live
+        : throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)})");
 
     private async Task PublishLoopAsync(CancellationToken stoppingToken)
     {
@@ -111,8 +121,8 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
     /// <summary>
     /// Takes a per-host slot (host.conf <c>max-backups</c>) and one of the storage's cluster-wide slots
     /// (<c>cluster-max-backups</c>). A session lost while taking them (a leader election on a loaded etcd can keep the
-    /// lease unrenewed for a TTL) is not the backup's failure: the slots are taken under the next session. Only a whole
-    /// lease TTL without any live session fails the backup: no backup starts without etcd.
+    /// lease unrenewed for a TTL) is not the backup's failure: the slots are taken under the next session. Only
+    /// <see cref="NoSessionPatience"/> without any live session fails the backup: no backup starts without etcd.
     /// </summary>
     public async Task<ClusterSlot> AcquireSlotAsync(StorageConfig storage, CancellationToken cancellationToken)
     {
@@ -138,7 +148,7 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 }
             }
             noSessionSince ??= Environment.TickCount64;
-            if (Environment.TickCount64 - noSessionSince.Value >= (long)_settings.LeaseTtl.TotalMilliseconds)
+            if (Environment.TickCount64 - noSessionSince.Value >= (long)NoSessionPatience.TotalMilliseconds)
             {
                 throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)}): no new backup starts without it");
             }
@@ -167,8 +177,10 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 var (definitions, readRevision) = await session.ReadDefinitionsAsync(cancellationToken);
                 if (definitions.Revision != seen)
                 {
-                    seen = definitions.Revision;
                     Use(definitions, session.Options.KeyPrefix + "config/");
+                    // For status --cluster: the revision in use here (the last accepted one, when this one is refused).
+                    await session.SetDefinitionsRevisionAsync(Current.Cluster.Revision, cancellationToken);
+                    seen = definitions.Revision;
                 }
                 await session.WaitForDefinitionsAsync(readRevision, _settings.LeaseTtl, cancellationToken);
             }
