@@ -172,10 +172,11 @@ internal static class ServiceCommands
     {
         var socket = ServiceOptions.Socket();
         var json = CommonOptions.Json();
-        var command = new Command("status", "The service's tasks, backup slots and next scheduled runs") { socket, json };
+        var clusterHosts = new Option<bool>("--cluster") { Description = "Every host of the cluster too: alive, guests, definitions revision, unfinished runs (from etcd)" };
+        var command = new Command("status", "The service's tasks, backup slots and next scheduled runs") { clusterHosts, socket, json };
         command.SetAction((result, cancellationToken) => ServiceClient.RunAsync(result.GetValue(socket)!, async client =>
         {
-            var reply = await client.Management.GetStatusAsync(new GetStatusRequest(), cancellationToken: cancellationToken);
+            var reply = await client.Management.GetStatusAsync(new GetStatusRequest { Cluster = result.GetValue(clusterHosts) }, cancellationToken: cancellationToken);
             Print(reply, result.GetValue(json), () =>
             {
                 Console.WriteLine($"node {reply.Node}: {reply.RunningBackups} of {reply.MaxConcurrentBackups} backup slot(s) in use");
@@ -194,6 +195,14 @@ internal static class ServiceCommands
                 foreach (var j in reply.Jobs.Where(j => j.NextRun is not null))
                 {
                     Console.WriteLine($"job {j.Name} next {Time(j.NextRun)}");
+                }
+                foreach (var h in reply.ClusterHosts)
+                {
+                    Console.WriteLine($"host {h.Node,-16} {(h.Alive ? "alive" : "GONE"),-5} definitions {h.DefinitionsRevision} guests [{string.Join(' ', h.Guests)}]");
+                    foreach (var t in h.Running)
+                    {
+                        Console.WriteLine($"    {t.TaskId} {t.Kind,-7} {t.Job,-16} {Names.Of(t.State),-9} {Time(t.Created)} {string.Join(' ', t.Guests.Select(g => g.GuestId))} {t.Error}");
+                    }
                 }
             });
             return ExitCodes.Success;

@@ -18,7 +18,8 @@ public sealed partial class ClusterSession
             Value = ByteString.CopyFromUtf8(Node),
         };
         // A campaign with the same lease is idempotent in etcd: a retry finds the key the first attempt made.
-        CampaignResponse response = await Internal.EtcdRetry.RunAsync(token => Keys.Client.CampaignAsync(request, cancellationToken: token), linked.Token)
+        // It blocks until this host leads: no bound on one attempt.
+        CampaignResponse response = await Internal.EtcdRetry.RunAsync(token => Keys.Client.CampaignAsync(request, cancellationToken: token), linked.Token, bounded: false)
             .ConfigureAwait(false);
         return new ClusterLeadership(this, response.Leader);
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Grpc.Backup.Cluster.Internal;
+using Microsoft.Extensions.Logging;
 
 namespace Grpc.Backup.Cluster;
 
@@ -42,10 +43,38 @@ public sealed partial class ClusterSession
         return kvs.ToDictionary(kv => kv.Key.ToStringUtf8()[prefix.Length..], kv => kv.Value.ToStringUtf8().Split(':')[0], StringComparer.Ordinal);
     }
 
+    /// <summary>
+    /// One slot of <paramref name="scope"/>, taken under this session. An etcd error that another attempt may not have
+    /// (a member gone, a leader election longer than <see cref="EtcdRetry.Budget"/>) is tried again while the session
+    /// lives; a call cut off because the lease was lost meanwhile ends in <see cref="ClusterSessionLostException"/>, so the
+    /// caller takes the slot under its next session instead of failing the backup.
+    /// </summary>
     private async Task<ClusterSlot> AcquireAsync(string scope, uint limit, ClusterSlot? hostSlot, CancellationToken cancellationToken)
     {
-        string prefix = Key($"slots/{scope}/");
+        // One holder value for every attempt: a create that committed but whose answer was lost is found ours by the next.
         string holder = $"{Node}:{Guid.NewGuid():N}";
+        while (true)
+        {
+            try
+            {
+                return await TryAcquireAsync(scope, limit, holder, hostSlot, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException
+                && Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new ClusterSessionLostException(Node);
+            }
+            catch (Grpc.Core.RpcException e) when (EtcdRetry.IsTransient(e, cancellationToken))
+            {
+                _logger.LogWarning("taking a cluster slot of {Scope}: etcd answered {Error}; trying again while the session lives", scope, e.Status.Detail);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<ClusterSlot> TryAcquireAsync(string scope, uint limit, string holder, ClusterSlot? hostSlot, CancellationToken cancellationToken)
+    {
+        string prefix = Key($"slots/{scope}/");
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Lost);
         // Slots are mostly free: try the first one before reading the scope, so an uncontended take is one round trip.
         ThrowIfLost();
@@ -59,6 +88,12 @@ public sealed partial class ClusterSession
             ThrowIfLost();
             cancellationToken.ThrowIfCancellationRequested();
             var (kvs, revision) = await Keys.RangeAsync(prefix, linked.Token).ConfigureAwait(false);
+            if (kvs.FirstOrDefault(kv => kv.Value.ToStringUtf8() == holder) is { } ours)
+            {
+                // An earlier attempt's create committed, its answer lost (a member died under it).
+                string name = ours.Key.ToStringUtf8();
+                return new ClusterSlot(Keys, name, $"{scope}/{name[prefix.Length..]}", ours.CreateRevision, hostSlot);
+            }
             var taken = kvs.Select(kv => kv.Key.ToStringUtf8()[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
             for (uint i = 0; i < limit; i++)
             {

@@ -55,8 +55,7 @@ public sealed partial class ClusterSession : IAsyncDisposable
                 throw new InvalidOperationException($"etcd refused a lease: {grant.Error}");
             }
             session = new ClusterSession(options, client, grant.ID, logger ?? NullLogger.Instance);
-            await session._keys.PutAsync(session.Key("nodes/" + options.Node), session.LeaseId.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
-                session.LeaseId, cancellationToken).ConfigureAwait(false);
+            await session._keys.PutAsync(session.Key("nodes/" + options.Node), session.NodeValue(0), session.LeaseId, cancellationToken).ConfigureAwait(false);
             return session;
         }
         catch

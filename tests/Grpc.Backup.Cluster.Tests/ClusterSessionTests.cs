@@ -117,6 +117,27 @@ public sealed class ClusterSessionTests
     }
 
     [Fact]
+    public async Task ASlotCallCutOffByTheLostLeaseEndsAsALostSessionNotAnEtcdError()
+    {
+        // What a raft leader election on a loaded etcd does to a slot's transaction: no answer while the lease goes
+        // unrenewed for a TTL. Frozen etcd, deterministically: the call is in flight when the session is declared lost.
+        await using EtcdCluster etcd = await EtcdCluster.StartAsync();
+        await using ClusterSession a = await JoinAsync(etcd, "host-a", TimeSpan.FromSeconds(3));
+        etcd.Members[0].Process!.Signal("STOP");
+        try
+        {
+            Task<ClusterSlot> taking = a.AcquireSlotAsync("shared", 1, 1);
+            // Before: the RpcException (Cancelled) of the cut-off call, which failed the backup instead of waiting for the next session.
+            await Assert.ThrowsAsync<ClusterSessionLostException>(() => taking.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.True(a.Lost.IsCancellationRequested);
+        }
+        finally
+        {
+            etcd.Members[0].Process!.Signal("CONT");
+        }
+    }
+
+    [Fact]
     public async Task AClosedSessionFreesItsSlotsAndRegistrationsAtOnce()
     {
         await using EtcdCluster etcd = await EtcdCluster.StartAsync();
@@ -134,12 +155,26 @@ public sealed class ClusterSessionTests
         await a.RegisterGuestsAsync(["101"]);
         Assert.Equal(["101"], (await b.ListGuestsAsync())["host-a"]);
 
+        // status --cluster's view: each host alive with its guests, its definitions revision and its unfinished run.
+        await a.SetDefinitionsRevisionAsync(7);
+        await a.PublishRunAsync(new ClusterRunRecord
+        {
+            Node = "host-a", TaskId = "t1", Kind = "job", Started = DateTime.UtcNow, State = ClusterRunRecord.Running,
+            Guests = [new ClusterGuestResult("101", ClusterRunRecord.Running, "", "")],
+        });
+        Assert.Equal([("host-a", true, 7L, "101", "running"), ("host-b", true, 0L, "200", "")],
+            (await b.ListHostsAsync()).Select(h => (h.Node, h.Alive, h.DefinitionsRevision, string.Join(' ', h.Guests), string.Join(' ', h.Running.Select(r => r.State)))));
+
         Task<ClusterSlot> waiting = b.AcquireSlotAsync("shared", 1, 1);
         await a.DisposeAsync();
         // Revoked, not expired: well inside host-a's 60 s TTL.
         await using ClusterSlot taken = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.False((await b.ListGuestsAsync()).ContainsKey("host-a"));
         Assert.Equal(["host-b"], await b.ListNodesAsync());
+        // A host that is gone: only its run record is left, its unfinished run failed with the reason.
+        ClusterHostStatus gone = (await b.ListHostsAsync())[0];
+        Assert.Equal(("host-a", false, 0L, 0), (gone.Node, gone.Alive, gone.DefinitionsRevision, gone.Guests.Count));
+        Assert.Contains("left the cluster", Assert.Single(gone.Running).Error, StringComparison.Ordinal);
     }
 
     [Fact]

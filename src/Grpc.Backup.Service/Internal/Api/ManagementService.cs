@@ -194,7 +194,7 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         return Task.FromResult(new CancelResponse());
     }
 
-    public override Task<GetStatusResponse> GetStatus(GetStatusRequest request, ServerCallContext context)
+    public override async Task<GetStatusResponse> GetStatus(GetStatusRequest request, ServerCallContext context)
     {
         var response = new GetStatusResponse
         {
@@ -206,7 +206,18 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
         };
         response.Tasks.AddRange(tasks.All.Select(t => t.Info()));
         response.Jobs.AddRange(Jobs());
-        return Task.FromResult(response);
+        if (request.Cluster)
+        {
+            IReadOnlyList<ClusterHostStatus> hosts = await ReadClusterAsync(c => c.ListHostsAsync(context.CancellationToken));
+            response.ClusterHosts.AddRange(hosts.Select(h =>
+            {
+                var host = new ClusterHost { Node = h.Node, Alive = h.Alive, DefinitionsRevision = h.DefinitionsRevision };
+                host.Guests.AddRange(h.Guests);
+                host.Running.AddRange(h.Running.Select(ToInfo));
+                return host;
+            }));
+        }
+        return response;
     }
 
     public override Task<ListJobsResponse> ListJobs(ListJobsRequest request, ServerCallContext context)
@@ -258,21 +269,26 @@ internal sealed class ManagementService(JobEngine engine, TaskRegistry tasks, Ca
             response.Runs.AddRange(catalog.RecentRuns(limit).Select(ToInfo));
             return response;
         }
+        IReadOnlyList<ClusterRunRecord> runs = await ReadClusterAsync(c => c.ListRunsAsync(limit, context.CancellationToken));
+        response.Runs.AddRange(runs.Select(ToInfo));
+        return response;
+    }
+
+    /// <summary>A read of the cluster's state in etcd, its failures as the API documents them.</summary>
+    private async Task<T> ReadClusterAsync<T>(Func<Cluster.ClusterMembership, Task<T>> read)
+    {
         if (cluster is null)
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, "this host is not in a cluster (no cluster-endpoints in host.conf)"));
         }
-        IReadOnlyList<ClusterRunRecord> runs;
         try
         {
-            runs = await cluster.ListRunsAsync(limit, context.CancellationToken);
+            return await read(cluster);
         }
         catch (Exception e) when (e is Cluster.ClusterUnavailableException or RpcException { StatusCode: StatusCode.Unavailable or StatusCode.DeadlineExceeded })
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"the cluster's run records cannot be read: {e.Message}"));
+            throw new RpcException(new Status(StatusCode.Unavailable, $"the cluster's records cannot be read: {e.Message}"));
         }
-        response.Runs.AddRange(runs.Select(ToInfo));
-        return response;
     }
 
     public override async Task Watch(WatchRequest request, IServerStreamWriter<TaskEvent> responseStream, ServerCallContext context)

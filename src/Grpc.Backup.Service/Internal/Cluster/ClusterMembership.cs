@@ -58,6 +58,13 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
 
     public TimeSpan LeaseTtl => _settings.LeaseTtl;
 
+    /// <summary>
+    /// How long a backup waits for a live session before it fails: two lease TTLs. A new session needs a raft leader,
+    /// and etcd grants no lease shorter than 1.5 election timeouts, so this covers an election (up to two election
+    /// timeouts) and the request that follows it.
+    /// </summary>
+    private TimeSpan NoSessionPatience => 2 * _settings.LeaseTtl;
+
     /// <summary>The live session; waits while there is none (etcd away, or a new session starting).</summary>
     public async Task<ClusterSession> LiveSessionAsync(CancellationToken cancellationToken)
     {
@@ -72,12 +79,15 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
     }
 
     /// <summary>Every host's runs (<see cref="ClusterSession.ListRunsAsync"/>); fails without a live session.</summary>
-    public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
-    {
-        ClusterSession session = _session is { Lost.IsCancellationRequested: false } live ? live
-            : throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)})");
-        return session.ListRunsAsync(limit, cancellationToken);
-    }
+    public Task<IReadOnlyList<ClusterRunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
+        LiveSessionOrThrow().ListRunsAsync(limit, cancellationToken);
+
+    /// <summary>Every host of the cluster (<see cref="ClusterSession.ListHostsAsync"/>); fails without a live session.</summary>
+    public Task<IReadOnlyList<ClusterHostStatus>> ListHostsAsync(CancellationToken cancellationToken) =>
+        LiveSessionOrThrow().ListHostsAsync(cancellationToken);
+
+    private ClusterSession LiveSessionOrThrow() => _session is { Lost.IsCancellationRequested: false } live ? live
+        : throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)})");
 
     private async Task PublishLoopAsync(CancellationToken stoppingToken)
     {
@@ -110,31 +120,35 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
 
     /// <summary>
     /// Takes a per-host slot (host.conf <c>max-backups</c>) and one of the storage's cluster-wide slots
-    /// (<c>cluster-max-backups</c>). Waits up to one lease TTL for a live session; then fails: no backup starts
-    /// without etcd.
+    /// (<c>cluster-max-backups</c>). A session lost while taking them (a leader election on a loaded etcd can keep the
+    /// lease unrenewed for a TTL) is not the backup's failure: the slots are taken under the next session. Only
+    /// <see cref="NoSessionPatience"/> without any live session fails the backup: no backup starts without etcd.
     /// </summary>
     public async Task<ClusterSlot> AcquireSlotAsync(StorageConfig storage, CancellationToken cancellationToken)
     {
-        DateTime deadline = DateTime.UtcNow + _settings.LeaseTtl;
+        // Counted from the moment no live session is at hand, not from the call: waiting for a free slot is not waiting for etcd.
+        long? noSessionSince = null;
         while (true)
         {
             ClusterSession? session = _session;
             if (session is not null && !session.Lost.IsCancellationRequested)
             {
+                noSessionSince = null;
                 try
                 {
                     return await session.AcquireSlotAsync(storage.Name, storage.ClusterMaxBackups, config.Host.MaxBackups, cancellationToken);
                 }
-                catch (ClusterSessionLostException) when (DateTime.UtcNow < deadline)
+                catch (ClusterSessionLostException)
                 {
-                    // A new session is on its way; take the slot under it.
+                    logger.LogWarning("cluster session lost while taking a slot of storage {Storage}: taking it under the next session", storage.Name);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && session.Lost.IsCancellationRequested)
                 {
                     // Lost while waiting for a slot: the slot must come from the next session.
                 }
             }
-            if (DateTime.UtcNow >= deadline)
+            noSessionSince ??= Environment.TickCount64;
+            if (Environment.TickCount64 - noSessionSince.Value >= (long)NoSessionPatience.TotalMilliseconds)
             {
                 throw new ClusterUnavailableException($"no live cluster session (etcd {string.Join(' ', _settings.Endpoints)}): no new backup starts without it");
             }
@@ -163,8 +177,10 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 var (definitions, readRevision) = await session.ReadDefinitionsAsync(cancellationToken);
                 if (definitions.Revision != seen)
                 {
-                    seen = definitions.Revision;
                     Use(definitions, session.Options.KeyPrefix + "config/");
+                    // For status --cluster: the revision in use here (the last accepted one, when this one is refused).
+                    await session.SetDefinitionsRevisionAsync(Current.Cluster.Revision, cancellationToken);
+                    seen = definitions.Revision;
                 }
                 await session.WaitForDefinitionsAsync(readRevision, _settings.LeaseTtl, cancellationToken);
             }
@@ -203,14 +219,19 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
 
     private async Task MaintainSessionAsync(CancellationToken stoppingToken)
     {
+        // The lost session's lease is revoked while the next one connects: a backup waiting for a slot waits for the
+        // next session, and etcd may take seconds to answer the revoke just after an election.
+        Task disposing = Task.CompletedTask;
         while (!stoppingToken.IsCancellationRequested)
         {
             ClusterSession? session = null;
+            bool joined = false;
             try
             {
                 session = await ClusterSession.ConnectAsync(_settings.ToOptions(config.Host.Node), logger, stoppingToken);
                 await session.RegisterGuestsAsync(config.Guests.Keys, stoppingToken);
                 _session = session;
+                joined = true;
                 foreach (var (taskId, record) in _running)
                 {
                     _unpublished.TryAdd(taskId, record);
@@ -236,13 +257,17 @@ internal sealed class ClusterMembership(ServiceConfiguration config, ILogger<Clu
                 _session = null;
                 if (session is not null)
                 {
-                    await session.DisposeAsync();
+                    Task previous = disposing;
+                    disposing = Task.WhenAll(previous, session.DisposeAsync().AsTask());
                 }
             }
             if (!stoppingToken.IsCancellationRequested)
             {
-                await Task.Delay(RetryDelay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                // After a lost session at once (bounded, so a lease lost again at once cannot spin); after a failed join, a second.
+                await Task.Delay(joined ? TimeSpan.FromMilliseconds(100) : RetryDelay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
+        // A clean stop revokes the lease: everything the host held goes at once.
+        await disposing;
     }
 }
