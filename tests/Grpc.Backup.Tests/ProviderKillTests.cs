@@ -105,8 +105,15 @@ public sealed class ProviderKillTests(ITestOutputHelper output)
         }
         else
         {
-            string? step = point.Name switch { "BackupVmStart" => BeforeStart, "commit" => BeforeCommit, _ => null };
-            StepLogger<VmBackupRunner>? logger = step is null ? null : new StepLogger<VmBackupRunner>(step, () => Freeze(point.Name));
+            // A copy point freezes at the commit at the latest: under load the provider's progress events come seldom,
+            // and the one that crosses a late fraction may be its last, after the copy ended; the kill must still land
+            // before BackupCleanup(success=true), or the backup succeeds and there is nothing to test.
+            StepLogger<VmBackupRunner> logger = point.Name switch
+            {
+                "BackupVmStart" => new StepLogger<VmBackupRunner>(BeforeStart, () => Freeze(point.Name)),
+                "commit" => new StepLogger<VmBackupRunner>(BeforeCommit, () => Freeze(point.Name)),
+                _ => new StepLogger<VmBackupRunner>(BeforeCommit, () => Freeze($"the commit (no progress event crossed {point.Fraction:P0} before it)")),
+            };
             var progress = new SynchronousProgress(p =>
             {
                 if (point.Fraction is { } fraction && p.BytesTotal > 0 && (double)p.BytesDone / p.BytesTotal >= fraction)

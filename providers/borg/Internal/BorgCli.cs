@@ -89,6 +89,10 @@ internal sealed class BorgCli(BorgProviderOptions options)
         yield return ("BORG_BASE_DIR", BaseDirectory);
         // A fixed lock owner id, so StaleLockInspector recognises this host's locks whatever borg thinks its FQDN is.
         yield return ("BORG_HOST_ID", HostId);
+        // Borg 1.2 itself removes a lock of a dead process of this host unless told the host id is not unique. Without
+        // --break-stale-locks that is the operator's decision (StaleLockInspector), so borg must not take it: the
+        // inspector and borg look at different moments, and a killed borg reaped in between lost its lock silently.
+        yield return ("BORG_HOSTNAME_IS_UNIQUE", options.BreakStaleLocks ? "yes" : "no");
         // Never answer borg's safety prompts with yes on the operator's behalf.
         yield return ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "no");
         yield return ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "no");

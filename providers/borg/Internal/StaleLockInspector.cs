@@ -55,13 +55,28 @@ internal static class StaleLockInspector
         }
         foreach ((string host, long pid) in owners)
         {
-            if (host == BorgCli.HostId && !Directory.Exists("/proc/" + pid))
+            if (host == BorgCli.HostId && !IsRunning(pid))
             {
                 throw ContractErrors.RepositoryLocked(
                     $"the repository {options.Repository} holds a stale lock of borg process {pid} on this host, which no longer runs "
                     + "(killed during an operation). Check the repository (borg check), then remove the lock with `borg break-lock "
                     + "REPOSITORY`, or start the provider with --break-stale-locks true to let borg remove such locks itself");
             }
+        }
+    }
+
+    /// <summary>A killed process stays in /proc as a zombie until its parent reaps it; that one no longer runs either.</summary>
+    private static bool IsRunning(long pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            int close = stat.LastIndexOf(')');
+            return close < 0 || close + 2 >= stat.Length || stat[close + 2] is not ('Z' or 'X');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 }
