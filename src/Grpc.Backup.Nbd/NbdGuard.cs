@@ -264,7 +264,17 @@ public sealed class NbdGuard : IAsyncDisposable
             }
         }
 
-        return await GuardUpstream.ConnectAsync(_options, cancellationToken);
+        var upstream = await GuardUpstream.ConnectAsync(_options, cancellationToken);
+        if (upstream.Export.Size != _export.Size || upstream.Export.BlockSize.Minimum != _export.UpstreamAlignment
+            || !upstream.Contexts.SequenceEqual(_export.Contexts))
+        {
+            // A reconnected upstream (a restarted server) must be the export the clients were told about: the same size,
+            // alignment and contexts, or its data cannot be the same data.
+            long size = upstream.Export.Size;
+            await upstream.DisposeAsync();
+            throw new IOException($"the reconnected upstream export has {size} bytes (alignment, contexts) unlike the first's {_export.Size}: refused");
+        }
+        return upstream;
     }
 
     private bool TryStartSession(Socket guardEnd, GuardUpstream upstream)
