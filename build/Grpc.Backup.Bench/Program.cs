@@ -5,7 +5,7 @@ using Grpc.Backup.Protocol;
 
 // Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg]
 // --only borg runs borg-vm-full alone (then --endpoint may be omitted), to measure the Borg provider on its own;
-// --only ct the container measures alone (with --work).
+// --only ct the container measures alone (with --work); --only live the live-restore rows alone (with --work, --dense-guest).
 bool borgOnly = Argument("--only") == "borg";
 bool containersOnly = Argument("--only") == "ct";
 string endpointText = Argument("--endpoint") ?? (borgOnly ? "" : throw new ArgumentException("--endpoint unix:PATH is required"));
@@ -18,6 +18,12 @@ if (borgOnly)
 {
     results.AddRange(await BorgBench.RunAsync(Path.Combine(work!, "borg"), Argument("--borg-endpoint")!, Argument("--dense-guest")!,
         Argument("--borg-peer-repo")!, Argument("--borg-passphrase-file")!));
+    work = null;
+}
+else if (Argument("--only") == "live")
+{
+    // --only live: the live-restore rows alone (with --work and --dense-guest).
+    results.AddRange(await LiveRestoreBench.RunAsync(Path.Combine(work!, "live"), endpointText, Argument("--dense-guest")!));
     work = null;
 }
 else if (!containersOnly)
@@ -33,6 +39,10 @@ if (work is not null && Argument("--dense-guest") is { } dense)
         results.AddRange(await PeakRssBench.RunAsync(Path.Combine(work, "rss"), endpointText,
             int.Parse(providerPid, CultureInfo.InvariantCulture), cli, dense, results.Single(r => r.Name == "vm-full-nbd").OursSeconds));
     }
+}
+if (work is not null && Argument("--dense-guest") is { } denseForLive)
+{
+    results.AddRange(await LiveRestoreBench.RunAsync(Path.Combine(work, "live"), endpointText, denseForLive));
 }
 if (work is not null && Argument("--dense-guest") is { } denseForFiles && Argument("--file-handle-endpoint") is { } fileHandleEndpoint)
 {

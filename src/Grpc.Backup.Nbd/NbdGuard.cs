@@ -244,9 +244,11 @@ public sealed class NbdGuard : IAsyncDisposable
                     return;
                 }
             }
-            catch (Exception ex) when (ex is IOException or SocketException or TimeoutException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception)
             {
-                // The upstream server is gone or the guard is stopping: this client gets a closed connection.
+                // The upstream server is gone, its connector failed or its handshake was refused, or the guard is stopping:
+                // this client gets a closed connection, and the loop goes on (an escaped exception would leave later
+                // clients in the backlog, where QEMU's NBD client would wait for a handshake forever).
                 client.Dispose();
             }
         }
