@@ -3,9 +3,10 @@ using System.Text.Json;
 using Grpc.Backup.Bench;
 using Grpc.Backup.Protocol;
 
-// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg|restic|ct]
+// Usage: Grpc.Backup.Bench --endpoint unix:PATH --out artifacts/bench/results.json [--only borg|restic|ct|live]
 // --only borg (restic) runs the Borg (restic) provider's rows alone (then --endpoint may be omitted), to measure that
-// provider on its own; --only ct the container measures alone (with --work).
+// provider on its own; --only ct the container measures alone (with --work); --only live the live-restore rows alone
+// (with --work, --dense-guest).
 bool borgOnly = Argument("--only") == "borg";
 bool resticOnly = Argument("--only") == "restic";
 bool containersOnly = Argument("--only") == "ct";
@@ -27,6 +28,11 @@ else if (resticOnly)
         Argument("--restic-peer-repo")!, Argument("--restic-password-file")!));
     work = null;
 }
+else if (Argument("--only") == "live")
+{
+    results.AddRange(await LiveRestoreBench.RunAsync(Path.Combine(work!, "live"), endpointText, Argument("--dense-guest")!));
+    work = null;
+}
 else if (!containersOnly)
 {
     results.AddRange(await UnaryLatencyBench.RunAsync(ProviderEndpoint.Parse(endpointText), calls, rounds: 7));
@@ -40,6 +46,10 @@ if (work is not null && Argument("--dense-guest") is { } dense)
         results.AddRange(await PeakRssBench.RunAsync(Path.Combine(work, "rss"), endpointText,
             int.Parse(providerPid, CultureInfo.InvariantCulture), cli, dense, results.Single(r => r.Name == "vm-full-nbd").OursSeconds));
     }
+}
+if (work is not null && Argument("--dense-guest") is { } denseForLive)
+{
+    results.AddRange(await LiveRestoreBench.RunAsync(Path.Combine(work, "live"), endpointText, denseForLive));
 }
 if (work is not null && Argument("--dense-guest") is { } denseForFiles && Argument("--file-handle-endpoint") is { } fileHandleEndpoint)
 {

@@ -244,9 +244,11 @@ public sealed class NbdGuard : IAsyncDisposable
                     return;
                 }
             }
-            catch (Exception ex) when (ex is IOException or SocketException or TimeoutException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception)
             {
-                // The upstream server is gone or the guard is stopping: this client gets a closed connection.
+                // The upstream server is gone, its connector failed or its handshake was refused, or the guard is stopping:
+                // this client gets a closed connection, and the loop goes on (an escaped exception would leave later
+                // clients in the backlog, where QEMU's NBD client would wait for a handshake forever).
                 client.Dispose();
             }
         }
@@ -264,7 +266,17 @@ public sealed class NbdGuard : IAsyncDisposable
             }
         }
 
-        return await GuardUpstream.ConnectAsync(_options, cancellationToken);
+        var upstream = await GuardUpstream.ConnectAsync(_options, cancellationToken);
+        if (upstream.Export.Size != _export.Size || upstream.Export.BlockSize.Minimum != _export.UpstreamAlignment
+            || !upstream.Contexts.SequenceEqual(_export.Contexts))
+        {
+            // A reconnected upstream (a restarted server) must be the export the clients were told about: the same size,
+            // alignment and contexts, or its data cannot be the same data.
+            long size = upstream.Export.Size;
+            await upstream.DisposeAsync();
+            throw new IOException($"the reconnected upstream export has {size} bytes (alignment, contexts) unlike the first's {_export.Size}: refused");
+        }
+        return upstream;
     }
 
     private bool TryStartSession(Socket guardEnd, GuardUpstream upstream)

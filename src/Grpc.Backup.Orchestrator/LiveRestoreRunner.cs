@@ -29,6 +29,7 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
         using RestoreTarget target = RestoreTarget.Open(options.TargetDirectory);
         string restoreId = Guid.NewGuid().ToString();
         var streams = new List<DiskStream>();
+        var reclaims = new SemaphoreSlim(1, 1);
         bool guestStarted = false;
         try
         {
@@ -38,7 +39,8 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
             RestoreVolumes.CheckSpace(init.Volumes, target);
             foreach (VolumeSize volume in init.Volumes)
             {
-                streams.Add(await PrepareDiskAsync(restoreId, archiveName, volume, streams.Count, target, options, cancellationToken));
+                streams.Add(await PrepareDiskAsync(restoreId, archiveName, volume, streams.Count, target, options,
+                    Reclaimer(restoreId, archiveName, volume, options, reclaims), cancellationToken));
             }
             await header.WriteAsync(target, cancellationToken);
             string qmpSocket = await startGuest(new LiveRestoreGuest(streams.Select(s => s.Disk).ToArray(), header.GuestConfig), cancellationToken);
@@ -75,7 +77,7 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
     }
 
     private async Task<DiskStream> PrepareDiskAsync(string restoreId, string archiveName, VolumeSize volume, int index, RestoreTarget target,
-        LiveRestoreOptions options, CancellationToken cancellationToken)
+        LiveRestoreOptions options, Func<CancellationToken, Task<System.Net.Sockets.Socket>> reclaim, CancellationToken cancellationToken)
     {
         LiveRestoreExport export;
         try
@@ -84,7 +86,7 @@ public sealed partial class LiveRestoreRunner(ProviderConnection provider, ILogg
             // of data not yet streamed are never held back by a provider-side limit.
             using ClaimedRestoreSource claimed = await ClaimedRestoreSource.RequestAsync(provider, restoreId, archiveName, volume,
                 bandwidthLimit: 0, options.AllowBlockDevicePaths, options.ProviderRuntimeDirectory, cancellationToken);
-            export = await LiveRestoreExport.StartAsync(claimed, volume, cancellationToken);
+            export = await LiveRestoreExport.StartAsync(claimed, volume, reclaim, cancellationToken);
         }
         catch
         {

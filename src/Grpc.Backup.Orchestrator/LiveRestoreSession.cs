@@ -21,7 +21,9 @@ public sealed class LiveRestoreSession : IAsyncDisposable
     private readonly QmpClient _qmp;
     private readonly IReadOnlyList<DiskStream> _streams;
     private readonly Stopwatch _streaming = new();
+    private readonly CancellationTokenSource _stopResuming = new();
     private Task _completion = Task.CompletedTask;
+    private Task _resuming = Task.CompletedTask;
     private int _vmCleaned;
 
     internal LiveRestoreSession(ProviderConnection provider, string archiveName, string restoreId, QmpClient qmp, IReadOnlyList<DiskStream> streams)
@@ -47,6 +49,70 @@ public sealed class LiveRestoreSession : IAsyncDisposable
             await stream.StartAsync(_qmp, ShareOf(speed, _streams.Count), cancellationToken);
         }
         _completion = RunAsync();
+        _resuming = ResumeAsync(_stopResuming.Token);
+    }
+
+    /// <summary>How often a stopped stream or VM is looked at (<see cref="ResumeAsync"/>).</summary>
+    private static readonly TimeSpan ResumeInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Resumes what a lost export stopped, once the export is reachable again. Each stream job paused by a read error
+    /// (<c>on-error=stop</c>: io-status failed) is resumed every <see cref="ResumeInterval"/>: its retried read makes
+    /// QEMU's NBD client connect to the guard again, whose upstream connector claims the source again from the provider
+    /// (<see cref="LiveRestoreRunner"/>); while that fails, the job just pauses again. A VM stopped on an I/O error
+    /// (<c>rerror/werror=stop</c>) is continued (<c>cont</c>) only after an export was reached again, so the guest's
+    /// failed request is retried and succeeds; the guest never sees the outage as an error.
+    /// </summary>
+    private async Task ResumeAsync(CancellationToken stop)
+    {
+        int reached = _streams.Sum(s => s.Reconnections);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(ResumeInterval, stop);
+                var jobs = (JsonArray?)await _qmp.ExecuteAsync("query-block-jobs", cancellationToken: stop) ?? [];
+                foreach (DiskStream stream in _streams)
+                {
+                    JsonNode? job = jobs.FirstOrDefault(j => (string?)j?["device"] == stream.JobId);
+                    if ((string?)job?["status"] == "paused" && (string?)job?["io-status"] == "failed")
+                    {
+                        await IgnoreMonitorErrorsAsync(() => _qmp.ExecuteAsync("block-job-resume", new JsonObject { ["device"] = stream.JobId }, stop));
+                    }
+                }
+                int now = _streams.Sum(s => s.Reconnections);
+                if (now != reached)
+                {
+                    await ContinueAfterIoErrorAsync(stop);
+                    reached = now;
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or QmpException or IOException or ObjectDisposedException)
+        {
+            // Stopped (completed, cancelled), or the VM's monitor is gone: nothing left to resume.
+        }
+    }
+
+    /// <summary>
+    /// <c>cont</c> for a VM stopped on an I/O error (its failed requests are retried); a VM paused by anyone else stays
+    /// paused. A monitor without run states (qemu-storage-daemon) has nothing to continue.
+    /// </summary>
+    private async Task ContinueAfterIoErrorAsync(CancellationToken stop)
+    {
+        JsonNode? status;
+        try
+        {
+            status = await _qmp.ExecuteAsync("query-status", cancellationToken: stop);
+        }
+        catch (QmpCommandException e) when (e.ErrorClass == "CommandNotFound")
+        {
+            return;
+        }
+        if ((string?)status?["status"] == "io-error")
+        {
+            await IgnoreMonitorErrorsAsync(() => _qmp.ExecuteAsync("cont", cancellationToken: stop));
+        }
     }
 
     /// <summary>Bytes streamed so far (completed disks count whole), the rate since the start and the time left at that rate.</summary>
@@ -131,6 +197,7 @@ public sealed class LiveRestoreSession : IAsyncDisposable
     /// </summary>
     public async Task CancelAsync()
     {
+        await StopResumingAsync();
         if (_streams.All(s => s.Independent))
         {
             await CleanupVmAsync();
@@ -162,7 +229,9 @@ public sealed class LiveRestoreSession : IAsyncDisposable
         {
             await CancelAsync();
         }
+        await StopResumingAsync();
         await _qmp.DisposeAsync();
+        _stopResuming.Dispose();
     }
 
     /// <summary>
@@ -170,6 +239,15 @@ public sealed class LiveRestoreSession : IAsyncDisposable
     /// when it is set (block-stream's speed is per job; 0 stays unlimited, a positive limit never becomes 0).
     /// </summary>
     private static ulong ShareOf(ulong limit, int streams) => limit == 0 ? 0 : Math.Max(1, limit / (ulong)Math.Max(1, streams));
+
+    private async Task StopResumingAsync()
+    {
+        if (!_stopResuming.IsCancellationRequested)
+        {
+            await _stopResuming.CancelAsync();
+        }
+        await _resuming;
+    }
 
     private async Task RunAsync()
     {

@@ -14,7 +14,7 @@ namespace Grpc.Backup.Tests;
 /// Live restore (<see cref="LiveRestoreRunner"/>) onto a real guest (<see cref="RealGuest"/>): it boots from the
 /// backup's qcow2 overlays while block-stream fills them through the host's NBD guard.
 /// </summary>
-public sealed class LiveRestoreTests(ITestOutputHelper output)
+public sealed partial class LiveRestoreTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(8);
 
@@ -58,7 +58,8 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         {
             archive = (await VmBackupTests.BackupAsync(connection, original.Guest, work)).ArchiveName;
         }
-        // restic passes a connected socket: once its provider (and nbdkit) is gone, the guard cannot reach the export again.
+        // restic passes a connected socket: once its provider (and nbdkit) is gone, the guard cannot reach the export until a
+        // provider is back (LiveRestoreTests.Resume.cs).
         var (session, guest) = await StartLiveAsync(connection, archive, work, reconnectDelay: TimeSpan.FromSeconds(2));
         try
         {
@@ -161,7 +162,6 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
         ChildProcess? vm = null;
         try
         {
-            // The VM: qemu-storage-daemon on the disks' blockdev trees (QEMU's own NBD client and block layer).
             await using LiveRestoreSession session = await new LiveRestoreRunner(connection, NullLogger<LiveRestoreRunner>.Instance).StartAsync("100/hostile",
                 new LiveRestoreOptions
                 {
@@ -170,10 +170,7 @@ public sealed class LiveRestoreTests(ITestOutputHelper output)
                 },
                 async (guest, _) =>
                 {
-                    string qmp = work.File("qmp.sock");
-                    vm = ChildProcess.Start("qemu-storage-daemon", [.. guest.Disks.SelectMany(d => new[] { "--blockdev", d.BlockdevJson }),
-                        "--chardev", $"socket,id=m,path={qmp},server=on,wait=off", "--monitor", "chardev=m"]);
-                    await vm.WaitForFileAsync(qmp, TimeSpan.FromSeconds(60));
+                    (vm, string qmp) = await StartStorageDaemonAsync(guest, work, []);
                     return qmp;
                 }, CancellationToken.None).WaitAsync(Bound);
 

@@ -21,6 +21,9 @@ internal sealed class DiskStream(ProviderConnection provider, string restoreId, 
 
     public string JobId => disk.NodeName + "-stream";
 
+    /// <summary>How often the export was reached again after losing its source.</summary>
+    public int Reconnections => export.Reconnections;
+
     /// <summary>Set once the job completed without error: the disk depends on nothing else.</summary>
     public bool Independent { get; private set; }
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Grpc.Backup.Nbd;
 using Grpc.Backup.Protocol.V1;
 using Grpc.Backup.Qemu;
@@ -19,9 +20,11 @@ internal sealed class LiveRestoreExport : IAsyncDisposable
     private readonly NbdGuard _guard;
     private readonly OfflineImageExport? _fileServer;
     private readonly SafeFileHandle? _file;
+    private readonly StrongBox<int> _reconnections;
 
-    private LiveRestoreExport(DirectoryInfo directory, NbdGuard guard, OfflineImageExport? fileServer, SafeFileHandle? file)
+    private LiveRestoreExport(DirectoryInfo directory, NbdGuard guard, OfflineImageExport? fileServer, SafeFileHandle? file, StrongBox<int> reconnections)
     {
+        _reconnections = reconnections;
         _directory = directory;
         _guard = guard;
         _fileServer = fileServer;
@@ -33,13 +36,24 @@ internal sealed class LiveRestoreExport : IAsyncDisposable
 
     public string ExportName => _guard.ExportName;
 
-    public static async Task<LiveRestoreExport> StartAsync(ClaimedRestoreSource claimed, VolumeSize volume, CancellationToken cancellationToken)
+    /// <summary>Upstream connections made again after the first (QEMU reconnected and the export was reached).</summary>
+    public int Reconnections => Volatile.Read(ref _reconnections.Value);
+
+    /// <summary>
+    /// Serves <paramref name="claimed"/>. When QEMU reconnects after an NBD source's connection was lost, a URI source is
+    /// connected again; when that fails, or for a passed socket, <paramref name="reclaim"/> asks the provider for the
+    /// source again (a provider restarted, as systemd would, has a new server). Whatever fails there is an
+    /// <see cref="IOException"/> for the guard: QEMU's attempt fails and it tries again later.
+    /// </summary>
+    public static async Task<LiveRestoreExport> StartAsync(ClaimedRestoreSource claimed, VolumeSize volume,
+        Func<CancellationToken, Task<Socket>> reclaim, CancellationToken cancellationToken)
     {
         DirectoryInfo directory = Directory.CreateTempSubdirectory("grpc-backup-live-");
         File.SetUnixFileMode(directory.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         OfflineImageExport? fileServer = null;
         SafeFileHandle? file = null;
         NbdGuard? guard = null;
+        var reconnections = new StrongBox<int>();
         try
         {
             NbdGuardOptions options;
@@ -65,20 +79,21 @@ internal sealed class LiveRestoreExport : IAsyncDisposable
                 options = new NbdGuardOptions
                 {
                     ExportName = claimed.ExportName,
-                    UpstreamConnector = token =>
+                    UpstreamConnector = async token =>
                     {
                         if (Interlocked.Exchange(ref first, null) is { } socket)
                         {
-                            return Task.FromResult(socket);
+                            return socket;
                         }
-                        return claimed.CanReconnect ? claimed.ConnectAgainAsync(token)
-                            : Task.FromException<Socket>(new IOException($"{volume.DeviceName}: the provider's passed NBD socket is gone"));
+                        Socket again = await ConnectAgainAsync(claimed, volume, reclaim, token);
+                        Interlocked.Increment(ref reconnections.Value);
+                        return again;
                     },
                 };
             }
             guard = await NbdGuard.StartAsync(options, cancellationToken);
             ClaimedRestoreSource.CheckNbdSize(volume, guard.Size);
-            var export = new LiveRestoreExport(directory, guard, fileServer, file);
+            var export = new LiveRestoreExport(directory, guard, fileServer, file, reconnections);
             guard.Listen(export.SocketPath);
             return export;
         }
@@ -95,6 +110,31 @@ internal sealed class LiveRestoreExport : IAsyncDisposable
             file?.Dispose();
             directory.Delete(recursive: true);
             throw;
+        }
+    }
+
+    private static async Task<Socket> ConnectAgainAsync(ClaimedRestoreSource claimed, VolumeSize volume, Func<CancellationToken, Task<Socket>> reclaim,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (claimed.CanReconnect)
+            {
+                try
+                {
+                    return await claimed.ConnectAgainAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is IOException or SocketException or BackupException)
+                {
+                    // The provider's server is gone (its socket with it): ask the provider again below.
+                }
+            }
+            return await reclaim(cancellationToken);
+        }
+        catch (Exception e) when (e is not (IOException or OperationCanceledException))
+        {
+            // An RPC error, an open circuit breaker, a refused claim: the export is not reachable yet.
+            throw new IOException($"{volume.DeviceName}: the provider's export cannot be reached again: {e.Message}", e);
         }
     }
 
