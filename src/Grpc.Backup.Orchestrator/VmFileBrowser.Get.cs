@@ -83,10 +83,18 @@ public sealed partial class VmFileBrowser
         using var reader = new AnonymousPipeClientStream(PipeDirection.In, writer.ClientSafePipeHandle);
         Task produce = Task.Run(async () =>
         {
-            await using var tar = new TarWriter(writer, TarEntryFormat.Pax, leaveOpen: true);
-            foreach (SelectedPath path in selected)
+            try
             {
-                await WriteSelectedAsync(tar, path, xattrs, cancellationToken);
+                await using var tar = new TarWriter(writer, TarEntryFormat.Pax, leaveOpen: true);
+                foreach (SelectedPath path in selected)
+                {
+                    await WriteSelectedAsync(tar, path, xattrs, cancellationToken);
+                }
+            }
+            finally
+            {
+                // End of file for the reader, on every path: a failed producer leaves it a cut archive, never a hang.
+                writer.Dispose();
             }
         }, cancellationToken);
         T result;
@@ -97,7 +105,13 @@ public sealed partial class VmFileBrowser
         catch
         {
             reader.Dispose();
-            await Task.WhenAny(produce);
+            // The producer's own failure (the appliance's error) says more than the cut archive the consumer saw.
+            // (A broken pipe is the producer's news of the consumer's own failure, thrown below.)
+            if (await Task.WhenAny(produce) is { IsFaulted: true } failed && failed.Exception!.InnerException is { } cause
+                && cause.Message != "Pipe is broken.")
+            {
+                throw new BackupException($"reading the selection from the appliance failed: {cause.Message}", cause);
+            }
             throw;
         }
         reader.Dispose();
@@ -124,10 +138,21 @@ public sealed partial class VmFileBrowser
                 }
                 await _appliance.ReadOutputAsync(command, async output =>
                 {
-                    await using var members = new TarReader(output);
+                    await using var members = new TarReader(output, leaveOpen: true);
                     while (await members.GetNextEntryAsync(copyData: false, cancellationToken) is { } member)
                     {
-                        await tar.WriteEntryAsync(Renamed(member, path.Display), cancellationToken);
+                        PaxTarEntry renamed = Renamed(member, path.Display);
+                        if (member.DataStream is not { } data)
+                        {
+                            await tar.WriteEntryAsync(renamed, cancellationToken);
+                            continue;
+                        }
+                        // TarWriter needs each member's length first (the pipe cannot seek): through the scratch file, not memory.
+                        await using FileStream file = Scratch();
+                        await data.CopyToAsync(file, cancellationToken);
+                        file.Position = 0;
+                        renamed.DataStream = file;
+                        await tar.WriteEntryAsync(renamed, cancellationToken);
                     }
                     return 0;
                 }, cancellationToken);
@@ -141,8 +166,7 @@ public sealed partial class VmFileBrowser
                 await _appliance.ReadOutputAsync(["download", path.Full, "-"], async output =>
                 {
                     // TarWriter needs the length first: the file goes through a private scratch file of exactly the size lstat gave.
-                    string scratch = Path.Combine(_directory.FullName, "download");
-                    await using (var file = new FileStream(scratch, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose))
+                    await using (FileStream file = Scratch())
                     {
                         await output.CopyToAsync(file, cancellationToken);
                         if (file.Length != path.Stat.Size)
@@ -163,6 +187,10 @@ public sealed partial class VmFileBrowser
                 break;
         }
     }
+
+    /// <summary>A file in the session's private directory, gone when closed.</summary>
+    private FileStream Scratch() => new(Path.Combine(_directory.FullName, "member"), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16,
+        FileOptions.DeleteOnClose);
 
     private static PaxTarEntry Header(PaxTarEntry entry, GuestStat stat)
     {

@@ -41,7 +41,7 @@ public sealed partial class VmFileBrowser
         }
         string[] names = await _appliance.ReadOutputAsync(["ls0", full, "-"], async output =>
         {
-            using var text = new StreamReader(output);
+            using var text = new StreamReader(output, leaveOpen: true);
             return (await text.ReadToEndAsync(cancellationToken)).Split('\0', StringSplitOptions.RemoveEmptyEntries);
         }, cancellationToken);
         // A hostile file system can hold names no kernel would write; they are left out, never resolved.

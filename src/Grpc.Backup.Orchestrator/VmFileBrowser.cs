@@ -48,7 +48,12 @@ public sealed partial class VmFileBrowser : IAsyncDisposable
             appliance = await GuestfishAppliance.StartAsync(directory.FullName, cancellationToken);
             foreach (OpenedDisk disk in archives.SelectMany(a => a.Disks))
             {
-                await appliance.RunAsync(["add-drive", "", "protocol:nbd", "server:unix:" + disk.Export.SocketPath, "exportname:" + disk.Export.ExportName,
+                // For protocol:nbd the "file name" is the export's name; QEMU's drive syntax gets only names of plain characters.
+                if (!System.Text.RegularExpressions.Regex.IsMatch(disk.Export.ExportName, "^[A-Za-z0-9._-]*$"))
+                {
+                    throw new BackupException($"{disk.DeviceName}: the NBD export's name is not one the appliance can be given safely");
+                }
+                await appliance.RunAsync(["add-drive", disk.Export.ExportName, "protocol:nbd", "server:unix:" + disk.Export.SocketPath,
                     "readonly:true", "format:raw"], cancellationToken);
             }
             var started = System.Diagnostics.Stopwatch.StartNew();

@@ -82,11 +82,19 @@ internal sealed class GuestfishAppliance : IAsyncDisposable
                 info.ArgumentList.Add(argument);
             }
             T result;
-            await using (Stream output = ProcessOutputStream.Start(info, $"guestfish {command[0]} failed"))
+            try
             {
+                await using Stream output = ProcessOutputStream.Start(info, $"guestfish {command[0]} failed");
                 result = await read(output);
                 // Drained, so the command has finished in the server before its stderr is judged.
                 await output.CopyToAsync(Stream.Null, cancellationToken);
+            }
+            catch
+            {
+                // The reader stopped early: the server may still be writing the error of its cut output. A cheap
+                // command after it (the server runs one at a time) lets that error land before the next command looks.
+                await ExternalProcess.RunAsync("guestfish", Remote(["get-verbose"]), CancellationToken.None, CommandTimeout);
+                throw;
             }
             ThrowIfFailed(command[0], before);
             return result;

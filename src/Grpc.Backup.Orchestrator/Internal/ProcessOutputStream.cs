@@ -13,6 +13,7 @@ internal sealed class ProcessOutputStream : Stream
     private readonly Stream _output;
     private readonly Task<string> _errors;
     private readonly string _failure;
+    private int _disposed;
 
     private ProcessOutputStream(Process process, string failure)
     {
@@ -43,6 +44,7 @@ internal sealed class ProcessOutputStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
         int read = await _output.ReadAsync(buffer, cancellationToken);
         if (read == 0 && buffer.Length > 0)
         {
@@ -65,7 +67,7 @@ internal sealed class ProcessOutputStream : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             if (!_process.HasExited)
             {
