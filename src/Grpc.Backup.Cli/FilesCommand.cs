@@ -11,13 +11,15 @@ using Microsoft.Extensions.Logging;
 namespace Grpc.Backup.Cli;
 
 /// <summary>
-/// <c>grpc-backup files ls|get</c>: single files from a container archive, read from the provider's ordinary restore
-/// stream without restoring the whole archive (direct mode, like a container restore). Names in the archive are the
-/// provider's data: they are printed made safe for a terminal.
+/// <c>grpc-backup files ls|get</c>: single files from a backup without restoring all of it (direct mode). A container
+/// archive is read from the provider's ordinary restore stream; a VM archive's disks are read through the host's NBD
+/// guard by a libguestfs appliance (<see cref="VmFileBrowser"/>), booted once per command: only a long-lived process
+/// could keep it warm between commands (see CONTRIBUTING.md, "Decisions"). Names are the guest's data: they are
+/// printed made safe for a terminal.
 /// </summary>
 internal static class FilesCommand
 {
-    public static Command Create() => new("files", "List or extract single files of a container backup, without restoring all of it")
+    public static Command Create() => new("files", "List or extract single files of a container or VM backup, without restoring all of it")
     {
         List(),
         Get(),
@@ -29,17 +31,29 @@ internal static class FilesCommand
         var json = CommonOptions.Json();
         var archive = new Argument<string>("ARCHIVE") { Description = "The archive name, as listed by the provider" };
         var path = new Argument<string>("PATH") { Description = "A directory (or file) in the archive; the root by default", DefaultValueFactory = _ => "/" };
-        var command = new Command("ls", "List a directory of a container archive: type and mode, owner, size, mtime, name, link target")
+        var disk = Disk();
+        var command = new Command("ls", "List a directory of a container or VM archive: type and mode, owner, size, mtime, name, link target")
         {
-            archive, path, endpoint, json,
+            archive, path, disk, endpoint, json,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
             using ILoggerFactory loggers = CliLogging.Create(verbose: false);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
                 loggerFactory: loggers, cancellationToken: cancellationToken);
-            IReadOnlyList<ArchiveEntry> entries = await new ContainerRestoreRunner(connection, loggers.CreateLogger<ContainerRestoreRunner>())
-                .ListFilesAsync(result.GetValue(archive)!, result.GetValue(path)!, cancellationToken);
+            string name = result.GetValue(archive)!;
+            IReadOnlyList<ArchiveEntry> entries;
+            if (await IsVmAsync(connection, name, cancellationToken))
+            {
+                await using VmFileBrowser browser = await VmFileBrowser.OpenAsync([new VmFileSource(connection, name)], loggers.CreateLogger<VmFileBrowser>(),
+                    cancellationToken);
+                entries = await browser.ListAsync(name, result.GetValue(disk), result.GetValue(path)!, cancellationToken);
+            }
+            else
+            {
+                entries = await new ContainerRestoreRunner(connection, loggers.CreateLogger<ContainerRestoreRunner>())
+                    .ListFilesAsync(name, result.GetValue(path)!, cancellationToken);
+            }
             if (result.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(entries.Select(e => new
@@ -80,9 +94,11 @@ internal static class FilesCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var keepSetId = new Option<bool>("--keep-setid") { Description = "Keep setuid/setgid bits (cleared by default)" };
-        var command = new Command("get", "Extract files and trees of a container archive, checked as a restore checks them")
+        var disk = Disk();
+        var xattrs = new Option<bool>("--xattrs") { Description = "VM archives: bring the directories' extended attributes too" };
+        var command = new Command("get", "Extract files and trees of a container or VM archive, checked as a restore checks them")
         {
-            archive, paths, to, tar, idmap, keepSetId, endpoint, json,
+            archive, paths, to, tar, idmap, keepSetId, disk, xattrs, endpoint, json,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -97,22 +113,32 @@ internal static class FilesCommand
             using ILoggerFactory loggers = CliLogging.Create(verbose: false);
             await using var connection = await ProviderConnection.ConnectAsync(ProviderEndpoint.Parse(result.GetValue(endpoint)!),
                 loggerFactory: loggers, cancellationToken: cancellationToken);
+            string name = result.GetValue(archive)!;
+            VmFileBrowser? browser = await IsVmAsync(connection, name, cancellationToken)
+                ? await VmFileBrowser.OpenAsync([new VmFileSource(connection, name)], loggers.CreateLogger<VmFileBrowser>(), cancellationToken)
+                : null;
+            await using var _ = browser;
             var runner = new ContainerRestoreRunner(connection, loggers.CreateLogger<ContainerRestoreRunner>());
             if (tarOutput is not null)
             {
                 await using Stream stdout = Console.OpenStandardOutput();
-                TarValidationReport report = await runner.WriteFilesTarAsync(result.GetValue(archive)!, result.GetValue(paths)!, stdout, validation, cancellationToken);
+                TarValidationReport report = browser is not null
+                    ? await browser.WriteTarAsync(name, result.GetValue(disk), result.GetValue(paths)!, stdout, validation, result.GetValue(xattrs), cancellationToken)
+                    : await runner.WriteFilesTarAsync(name, result.GetValue(paths)!, stdout, validation, cancellationToken);
                 await WarnAsync(report.Warnings);
                 return ExitCodes.Success;
             }
             string[] lines = result.GetValue(idmap) ?? [];
-            ContainerRestoreResult extracted = await runner.ExtractFilesAsync(result.GetValue(archive)!, new ContainerRestoreOptions
+            var options = new ContainerRestoreOptions
             {
                 IdMap = lines.Length == 0 ? IdMap.CreateDefault() : IdMap.Parse(lines),
                 TargetDirectory = directory!,
                 Paths = result.GetValue(paths)!,
                 Validation = validation,
-            }, cancellationToken);
+            };
+            ContainerRestoreResult extracted = browser is not null
+                ? await browser.ExtractAsync(name, result.GetValue(disk), options, result.GetValue(xattrs), cancellationToken)
+                : await runner.ExtractFilesAsync(name, options, cancellationToken);
             await WarnAsync(extracted.Warnings);
             Console.WriteLine(result.GetValue(json)
                 ? JsonSerializer.Serialize(new { directory, warnings = extracted.Warnings })
@@ -121,6 +147,17 @@ internal static class FilesCommand
         });
         return command;
     }
+
+    private static Option<string> Disk() => new("--disk")
+    {
+        Description = "VM archives: the disk (device name, as the archive lists it); the first one by default. With several file systems on it, "
+            + "a path's first component names one (partN, lvm-VG-LV)",
+    };
+
+    /// <summary>Which kind of archive it is, asked as a restore asks (<c>RestoreGetMechanism</c>).</summary>
+    private static async Task<bool> IsVmAsync(ProviderConnection connection, string archive, CancellationToken cancellationToken) =>
+        (await connection.Restore.RestoreGetMechanismAsync(new Protocol.V1.RestoreGetMechanismRequest { ArchiveName = archive },
+            cancellationToken: cancellationToken)).GuestType == Protocol.V1.GuestType.Vm;
 
     private static async Task WarnAsync(IReadOnlyList<string> warnings)
     {
