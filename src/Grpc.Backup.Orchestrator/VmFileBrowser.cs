@@ -93,7 +93,8 @@ public sealed partial class VmFileBrowser : IAsyncDisposable
                 {
                     using ClaimedRestoreSource claimed = await ClaimedRestoreSource.RequestAsync(source.Provider, archive.RestoreId, source.ArchiveName, volume,
                         bandwidthLimit: 0, allowBlockDevicePaths: false, runtimeDirectory: null, cancellationToken);
-                    archive.Disks.Add(new OpenedDisk(volume.DeviceName, await LiveRestoreExport.StartAsync(claimed, volume, cancellationToken)));
+                    archive.Disks.Add(new OpenedDisk(volume.DeviceName, await LiveRestoreExport.StartAsync(claimed, volume,
+                        NoReclaim, cancellationToken)));
                 }
                 catch
                 {
@@ -152,4 +153,8 @@ public sealed partial class VmFileBrowser : IAsyncDisposable
                 new RestoreVmCleanupRequest { RestoreId = RestoreId, ArchiveName = Source.ArchiveName }, cancellationToken: CancellationToken.None).ResponseAsync);
         }
     }
+
+    /// <summary>A browsing session does not ask a provider for its source again: a lost export fails the command.</summary>
+    private static Task<System.Net.Sockets.Socket> NoReclaim(CancellationToken cancellationToken) =>
+        Task.FromException<System.Net.Sockets.Socket>(new IOException("the provider's restore export was lost; run the command again"));
 }
